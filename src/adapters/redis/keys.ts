@@ -1,0 +1,33 @@
+// Every Redis key the gateway uses, with its lifetime. Versioned (sb:v1:) so a later layout can live
+// beside this one during a migration.
+
+const P = "sb:v1";
+
+export const keys = {
+  /** SET of the numbers a bare JID sends from (today at most one). No TTL: removed on unlink. */
+  userNumbers: (jid: string) => `${P}:user:${jid}:numbers`,
+  /** SET of the bare JIDs a number belongs to (today at most one; shared numbers are planned). No TTL. */
+  numberUsers: (phone: string) => `${P}:number:${phone}:users`,
+  /** SET of every linked bare JID, for listing. No TTL. */
+  users: `${P}:users`,
+  /** HASH message record. TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
+  message: (id: string) => `${P}:msg:${id}`,
+  /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */
+  providerId: (sid: string) => `${P}:sid:${sid}`,
+  /** STRING idempotency marker of an inbound webhook (MessageSid). TTL: DEDUPE_TTL. */
+  seen: (key: string) => `${P}:seen:${key}`,
+  /** STREAM toward XMPP users, partitioned by conversation. Trimmed by deleting acknowledged entries. */
+  toXmppStream: (partition: number) => `${P}:stream:to-xmpp:${partition}`,
+  /** STREAM toward the provider, partitioned by conversation. Trimmed by deleting acknowledged entries. */
+  outboxStream: (partition: number) => `${P}:stream:outbox:${partition}`,
+  /** STREAM of items given up on, with the reason. Capped (approximately) at DEAD_LETTER_MAX entries. */
+  deadLetters: `${P}:stream:dead`,
+} as const;
+
+/** Consumer group of every pipeline stream. */
+export const GROUP = "switchboard";
+
+/** Safety net: a record that never reaches a final state still expires. */
+export const RECORD_MAX_AGE_S = 30 * 86400;
+
+export const DEAD_LETTER_MAX = 100_000;

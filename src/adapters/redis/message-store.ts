@@ -1,0 +1,97 @@
+// Message records as Redis hashes. Status moves are one script, so concurrent callbacks (which Twilio
+// may send out of order) can never move a message backwards.
+import { isFinal, isMessageStatus, statusRank, type MessageRecord } from "../../core/message.js";
+import type { MessageStore } from "../../core/ports.js";
+import type { Redis } from "./client.js";
+import { keys, RECORD_MAX_AGE_S } from "./keys.js";
+
+// KEYS: record, sid map (or record again when no sid). ARGV: status, rank, final(0/1), sid, errorCode,
+// now, retention s. Returns {changed, flat hash} or nil when the record does not exist.
+const ADVANCE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[1], 'providerId', ARGV[4]) == 1 then
+  redis.call('SET', KEYS[2], string.match(KEYS[1], '[^:]+$'), 'EX', ARGV[7])
+end
+local changed = 0
+local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if redis.call('HGET', KEYS[1], 'final') ~= '1' and tonumber(ARGV[2]) > rank then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'final', ARGV[3], 'updatedAt', ARGV[6])
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'errorCode', ARGV[5]) end
+  if ARGV[3] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+  changed = 1
+end
+return {changed, redis.call('HGETALL', KEYS[1])}
+`;
+
+export function createRedisMessageStore(redis: Redis, opts: { retentionS: number }): MessageStore {
+  return {
+    async create(r) {
+      const k = keys.message(r.id);
+      await redis
+        .multi()
+        .hSet(k, serialize(r))
+        .expire(k, isFinal(r.status) ? opts.retentionS : RECORD_MAX_AGE_S)
+        .exec();
+    },
+    async get(id) {
+      const h = await redis.hGetAll(keys.message(id));
+      return Object.keys(h).length ? deserialize(h) : undefined;
+    },
+    async advance(id, status, patch) {
+      const sid = patch?.providerId ?? "";
+      const res = (await redis.eval(ADVANCE, {
+        keys: [keys.message(id), sid ? keys.providerId(sid) : keys.message(id)],
+        arguments: [status, String(statusRank(status)), isFinal(status) ? "1" : "0", sid, patch?.errorCode === undefined ? "" : String(patch.errorCode), String(Date.now()), String(opts.retentionS)],
+      })) as [number, string[]] | null;
+      if (!res) return undefined;
+      const flat = res[1];
+      const h: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+      return { record: deserialize(h), changed: res[0] === 1 };
+    },
+    async markOnce(id, what) {
+      return (await redis.hSetNX(keys.message(id), `once:${what}`, String(Date.now()))) === 1;
+    },
+    async idForProviderId(sid) {
+      return (await redis.get(keys.providerId(sid))) ?? undefined;
+    },
+  };
+}
+
+function serialize(r: MessageRecord): Record<string, string> {
+  const h: Record<string, string> = {
+    id: r.id,
+    direction: r.direction,
+    channel: r.channel,
+    jid: r.jid,
+    contactJid: r.contactJid,
+    receiptRequested: r.receiptRequested ? "1" : "0",
+    status: r.status,
+    rank: String(statusRank(r.status)),
+    final: isFinal(r.status) ? "1" : "0",
+    createdAt: String(r.createdAt),
+    updatedAt: String(r.updatedAt),
+  };
+  if (r.stanzaId !== undefined) h.stanzaId = r.stanzaId;
+  if (r.providerId !== undefined) h.providerId = r.providerId;
+  if (r.errorCode !== undefined) h.errorCode = String(r.errorCode);
+  return h;
+}
+
+function deserialize(h: Record<string, string>): MessageRecord {
+  const status = h.status && isMessageStatus(h.status) ? h.status : "pending";
+  return {
+    id: h.id ?? "",
+    direction: h.direction === "in" ? "in" : "out",
+    channel: "sms",
+    jid: h.jid ?? "",
+    contactJid: h.contactJid ?? "",
+    receiptRequested: h.receiptRequested === "1",
+    status,
+    createdAt: Number(h.createdAt ?? 0),
+    updatedAt: Number(h.updatedAt ?? 0),
+    ...(h.stanzaId !== undefined ? { stanzaId: h.stanzaId } : {}),
+    ...(h.providerId !== undefined ? { providerId: h.providerId } : {}),
+    ...(h.errorCode !== undefined ? { errorCode: Number(h.errorCode) } : {}),
+  };
+}

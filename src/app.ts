@@ -1,0 +1,144 @@
+// Composition root: builds every adapter from the config and wires them to the core.
+import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
+import type { FastifyInstance } from "fastify";
+import { connectRedis, type Redis } from "./adapters/redis/client.js";
+import { createRedisLinkStore } from "./adapters/redis/link-store.js";
+import { createRedisMessageStore } from "./adapters/redis/message-store.js";
+import { createRedisPipeline } from "./adapters/redis/pipeline.js";
+import { createSandboxProvider, type SandboxProvider } from "./adapters/sandbox/provider.js";
+import { createTwilioProvider } from "./adapters/twilio/provider.js";
+import type { Config } from "./config.js";
+import { createInbound } from "./core/inbound.js";
+import { createOutbound } from "./core/outbound.js";
+import type { SmsProvider } from "./core/ports.js";
+import { buildHttp } from "./http/server.js";
+import type { Logger } from "./logger.js";
+import { createComponent } from "./xmpp/component.js";
+import { createConnection } from "./xmpp/connection.js";
+
+export interface Gateway {
+  http: FastifyInstance;
+  redis: Redis;
+  config: Config;
+  /** Starts the XMPP link, the pipeline consumers and (unless listen is false) the HTTP listener. */
+  start(opts?: { listen?: boolean }): Promise<void>;
+  stop(): Promise<void>;
+  /** Base URL of the HTTP listener once started. */
+  url(): string;
+  xmppState(): ReturnType<ReturnType<typeof createConnection>["state"]>;
+}
+
+/** From package.json, found from src/ (tsx) or dist/src/ (built). */
+export const VERSION: string = (() => {
+  for (const rel of ["../package.json", "../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "switchboard" && pkg.version) return pkg.version;
+    } catch {
+      // try the next level
+    }
+  }
+  return "0.0.0";
+})();
+
+export async function createGateway(config: Config, log: Logger, hooks: { onFatal(message: string): void }): Promise<Gateway> {
+  const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"));
+  const links = createRedisLinkStore(redis);
+  const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
+  const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
+    partitions: config.PIPELINE_PARTITIONS,
+    dedupeTtlS: config.DEDUPE_TTL,
+    consumerName: `${hostname()}`,
+  });
+  const inbound = createInbound({ domain: config.XMPP_DOMAIN, links, messages, pipeline, log: log.child({ sub: "inbound" }) });
+
+  let sandbox: SandboxProvider | undefined;
+  let provider: SmsProvider & { close(): Promise<void> };
+  if (config.SMS_PROVIDER === "twilio") {
+    provider = createTwilioProvider({
+      accountSid: config.TWILIO_ACCOUNT_SID!,
+      authToken: config.TWILIO_AUTH_TOKEN!,
+      publicUrl: config.PUBLIC_URL,
+      timeoutMs: config.TWILIO_TIMEOUT_MS,
+      maxConnections: config.TWILIO_MAX_CONNECTIONS,
+      ...(config.TWILIO_API_URL ? { apiBaseUrl: config.TWILIO_API_URL } : {}),
+    });
+  } else {
+    log.warn("SMS_PROVIDER=sandbox: no SMS leaves this gateway; outgoing texts are listed at GET /sandbox/messages (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send real SMS)");
+    sandbox = createSandboxProvider({
+      // The sandbox reports status the way Twilio's callbacks would, through the same path.
+      onStatus: (id, providerId, status) => inbound.applyStatus({ id, providerId, status }).then(() => undefined),
+      onError: (err) => log.warn({ err }, "sandbox status failed"),
+    });
+    provider = sandbox;
+  }
+
+  const outbound = createOutbound({
+    links,
+    messages,
+    pipeline,
+    provider,
+    log: log.child({ sub: "outbound" }),
+    retry: { maxAttempts: config.OUTBOUND_MAX_ATTEMPTS, baseMs: config.OUTBOUND_RETRY_BASE_MS },
+  });
+
+  const connection = createConnection({
+    service: config.XMPP_SERVICE,
+    domain: config.XMPP_DOMAIN,
+    secret: config.XMPP_SECRET,
+    reconnect: { minMs: config.XMPP_RECONNECT_MIN_MS, maxMs: config.XMPP_RECONNECT_MAX_MS },
+    handshakeTimeoutMs: config.XMPP_HANDSHAKE_TIMEOUT_MS,
+    log: log.child({ sub: "xmpp" }),
+    onFatal: hooks.onFatal,
+  });
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, log: log.child({ sub: "xmpp" }), version: VERSION });
+
+  const http = await buildHttp({
+    publicUrl: config.PUBLIC_URL,
+    adminToken: config.ADMIN_TOKEN,
+    bodyLimit: config.HTTP_BODY_LIMIT,
+    log,
+    links,
+    messages,
+    inbound,
+    provider,
+    ...(sandbox ? { sandbox } : {}),
+    health: {
+      provider: provider.name,
+      xmpp: () => connection.state(),
+      async redisOk() {
+        try {
+          return (await redis.ping()) === "PONG";
+        } catch {
+          return false;
+        }
+      },
+    },
+  });
+
+  let listening = "";
+  return {
+    http,
+    redis,
+    config,
+    url: () => listening,
+    xmppState: () => connection.state(),
+    async start(opts = {}) {
+      pipeline.consume({ toXmpp: (item) => xmppOut.deliver(item), outbound: (job) => outbound.process(job) });
+      connection.start();
+      if (opts.listen !== false) {
+        listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
+        log.info({ url: listening, publicUrl: config.PUBLIC_URL, domain: config.XMPP_DOMAIN, provider: provider.name }, "switchboard started");
+      }
+    },
+    async stop() {
+      // Intake first, then the workers, then the links they use.
+      await http.close();
+      await pipeline.stop();
+      await connection.stop();
+      await provider.close();
+      redis.destroy();
+    },
+  };
+}

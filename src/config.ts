@@ -1,0 +1,84 @@
+// Environment → typed config, validated once at start. Every variable has a description; a test checks
+// that .env.example lists exactly these names.
+import { z } from "zod";
+import { isSupportedCountry } from "libphonenumber-js";
+
+const bool = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const secretBase64 = z
+  .string()
+  .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)");
+
+/** Each entry: the zod type (with its default) and the one-line description shown in .env.example. */
+export const CONFIG_VARIABLES = {
+  XMPP_SERVICE: { schema: z.string().regex(/^xmpp:\/\/[^/]+$/, "must look like xmpp://host:port").default("xmpp://127.0.0.1:5347"), doc: "Component listener of your XMPP server (xmpp://host:port). Plain TCP: keep it on loopback or a private network." },
+  XMPP_DOMAIN: { schema: z.string().min(1).regex(/^[a-z0-9.-]+$/i, "must be a domain name such as sms.example.com"), doc: "The component's domain, e.g. sms.example.com" },
+  XMPP_SECRET: { schema: z.string().min(1), doc: "Shared secret of the component, as set in the XMPP server's component configuration" },
+  REDIS_URL: { schema: z.string().url().default("redis://127.0.0.1:6379"), doc: "Redis connection URL (run Redis with appendonly yes)" },
+  HTTP_HOST: { schema: z.string().default("127.0.0.1"), doc: "Address the HTTP server listens on" },
+  HTTP_PORT: { schema: int(0, 65535).default(8080), doc: "Port the HTTP server listens on" },
+  PUBLIC_URL: { schema: z.string().url().transform((u) => u.replace(/\/+$/, "")).optional(), doc: "How Twilio reaches this gateway (scheme, host and any path prefix a proxy adds); used for signatures and callbacks. Required with Twilio; the sandbox defaults to http://HTTP_HOST:HTTP_PORT" },
+  SMS_PROVIDER: { schema: z.enum(["twilio", "sandbox"]).optional(), doc: "twilio or sandbox; default: twilio when TWILIO_ACCOUNT_SID is set, else sandbox" },
+  TWILIO_ACCOUNT_SID: { schema: z.string().regex(/^AC[0-9a-fA-F]{32}$/, "must be AC followed by 32 hex digits").optional(), doc: "Twilio Account SID (AC…)" },
+  TWILIO_AUTH_TOKEN: { schema: z.string().min(1).optional(), doc: "Twilio Auth Token (validates webhooks and authenticates API calls)" },
+  TWILIO_API_URL: { schema: z.string().url().optional(), doc: "Override of Twilio's API origin (tests use a local fake); leave unset in production" },
+  ADMIN_TOKEN: { schema: z.string().min(16, "must be at least 16 characters (openssl rand -hex 24)"), doc: "Bearer token for the admin API and the sandbox routes" },
+  DEFAULT_REGION: { schema: z.string().length(2).toUpperCase().refine((r) => isSupportedCountry(r), "must be an ISO 3166 country code such as US").default("US"), doc: "Country used to read national phone numbers (XEP-0100 translation)" },
+  LOG_LEVEL: { schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"), doc: "pino log level" },
+  SECRETS_KEY: { schema: secretBase64.optional(), doc: "32 random bytes, base64: encrypts stored secrets (openssl rand -base64 32)" },
+  WEBHOOK_ALLOW_PRIVATE: { schema: bool.default(false), doc: "Allow webhook targets on private/loopback addresses" },
+  XMPP_RECONNECT_MIN_MS: { schema: int(100, 600_000).default(1000), doc: "First reconnect delay to the XMPP server (doubles with jitter)" },
+  XMPP_RECONNECT_MAX_MS: { schema: int(1000, 3_600_000).default(60_000), doc: "Cap of the reconnect delay" },
+  XMPP_HANDSHAKE_TIMEOUT_MS: { schema: int(500, 600_000).default(15_000), doc: "Watchdog: restart a connection that is not online this long after connecting" },
+  TWILIO_TIMEOUT_MS: { schema: int(500, 120_000).default(15_000), doc: "Timeout of one Twilio API request" },
+  TWILIO_MAX_CONNECTIONS: { schema: int(1, 1024).default(16), doc: "Concurrent connections to the Twilio API" },
+  OUTBOUND_MAX_ATTEMPTS: { schema: int(1, 100).default(6), doc: "Tries of a send the provider refused as transient (429, 503) before giving up" },
+  OUTBOUND_RETRY_BASE_MS: { schema: int(10, 600_000).default(1000), doc: "First retry delay of a transient provider failure (doubles with jitter)" },
+  MESSAGE_RETENTION: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a message record is kept after its final state" },
+  DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a seen MessageSid is remembered to drop repeated webhooks" },
+  PIPELINE_PARTITIONS: { schema: int(1, 256).default(8), doc: "Stream partitions per direction; one conversation always maps to one partition (ordering)" },
+  HTTP_BODY_LIMIT: { schema: int(1024, 10 * 1024 * 1024).default(256 * 1024), doc: "Largest accepted HTTP request body, in bytes" },
+  SHUTDOWN_TIMEOUT_MS: { schema: int(100, 600_000).default(10_000), doc: "Bound on a graceful stop after SIGTERM" },
+} as const;
+
+type Vars = typeof CONFIG_VARIABLES;
+const shape = Object.fromEntries(Object.entries(CONFIG_VARIABLES).map(([k, v]) => [k, v.schema])) as { [K in keyof Vars]: Vars[K]["schema"] };
+const envSchema = z.object(shape);
+type Env = z.output<typeof envSchema>;
+
+export type Config = Omit<Env, "SMS_PROVIDER" | "PUBLIC_URL"> & { SMS_PROVIDER: "twilio" | "sandbox"; PUBLIC_URL: string };
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Validates `env` (process.env by default). Throws ConfigError with one line per bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings count as unset: `FOO=` in .env should fall back to the default.
+  const cleaned = Object.fromEntries(Object.keys(CONFIG_VARIABLES).map((k) => [k, env[k] === "" ? undefined : env[k]]));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0] ?? "config")}: ${i.code === "invalid_type" && i.input === undefined ? "is required" : i.message}`);
+    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+  }
+  const c = parsed.data;
+  const twilioSet = [c.TWILIO_ACCOUNT_SID, c.TWILIO_AUTH_TOKEN].filter(Boolean).length;
+  const provider = c.SMS_PROVIDER ?? (c.TWILIO_ACCOUNT_SID ? "twilio" : "sandbox");
+  if (provider === "twilio" && twilioSet !== 2) {
+    throw new ConfigError(`invalid configuration: ${c.TWILIO_ACCOUNT_SID ? "TWILIO_AUTH_TOKEN" : "TWILIO_ACCOUNT_SID"}: is required when SMS_PROVIDER is twilio (set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)`);
+  }
+  if (provider === "sandbox" && twilioSet === 1) {
+    throw new ConfigError(`invalid configuration: ${c.TWILIO_ACCOUNT_SID ? "TWILIO_AUTH_TOKEN" : "TWILIO_ACCOUNT_SID"}: is required (half a Twilio configuration is set)`);
+  }
+  if (c.XMPP_RECONNECT_MAX_MS < c.XMPP_RECONNECT_MIN_MS) {
+    throw new ConfigError("invalid configuration: XMPP_RECONNECT_MAX_MS: must not be smaller than XMPP_RECONNECT_MIN_MS");
+  }
+  if (provider === "twilio" && !c.PUBLIC_URL) {
+    throw new ConfigError("invalid configuration: PUBLIC_URL: is required with Twilio (the URL Twilio posts webhooks to, e.g. https://sms.example.com)");
+  }
+  return { ...c, SMS_PROVIDER: provider, PUBLIC_URL: c.PUBLIC_URL ?? `http://${c.HTTP_HOST}:${c.HTTP_PORT}` };
+}

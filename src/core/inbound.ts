@@ -1,0 +1,78 @@
+// SMS → XMPP (GATEWAY.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
+import { senderLocalpart, toE164 } from "./addresses.js";
+import { inboundMessageId, type MessageStatus } from "./message.js";
+import type { LinkStore, MessageStore, Pipeline } from "./ports.js";
+import { mapProviderError } from "./provider-errors.js";
+
+export interface InboundSms {
+  providerId: string; // MessageSid
+  from: string;
+  to: string;
+  body: string;
+  media: { url: string; contentType?: string }[];
+}
+
+export type InboundOutcome = { outcome: "queued" | "duplicate"; id: string; jid: string } | { outcome: "unrouted"; id: string };
+
+export interface InboundDeps {
+  domain: string;
+  links: LinkStore;
+  messages: MessageStore;
+  pipeline: Pipeline;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+}
+
+export function createInbound(deps: InboundDeps) {
+  /** Stores the SMS durably for delivery. Resolves only once it is in Redis (or known as a repeat). */
+  async function accept(sms: InboundSms): Promise<InboundOutcome> {
+    const id = inboundMessageId(sms.providerId);
+    const to = toE164(sms.to) ?? sms.to;
+    const jid = await deps.links.jidOf(to);
+    if (!jid) {
+      deps.log.warn({ msgId: id }, "inbound SMS for a number nobody has linked; dropped");
+      return { outcome: "unrouted", id };
+    }
+    const mediaUrls = sms.media.map((m) => m.url);
+    // Every client shows the body; not every client renders OOB, so the URLs go in the body too.
+    const body = [sms.body, ...mediaUrls].filter((s) => s.length > 0).join("\n");
+    const fresh = await deps.pipeline.enqueueToXmpp(
+      { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body, mediaUrls, acceptedAt: Date.now() },
+      sms.providerId,
+    );
+    deps.log.info({ msgId: id, duplicate: !fresh }, fresh ? "inbound SMS queued" : "repeated webhook ignored");
+    return { outcome: fresh ? "queued" : "duplicate", id, jid };
+  }
+
+  /**
+   * Applies a status callback. States move forward only; at most one receipt and one error per
+   * message, however often or out of order the provider reports.
+   */
+  async function applyStatus(u: { id: string; providerId?: string; status: MessageStatus; errorCode?: number }): Promise<"applied" | "stale" | "unknown"> {
+    const res = await deps.messages.advance(u.id, u.status, { providerId: u.providerId, errorCode: u.errorCode });
+    if (!res) {
+      deps.log.warn({ msgId: u.id, status: u.status }, "status callback for an unknown message");
+      return "unknown";
+    }
+    const { record, changed } = res;
+    deps.log.info({ msgId: u.id, status: u.status, changed }, "status callback");
+    if (!changed) return "stale";
+    if (record.status === "delivered" && record.receiptRequested && record.stanzaId) {
+      if (await deps.messages.markOnce(record.id, "receipt")) {
+        await deps.pipeline.enqueueToXmpp({ kind: "receipt", id: record.id, from: record.contactJid, to: record.jid, receiptFor: record.stanzaId });
+      }
+    } else if ((record.status === "failed" || record.status === "undelivered") && record.stanzaId) {
+      if (await deps.messages.markOnce(record.id, "error")) {
+        const to = record.contactJid.split("@")[0];
+        const mapped = u.errorCode !== undefined
+          ? mapProviderError({ code: u.errorCode }, { to })
+          : { condition: "undefined-condition", type: "cancel" as const, text: `The message was ${record.status}; the provider gave no reason.` };
+        await deps.pipeline.enqueueToXmpp({ kind: "error", id: record.id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, ...mapped });
+      }
+    }
+    return "applied";
+  }
+
+  return { accept, applyStatus };
+}
+
+export type Inbound = ReturnType<typeof createInbound>;

@@ -1,0 +1,121 @@
+// The message model: records, status ranks, and the items that travel through the pipeline.
+import { monotonicFactory } from "ulid";
+
+export const MESSAGE_STATUSES = [
+  "pending", // accepted by us, not yet handed to the provider
+  "accepted",
+  "scheduled",
+  "queued",
+  "sending",
+  "sent",
+  "delivered",
+  "undelivered",
+  "failed",
+  "canceled",
+  "read",
+  "partially_delivered",
+  "received", // inbound: stored, waiting for XMPP
+  "unknown", // ambiguous provider outcome: we could not tell whether it went out
+] as const;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
+
+const FINAL: ReadonlySet<MessageStatus> = new Set(["delivered", "undelivered", "failed", "canceled", "read", "partially_delivered"]);
+
+/** Rank for forward-only moves (GATEWAY.md "XMPP → outside" 6). */
+export function statusRank(s: MessageStatus): number {
+  switch (s) {
+    case "pending":
+    case "received":
+      return 0;
+    case "accepted":
+    case "scheduled":
+    case "queued":
+      return 1;
+    case "unknown": // we could not tell whether the provider took it: a real callback still wins
+      return 1.5;
+    case "sending":
+      return 2;
+    case "sent":
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+export function isFinal(s: MessageStatus): boolean {
+  return FINAL.has(s);
+}
+
+/** True when moving from `current` to `next` is allowed. */
+export function canAdvance(current: MessageStatus, next: MessageStatus): boolean {
+  if (isFinal(current)) return false;
+  return statusRank(next) > statusRank(current);
+}
+
+export function isMessageStatus(s: string): s is MessageStatus {
+  return (MESSAGE_STATUSES as readonly string[]).includes(s);
+}
+
+export interface MessageRecord {
+  id: string;
+  direction: "out" | "in";
+  channel: "sms";
+  /** Full JID of the XMPP side (sender for "out", recipient for "in"). */
+  jid: string;
+  /** The XMPP stanza id of the original (for "out"); receipts and errors refer to it. */
+  stanzaId?: string;
+  /** The contact's component JID (e.g. +15552223333@sms.example.com). */
+  contactJid: string;
+  receiptRequested: boolean;
+  providerId?: string;
+  status: MessageStatus;
+  errorCode?: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** An outgoing message waiting to be handed to the provider. */
+export interface OutboundJob {
+  id: string;
+  from: string; // E.164 of the user's number
+  to: string; // destination (E.164 or short code)
+  body: string;
+  mediaUrls: string[];
+}
+
+/** Something to send toward an XMPP user; described, not rendered (xmpp/stanzas.ts renders). */
+export type XmppDelivery =
+  | {
+      kind: "chat";
+      id: string;
+      from: string; // contact JID
+      to: string;
+      body: string;
+      mediaUrls: string[];
+      /** ms since epoch when we accepted it (for XEP-0203 when delivered late). */
+      acceptedAt: number;
+    }
+  | { kind: "receipt"; id: string; from: string; to: string; receiptFor: string }
+  | {
+      kind: "error";
+      id: string; // our message id (for logs)
+      from: string;
+      to: string;
+      /** The stanza id of the original message the error answers. */
+      replyTo: string;
+      condition: string;
+      type: "cancel" | "modify" | "auth" | "wait" | "continue";
+      text: string;
+    };
+
+const ulid = monotonicFactory();
+
+/** A new sortable unique message id. */
+export function newMessageId(): string {
+  return ulid();
+}
+
+/** The id of an inbound SMS is its provider id, so a replay keeps it. */
+export function inboundMessageId(messageSid: string): string {
+  return messageSid;
+}

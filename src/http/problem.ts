@@ -1,0 +1,45 @@
+// RFC 9457 problem details: every error the HTTP surface answers has this shape.
+import { STATUS_CODES } from "node:http";
+import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
+import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
+import { isGatewayError } from "../errors.js";
+
+export interface Problem {
+  type?: string;
+  title: string;
+  status: number;
+  detail?: string;
+  /** The request field at fault, e.g. `body.phone` or `params.jid`. */
+  field?: string;
+  [extension: string]: unknown;
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
+  return reply.code(p.status).type("application/problem+json").send(JSON.stringify({ type: "about:blank", ...p }));
+}
+
+/** One error handler for the whole app: known errors say what is wrong, 5xx internals stay in the log. */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const first = err.validation[0]!;
+      const path = first.instancePath.replace(/^\//, "").replace(/\//g, ".");
+      const field = [err.validationContext, path].filter(Boolean).join(".");
+      return sendProblem(reply, { title: "Bad Request", status: 400, detail: `${field || "request"}: ${first.message}`, field });
+    }
+    if (isGatewayError(err)) {
+      if (err.httpStatus >= 500) request.log.error({ err }, "request failed");
+      return sendProblem(reply, { title: err.title, status: err.httpStatus, detail: err.userText, ...(err.field ? { field: err.field } : {}) });
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err }, "request failed");
+      return sendProblem(reply, { title: "Internal Server Error", status, detail: "The gateway could not process the request; see its log." });
+    }
+    // Fastify's own client errors (body too large, bad JSON, unsupported media type) are safe to show.
+    return sendProblem(reply, { title: STATUS_CODES[status] ?? "Error", status, detail: err.message });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, { title: "Not Found", status: 404, detail: `No route ${request.method} ${request.url.split("?")[0]}` }),
+  );
+}

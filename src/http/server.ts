@@ -1,0 +1,46 @@
+// The Fastify app, built but not listening (tests use inject; main listens).
+import formbody from "@fastify/formbody";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import type { SandboxProvider } from "../adapters/sandbox/provider.js";
+import type { Inbound } from "../core/inbound.js";
+import type { LinkStore, MessageStore, SmsProvider } from "../core/ports.js";
+import type { Logger } from "../logger.js";
+import { bearerAuth } from "./admin-auth.js";
+import { healthRoutes, type HealthSource } from "./health-routes.js";
+import { installProblemHandlers } from "./problem.js";
+import { sandboxRoutes } from "./sandbox-routes.js";
+import { twilioRoutes } from "./twilio-routes.js";
+import { usersRoutes } from "./users-routes.js";
+
+export interface HttpDeps {
+  publicUrl: string;
+  adminToken: string;
+  bodyLimit: number;
+  log: Logger;
+  links: LinkStore;
+  messages: MessageStore;
+  inbound: Inbound;
+  provider: SmsProvider;
+  sandbox?: SandboxProvider;
+  health: HealthSource;
+}
+
+export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.log.child({ sub: "http" }) as FastifyBaseLogger, bodyLimit: deps.bodyLimit, logController: new LogController({ disableRequestLogging: true }) });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installProblemHandlers(app);
+  await app.register(formbody, { bodyLimit: deps.bodyLimit });
+
+  healthRoutes(app, deps.health);
+  twilioRoutes(app, deps);
+
+  // Everything under the admin token, in its own encapsulated context.
+  await app.register(async (admin) => {
+    admin.addHook("onRequest", bearerAuth(deps.adminToken));
+    usersRoutes(admin, deps);
+    if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
+  });
+  return app;
+}

@@ -1,0 +1,70 @@
+// Twilio's webhooks: inbound SMS/MMS and delivery status (GATEWAY.md "Outside → XMPP").
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Inbound } from "../core/inbound.js";
+import { isMessageStatus } from "../core/message.js";
+import type { MessageStore, SmsProvider } from "../core/ports.js";
+import { sendProblem } from "./problem.js";
+
+const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
+const MAX_MEDIA = 10; // Twilio's own limit per message
+
+// Twilio adds fields over time: unknown ones pass through (zod passthrough, FACTS A4).
+const inboundSchema = z.looseObject({
+  MessageSid: z.string().min(2).max(64),
+  From: z.string().min(1).max(64),
+  To: z.string().min(1).max(64),
+  Body: z.string().max(10_000).default(""),
+  NumMedia: z.coerce.number().int().min(0).max(MAX_MEDIA).default(0),
+});
+
+const statusSchema = z.looseObject({
+  MessageSid: z.string().min(2).max(64),
+  MessageStatus: z.string().min(1).max(32),
+  ErrorCode: z.coerce.number().int().optional(),
+});
+
+const statusQuery = z.object({ id: z.string().min(1).max(64).optional() });
+
+export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; provider: SmsProvider; inbound: Inbound; messages: MessageStore }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  // The signature covers PUBLIC_URL + the path and query as received, and every posted parameter.
+  // Checked before validation so a forged request gets 403 and nothing else.
+  async function checkSignature(request: FastifyRequest, reply: import("fastify").FastifyReply): Promise<void> {
+    const sig = request.headers["x-twilio-signature"];
+    const params = (request.body ?? {}) as Record<string, string | string[]>;
+    const url = deps.publicUrl + request.url;
+    if (!deps.provider.validateSignature(typeof sig === "string" ? sig : undefined, url, params)) {
+      request.log.warn({ path: request.url.split("?")[0] }, "bad Twilio signature");
+      await sendProblem(reply, { title: "Forbidden", status: 403, detail: "Invalid X-Twilio-Signature." });
+    }
+  }
+
+  r.post("/twilio/sms", { preValidation: checkSignature, schema: { body: inboundSchema } }, async (request, reply) => {
+    const b = request.body as z.output<typeof inboundSchema> & Record<string, unknown>;
+    const media: { url: string; contentType?: string }[] = [];
+    for (let i = 0; i < b.NumMedia; i++) {
+      const url = b[`MediaUrl${i}`];
+      const type = b[`MediaContentType${i}`];
+      if (typeof url === "string" && /^https?:\/\//.test(url)) media.push({ url, ...(typeof type === "string" ? { contentType: type } : {}) });
+    }
+    // Resolves only once the message is in Redis: Twilio never redelivers (FACTS A2).
+    await deps.inbound.accept({ providerId: b.MessageSid, from: b.From, to: b.To, body: b.Body, media });
+    return reply.type("text/xml").send(EMPTY_TWIML);
+  });
+
+  r.post("/twilio/status", { preValidation: checkSignature, schema: { body: statusSchema, querystring: statusQuery } }, async (request, reply) => {
+    const b = request.body;
+    // Our id rides in the callback URL, so a callback that beats the create's answer still matches.
+    const id = request.query.id ?? (await deps.messages.idForProviderId(b.MessageSid));
+    const status = b.MessageStatus.toLowerCase();
+    if (!id || !isMessageStatus(status)) {
+      request.log.warn({ msgId: id, sid: b.MessageSid, status }, "status callback not matched");
+      return reply.type("text/xml").send(EMPTY_TWIML);
+    }
+    await deps.inbound.applyStatus({ id, providerId: b.MessageSid, status, ...(b.ErrorCode !== undefined ? { errorCode: b.ErrorCode } : {}) });
+    return reply.type("text/xml").send(EMPTY_TWIML);
+  });
+}

@@ -1,0 +1,208 @@
+// The component's behaviour on the XMPP network: messages from users become outbound work, presence
+// and IQs get the answers a good XMPP citizen gives (GATEWAY.md "XMPP citizenship"), and queued
+// deliveries are written to the server.
+import xml, { type Element } from "@xmpp/xml";
+import type { IncomingContext } from "@xmpp/component";
+import { parseContactLocalpart, normalizeNumber } from "../core/addresses.js";
+import type { XmppDelivery } from "../core/message.js";
+import type { ChatFromUser, Outbound } from "../core/outbound.js";
+import { RetryLater, type XmppOut } from "../core/ports.js";
+import { isGatewayError } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { Connection } from "./connection.js";
+import { deliveryStanza, errorElement, errorReply, NS, presence } from "./stanzas.js";
+
+export interface ComponentOptions {
+  connection: Connection;
+  domain: string;
+  defaultRegion: string;
+  outbound: Outbound;
+  log: Logger;
+  version: string;
+  /** A delivery this long after acceptance carries XEP-0203 <delay/>. */
+  lateAfterMs?: number;
+}
+
+const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
+// Fallback bodies of these are descriptions for old clients, not text a person wrote (XEP-0428).
+const NON_TEXT_PAYLOADS: [string, string][] = [
+  ["reactions", "urn:xmpp:reactions:0"],
+  ["retract", "urn:xmpp:message-retract:1"],
+  ["retract", "urn:xmpp:message-retract:0"],
+  ["apply-to", "urn:xmpp:fasten:0"],
+];
+
+export function createComponent(opts: ComponentOptions): XmppOut {
+  const { xmpp } = opts.connection;
+  const log = opts.log;
+  const lateAfterMs = opts.lateAfterMs ?? 10_000;
+
+  const send = (el: Element) =>
+    xmpp.send(el).catch((err: Error) => log.warn({ err: err.message, stanza: el.name }, "could not send stanza"));
+
+  // Messages and presence. IQs are left to iqCallee below (answering them here too would send two replies).
+  xmpp.middleware.use(async (ctx, next) => {
+    if (ctx.name === "message") return onMessage(ctx);
+    if (ctx.name === "presence") return onPresence(ctx);
+    return next();
+  });
+
+  async function onMessage(ctx: IncomingContext): Promise<void> {
+    const { stanza } = ctx;
+    if (ctx.type === "error") {
+      log.info({ id: ctx.id }, "message bounced by the server");
+      return; // never answer an error with an error
+    }
+    if (!ctx.from || !ctx.to) return;
+    if (!ctx.to.local) return onMessageToGateway(ctx);
+    try {
+      const msg = readChat(ctx);
+      if (NON_TEXT_PAYLOADS.some(([n, ns]) => stanza.getChild(n, ns))) return;
+      const res = await opts.outbound.accept(msg);
+      if (res.outcome === "ignored") log.debug({ reason: res.reason }, "message not sent as SMS");
+    } catch (err) {
+      if (isGatewayError(err)) {
+        log.info({ code: err.code, stanzaId: ctx.id }, "message refused");
+        if (stanza.attrs.from) await send(errorReply(stanza, err.stanzaType, err.condition, err.userText));
+      } else {
+        log.error({ err, stanzaId: ctx.id }, "message handling failed");
+        await send(errorReply(stanza, "wait", "internal-server-error", "The gateway could not take this message because of an internal error; it was not sent. Please try again."));
+      }
+    }
+  }
+
+  function readChat(ctx: IncomingContext): ChatFromUser {
+    const { stanza } = ctx;
+    const type = (["chat", "normal", "headline", "groupchat"] as const).find((t) => t === ctx.type) ?? "normal";
+    const from = ctx.from!;
+    const to = ctx.to!;
+    return {
+      from: from.toString(),
+      fromBare: from.bare().toString(),
+      toLocal: to.local,
+      to: to.bare().toString(),
+      stanzaId: stanza.attrs.id || undefined,
+      type,
+      body: stanza.getChildText("body") ?? undefined,
+      oobUrls: stanza.getChildren("x", NS.oob).map((x) => (x.getChildText("url") ?? "").trim()).filter(Boolean),
+      encrypted: ENCRYPTION_NAMESPACES.some((ns) => stanza.getChildElements().some((c) => c.getNS() === ns)) || Boolean(stanza.getChild("encryption", NS.eme)),
+      receiptRequested: Boolean(stanza.getChild("request", NS.receipts)),
+    };
+  }
+
+  async function onMessageToGateway(ctx: IncomingContext): Promise<void> {
+    const body = ctx.stanza.getChildText("body");
+    if (!body?.trim() || !ctx.from) return;
+    const help = `This is an SMS gateway. To text a phone number, add a contact such as +15552223333@${opts.domain} (international format) and write to it.`;
+    await send(xml("message", { type: "chat", from: opts.domain, to: ctx.from.toString() }, xml("body", {}, help)));
+  }
+
+  async function onPresence(ctx: IncomingContext): Promise<void> {
+    if (!ctx.from || !ctx.to || ctx.type === "error") return;
+    const from = ctx.to.bare().toString();
+    const to = ctx.from.bare().toString();
+    if (ctx.to.local) {
+      try {
+        parseContactLocalpart(ctx.to.local);
+      } catch (err) {
+        if (isGatewayError(err) && (ctx.type === "subscribe" || ctx.type === "probe")) {
+          await send(errorReply(ctx.stanza, err.stanzaType, err.condition, err.userText));
+        }
+        return;
+      }
+    }
+    switch (ctx.type) {
+      case "subscribe":
+        await send(presence(from, to, "subscribed"));
+        await send(presence(from, ctx.from.toString()));
+        return;
+      case "probe":
+        await send(presence(from, ctx.from.toString()));
+        return;
+      case "unsubscribe":
+        await send(presence(from, to, "unsubscribed"));
+        return;
+      default:
+        return; // available/unavailable/subscribed/unsubscribed need no answer
+    }
+  }
+
+  // ---- IQs (exactly one reply each: iqCallee answers service-unavailable for anything unhandled)
+  const { iqCallee } = xmpp;
+
+  iqCallee.get(NS.discoInfo, "query", (ctx) => {
+    const node = ctx.element?.attrs.node;
+    const local = ctx.to?.local ?? "";
+    if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
+    if (!local) {
+      return xml(
+        "query",
+        { xmlns: NS.discoInfo },
+        xml("identity", { category: "gateway", type: "sms", name: "Switchboard SMS gateway" }),
+        ...[NS.discoInfo, NS.discoItems, NS.gateway, NS.ping, NS.version, NS.receipts].map((v) => xml("feature", { var: v })),
+      );
+    }
+    try {
+      const addr = parseContactLocalpart(local);
+      if (addr.kind === "webhook") return errorElement("cancel", "item-not-found", `There is no contact '${local}' on this gateway.`);
+    } catch (err) {
+      if (isGatewayError(err)) return errorElement(err.stanzaType, err.condition, err.userText);
+      throw err;
+    }
+    return xml(
+      "query",
+      { xmlns: NS.discoInfo },
+      xml("identity", { category: "client", type: "sms", name: local }),
+      ...[NS.discoInfo, NS.receipts, NS.oob, NS.ping].map((v) => xml("feature", { var: v })),
+    );
+  });
+
+  iqCallee.get(NS.discoItems, "query", (ctx) => {
+    if (ctx.to?.local) return xml("query", { xmlns: NS.discoItems });
+    const node = ctx.element?.attrs.node;
+    if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
+    return xml("query", { xmlns: NS.discoItems });
+  });
+
+  // XEP-0100 §6.3: number translation.
+  iqCallee.get(NS.gateway, "query", (ctx) => {
+    if (ctx.to?.local) return undefined;
+    return xml(
+      "query",
+      { xmlns: NS.gateway },
+      xml("desc", {}, `Enter the phone number of the person you want to text. International format (+15552223333) always works; national numbers are read as ${opts.defaultRegion}.`),
+      xml("prompt", {}, "Phone number"),
+    );
+  });
+  iqCallee.set(NS.gateway, "query", (ctx) => {
+    if (ctx.to?.local) return undefined;
+    const input = ctx.element?.getChildText("prompt") ?? "";
+    const e164 = normalizeNumber(input, opts.defaultRegion);
+    if (!e164) {
+      return errorElement("modify", "not-acceptable", `'${input.slice(0, 40)}' is not a phone number; try the international format, e.g. +15552223333.`);
+    }
+    // XEP-0100 §6.3.2 (the <jid/> element; <prompt/> is the deprecated form some clients read).
+    return xml("query", { xmlns: NS.gateway }, xml("jid", {}, `${e164}@${opts.domain}`), xml("prompt", {}, `${e164}@${opts.domain}`));
+  });
+
+  iqCallee.get(NS.ping, "ping", () => true);
+
+  iqCallee.get(NS.version, "query", (ctx) => {
+    if (ctx.to?.local) return undefined;
+    return xml("query", { xmlns: NS.version }, xml("name", {}, "Switchboard"), xml("version", {}, opts.version));
+  });
+
+  return {
+    isOnline: () => opts.connection.isOnline(),
+    async deliver(item: XmppDelivery): Promise<void> {
+      if (!opts.connection.isOnline()) throw new RetryLater("XMPP server not connected");
+      const late = item.kind === "chat" && Date.now() - item.acceptedAt > lateAfterMs;
+      try {
+        await xmpp.send(deliveryStanza(item, { domain: opts.domain, late }));
+      } catch (err) {
+        throw new RetryLater(`send failed: ${(err as Error).message}`);
+      }
+      log.info({ msgId: item.id, kind: item.kind }, "delivered to XMPP server");
+    },
+  };
+}

@@ -1,0 +1,66 @@
+// Every stanza the gateway sends is built here, with xml() (never template strings).
+import xml, { type Element } from "@xmpp/xml";
+import type { XmppDelivery } from "../core/message.js";
+import type { StanzaErrorType } from "../errors.js";
+
+export const NS = {
+  stanzas: "urn:ietf:params:xml:ns:xmpp-stanzas",
+  discoInfo: "http://jabber.org/protocol/disco#info",
+  discoItems: "http://jabber.org/protocol/disco#items",
+  gateway: "jabber:iq:gateway",
+  ping: "urn:xmpp:ping",
+  version: "jabber:iq:version",
+  receipts: "urn:xmpp:receipts",
+  oob: "jabber:x:oob",
+  delay: "urn:xmpp:delay",
+  chatStates: "http://jabber.org/protocol/chatstates",
+  omemo: "eu.siacs.conversations.axolotl",
+  omemo2: "urn:xmpp:omemo:2",
+  openpgp: "urn:xmpp:openpgp:0",
+  legacyPgp: "jabber:x:encrypted",
+  eme: "urn:xmpp:eme:0",
+  fallback: "urn:xmpp:fallback:0",
+  register: "jabber:iq:register",
+  commands: "http://jabber.org/protocol/commands",
+} as const;
+
+/** RFC 6120 §8.3: `<error type><condition/><text xml:lang='en'>…</text></error>`. */
+export function errorElement(type: StanzaErrorType, condition: string, text?: string): Element {
+  return xml(
+    "error",
+    { type },
+    xml(condition, { xmlns: NS.stanzas }),
+    text ? xml("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : undefined,
+  );
+}
+
+/** An error reply to a stanza we received: same name and id, addresses swapped, original children dropped. */
+export function errorReply(original: Element, type: StanzaErrorType, condition: string, text: string): Element {
+  const { name, attrs } = original;
+  return xml(name, { type: "error", id: attrs.id, from: attrs.to, to: attrs.from }, errorElement(type, condition, text));
+}
+
+/** Delivery toward a user: a chat message, a receipt, or an error reply to a message they sent. */
+export function deliveryStanza(item: XmppDelivery, opts: { domain: string; late: boolean; now?: number }): Element {
+  switch (item.kind) {
+    case "chat":
+      return xml(
+        "message",
+        { type: "chat", from: item.from, to: item.to, id: item.id },
+        xml("body", {}, item.body),
+        ...item.mediaUrls.map((url) => xml("x", { xmlns: NS.oob }, xml("url", {}, url))),
+        // XEP-0203: the time the SMS reached us, when it is delivered late.
+        opts.late ? xml("delay", { xmlns: NS.delay, from: opts.domain, stamp: new Date(item.acceptedAt).toISOString() }) : undefined,
+        xml("origin-id", { xmlns: "urn:xmpp:sid:0", id: item.id }),
+      );
+    case "receipt":
+      // XEP-0184 §5: the receipt carries its own id; <received id> names the original.
+      return xml("message", { from: item.from, to: item.to, id: `rcpt-${item.id}` }, xml("received", { xmlns: NS.receipts, id: item.receiptFor }));
+    case "error":
+      return xml("message", { type: "error", from: item.from, to: item.to, id: item.replyTo }, errorElement(item.type, item.condition, item.text));
+  }
+}
+
+export function presence(from: string, to: string, type?: string, children: Element[] = []): Element {
+  return xml("presence", { from, to, ...(type ? { type } : {}) }, ...children);
+}

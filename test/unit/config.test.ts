@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
+
+const base = { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef" };
+
+test(".env.example lists exactly the schema's variables, each with a comment", () => {
+  const text = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");
+  const lines = text.split("\n");
+  const names = lines.filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.split("=")[0]);
+  assert.deepEqual([...names].sort(), Object.keys(CONFIG_VARIABLES).sort());
+  for (const name of names) {
+    const i = lines.findIndex((l) => l.startsWith(`${name}=`));
+    assert.match(lines[i - 1] ?? "", /^# \S/, `${name} has a comment line above it`);
+  }
+});
+
+test("defaults: sandbox without Twilio credentials, PUBLIC_URL from the listener", () => {
+  const c = loadConfig(base);
+  assert.equal(c.SMS_PROVIDER, "sandbox");
+  assert.equal(c.PUBLIC_URL, "http://127.0.0.1:8080");
+  assert.equal(c.XMPP_RECONNECT_MAX_MS >= 60_000, true);
+  assert.equal(c.DEFAULT_REGION, "US");
+});
+
+test("twilio is chosen when the account SID is set", () => {
+  const c = loadConfig({ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://gw.example.com/sb/" });
+  assert.equal(c.SMS_PROVIDER, "twilio");
+  assert.equal(c.PUBLIC_URL, "https://gw.example.com/sb", "trailing slash removed");
+});
+
+test("errors name the bad variable", () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef" }, /XMPP_DOMAIN: is required/],
+    [{ ...base, ADMIN_TOKEN: undefined as unknown as string }, /ADMIN_TOKEN: is required/],
+    [{ ...base, ADMIN_TOKEN: "short" }, /ADMIN_TOKEN: must be at least 16/],
+    [{ ...base, HTTP_PORT: "http" }, /HTTP_PORT/],
+    [{ ...base, XMPP_SERVICE: "tcp://x:5347" }, /XMPP_SERVICE: must look like xmpp:\/\/host:port/],
+    [{ ...base, DEFAULT_REGION: "XX" }, /DEFAULT_REGION/],
+    [{ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}` }, /TWILIO_AUTH_TOKEN: is required/],
+    [{ ...base, TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: is required/],
+    [{ ...base, SMS_PROVIDER: "twilio" }, /TWILIO_ACCOUNT_SID: is required/],
+    [{ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t" }, /PUBLIC_URL: is required/],
+    [{ ...base, TWILIO_ACCOUNT_SID: "nope", TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: must be AC/],
+    [{ ...base, SECRETS_KEY: "c2hvcnQ=" }, /SECRETS_KEY: must be 32 random bytes/],
+  ];
+  for (const [env, re] of cases) {
+    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${JSON.stringify(env)} → ${re}`);
+  }
+});
+
+test("empty values fall back to defaults", () => {
+  assert.equal(loadConfig({ ...base, HTTP_PORT: "", LOG_LEVEL: "" }).HTTP_PORT, 8080);
+});
