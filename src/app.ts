@@ -125,7 +125,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     url: () => listening,
     xmppState: () => connection.state(),
     async start(opts = {}) {
-      pipeline.consume({ toXmpp: (item) => xmppOut.deliver(item), outbound: (job) => outbound.process(job) });
+      pipeline.consume({ toXmpp: (item, meta) => xmppOut.deliver(item, { late: meta.attempt > 1 }), outbound: (job) => outbound.process(job) });
       connection.start();
       if (opts.listen !== false) {
         listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });

@@ -74,6 +74,12 @@ export interface MessageStore {
   idForProviderId(providerId: string): Promise<string | undefined>;
 }
 
+/** What the pipeline knows about an item it hands to a handler. */
+export interface DeliveryMeta {
+  /** 1 on the first try; more after the next hop was away or a crash left it pending. */
+  attempt: number;
+}
+
 /**
  * Durable pipeline. Inbound items are recorded with an idempotency key so a repeated webhook stores
  * nothing. Items wait in Redis streams until a consumer has handled them.
@@ -84,7 +90,7 @@ export interface Pipeline {
   /** Toward the provider. */
   enqueueOutbound(job: OutboundJob): Promise<void>;
   /** Starts consumers; handlers resolve when the item is done (acknowledged) or throw to leave it pending. */
-  consume(handlers: { toXmpp(item: XmppDelivery): Promise<void>; outbound(job: OutboundJob): Promise<void> }): void;
+  consume(handlers: { toXmpp(item: XmppDelivery, meta: DeliveryMeta): Promise<void>; outbound(job: OutboundJob, meta: DeliveryMeta): Promise<void> }): void;
   stop(): Promise<void>;
 }
 
@@ -96,5 +102,6 @@ export class RetryLater extends Error {
 /** Sends stanzas to the XMPP server. The core builds plain descriptions; the xmpp layer renders them. */
 export interface XmppOut {
   isOnline(): boolean;
-  deliver(item: XmppDelivery): Promise<void>;
+  /** `late`: the item waited (server away, crash), so a chat carries XEP-0203 <delay/>. */
+  deliver(item: XmppDelivery, opts?: { late?: boolean }): Promise<void>;
 }

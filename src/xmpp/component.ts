@@ -194,9 +194,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
 
   return {
     isOnline: () => opts.connection.isOnline(),
-    async deliver(item: XmppDelivery): Promise<void> {
+    async deliver(item: XmppDelivery, o: { late?: boolean } = {}): Promise<void> {
       if (!opts.connection.isOnline()) throw new RetryLater("XMPP server not connected");
-      const late = item.kind === "chat" && Date.now() - item.acceptedAt > lateAfterMs;
+      const late = item.kind === "chat" && (o.late === true || Date.now() - item.acceptedAt > lateAfterMs);
       try {
         await xmpp.send(deliveryStanza(item, { domain: opts.domain, late }));
       } catch (err) {

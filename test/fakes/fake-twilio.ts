@@ -42,7 +42,8 @@ export interface FakeMessageResource {
   uri: string;
 }
 
-export type FakeFailure = { status: number; code?: number; message?: string } | "hang" | "drop";
+/** An error answer, no answer ("hang"), a dropped socket, or the normal answer after a delay. */
+export type FakeFailure = { status: number; code?: number; message?: string } | "hang" | "drop" | { delayMs: number };
 
 export interface FakeTwilio {
   /** http://127.0.0.1:PORT */
@@ -218,7 +219,9 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
         req.socket.destroy();
         return;
       }
-      if (failure) {
+      if (failure && "delayMs" in failure) {
+        await new Promise((r) => setTimeout(r, failure.delayMs));
+      } else if (failure) {
         const dflt = DEFAULT_CODES[failure.status];
         return twilioError(res, failure.status, failure.code ?? dflt?.code ?? null, failure.message ?? dflt?.message ?? `HTTP ${failure.status}`);
       }

@@ -5,7 +5,7 @@
 // finished; until then it stays in the group's pending list and survives a crash.
 import { createHash } from "node:crypto";
 import type { OutboundJob, XmppDelivery } from "../../core/message.js";
-import { RetryLater, type Pipeline } from "../../core/ports.js";
+import { RetryLater, type DeliveryMeta, type Pipeline } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
 import type { Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
@@ -69,7 +69,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     await redis.xAdd(keys.outboxStream(partitionOf(`${job.from}|${job.to}`)), "*", { d: JSON.stringify(job) });
   }
 
-  async function work<T>(stream: string, handler: (item: T) => Promise<void>): Promise<void> {
+  async function work<T>(stream: string, handler: (item: T, meta: DeliveryMeta) => Promise<void>): Promise<void> {
     const reader = redis.duplicate();
     reader.on("error", (err: Error) => log.warn({ err: err.message, stream }, "redis reader error"));
     readers.push(reader);
@@ -94,13 +94,15 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       for (const entry of entries) {
         if (!running) return;
-        await handleEntry(stream, entry, handler);
+        // Entries read from our own pending list were interrupted by a crash or a stop: not a first try.
+        await handleEntry(stream, entry, handler, cursor === "0" ? 2 : 1);
       }
     }
   }
 
-  async function handleEntry<T>(stream: string, entry: { id: string; message: Record<string, string> }, handler: (item: T) => Promise<void>): Promise<void> {
+  async function handleEntry<T>(stream: string, entry: { id: string; message: Record<string, string> }, handler: (item: T, meta: DeliveryMeta) => Promise<void>, firstAttempt: number): Promise<void> {
     let failures = 0;
+    let attempt = firstAttempt;
     let wait = retry.min;
     for (;;) {
       let item: T;
@@ -111,7 +113,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         return;
       }
       try {
-        await handler(item);
+        await handler(item, { attempt });
         await redis.multi().xAck(stream, GROUP, entry.id).xDel(stream, entry.id).exec();
         return;
       } catch (err) {
@@ -126,6 +128,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         }
         await delay(wait);
         wait = Math.min(retry.max, wait * 2);
+        attempt++;
       }
     }
   }

@@ -1,0 +1,114 @@
+// The component link: fatal configuration errors, conflict, and surviving a server restart.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+import { startRedis, type RedisServer } from "../support/redis.js";
+import { connectClient, type StanzaElement } from "../support/xmpp-client.js";
+import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+
+const DOMAIN = "sms.localhost";
+const SECRET = "the-right-secret";
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+let redis: RedisServer;
+let server: XmppServer;
+
+before(async () => {
+  [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: SECRET, users: [{ username: "alice", password: "alice-pw" }] })]);
+});
+after(async () => {
+  await Promise.allSettled([server?.stop(), redis?.stop()]);
+});
+
+function env(over: Record<string, string> = {}): Record<string, string> {
+  return { XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, REDIS_URL: redis.url, ...over };
+}
+
+/** Runs the real entry point and returns its exit code and stderr. */
+function runMain(extraEnv: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ADMIN_TOKEN: "test-admin-token-0123456789", HTTP_PORT: "0", LOG_LEVEL: "silent", ...extraEnv },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`gateway did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+test("a wrong component secret ends the process with one line naming XMPP_SECRET", async () => {
+  const { code, stderr } = await runMain(env({ XMPP_SECRET: "wrong" }));
+  assert.notEqual(code, 0);
+  const lines = stderr.trim().split("\n");
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0]!, /XMPP_SECRET/);
+});
+
+test("a wrong domain ends the process with one line naming XMPP_DOMAIN", async () => {
+  const { code, stderr } = await runMain(env({ XMPP_DOMAIN: "nope.localhost" }));
+  assert.notEqual(code, 0);
+  assert.match(stderr.trim(), /^switchboard: fatal: .*XMPP_DOMAIN/);
+  assert.equal(stderr.trim().split("\n").length, 1, stderr);
+});
+
+test("a missing variable is a start-up error naming it", async () => {
+  const { code, stderr } = await runMain({ XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, ADMIN_TOKEN: "" });
+  assert.equal(code, 2);
+  assert.match(stderr, /ADMIN_TOKEN: is required/);
+});
+
+test("a second instance gets conflict, keeps retrying, and says so in /readyz", async (t) => {
+  const first = await startGateway(env());
+  t.after(() => first.stop());
+  await first.waitOnline();
+  const second = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "1000" }));
+  t.after(() => second.stop());
+  const end = Date.now() + 10_000;
+  while (!second.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(second.gateway.xmppState().conflict, true);
+  assert.deepEqual(second.fatal, [], "conflict is not fatal");
+  const ready = await second.gateway.http.inject({ method: "GET", url: "/readyz" });
+  assert.equal(ready.statusCode, 200, "still accepts messages durably");
+  assert.match(ready.body, /conflict/);
+  assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
+});
+
+test("after the XMPP server restarts, the gateway reconnects and delivers what arrived meanwhile, stamped", async (t) => {
+  const gw = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "200", XMPP_RECONNECT_MAX_MS: "1000" }));
+  t.after(() => gw.stop());
+  await gw.waitOnline();
+  assert.equal((await gw.admin("PUT", "/api/v1/users/alice@localhost", { phone: "+15550001111" })).status < 300, true);
+
+  await server.stop();
+  const down = Date.now() + 5000;
+  while (gw.gateway.xmppState().online && Date.now() < down) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(gw.gateway.xmppState().online, false);
+
+  // Inbound SMS while the server is away: accepted (sandbox route = same inbound path) and kept.
+  const inject = await gw.admin("POST", "/sandbox/sms", { from: "+15552223333", to: "+15550001111", body: "while you were out" });
+  assert.equal(inject.status, 202);
+  await new Promise((r) => setTimeout(r, 500)); // the pipeline tries, finds the server away, waits
+  await server.restart();
+  await gw.waitOnline(15_000);
+  const reconnects = gw.gateway.xmppState().reconnects;
+  assert.ok(reconnects >= 1);
+
+  const alice = await connectClient({ server, username: "alice", password: "alice-pw" });
+  t.after(() => alice.stop());
+  const msg: StanzaElement = await alice.waitFor((el) => el.getChildText("body") === "while you were out", 10_000);
+  assert.equal(msg.attrs.from, `+15552223333@${DOMAIN}`);
+  const ours = msg.getChildren("delay", "urn:xmpp:delay").find((d) => d.attrs.from === DOMAIN);
+  assert.ok(ours?.attrs.stamp, `XEP-0203 delay stamped by the gateway: ${msg.toString()}`);
+  assert.ok(Date.parse(ours.attrs.stamp!) <= Date.now() - 500, "stamped when the SMS arrived, not when delivered");
+});

@@ -1,0 +1,362 @@
+// The SMS path end to end: a real XMPP server and client, real Redis, the real twilio SDK against the
+// fake Twilio. Servers start once for the file.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { startFakeTwilio, inboundSmsParams, signTwilioRequest, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { startGateway, type TestGateway } from "../support/gateway.js";
+import { startRedis, type RedisServer } from "../support/redis.js";
+import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+
+const DOMAIN = "sms.localhost";
+const SID = `AC${"1".repeat(32)}`;
+const TOKEN = "fake-auth-token";
+const PUBLIC = "https://gw.example.test/prefix";
+const ALICE_NUMBER = "+15550001111";
+const CONTACT = `+15552223333@${DOMAIN}`;
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+let redis: RedisServer;
+let server: XmppServer;
+let twilio: FakeTwilio;
+let gw: TestGateway;
+let alice: TestClient;
+let bob: TestClient;
+let seq = 0;
+
+before(async () => {
+  [redis, server, twilio] = await Promise.all([
+    startRedis(),
+    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }, { username: "bob", password: "bob-pw" }] }),
+    startFakeTwilio({ accounts: { [SID]: TOKEN } }),
+  ]);
+  gw = await startGateway({
+    XMPP_SERVICE: server.componentService,
+    XMPP_DOMAIN: DOMAIN,
+    XMPP_SECRET: "component-secret",
+    REDIS_URL: redis.url,
+    PUBLIC_URL: PUBLIC,
+    TWILIO_ACCOUNT_SID: SID,
+    TWILIO_AUTH_TOKEN: TOKEN,
+    TWILIO_API_URL: twilio.url,
+    OUTBOUND_RETRY_BASE_MS: "50",
+  });
+  await gw.waitOnline();
+  assert.equal((await gw.admin("PUT", `/api/v1/users/alice@${server.domain}`, { phone: ALICE_NUMBER })).status, 201);
+  [alice, bob] = await Promise.all([
+    connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" }),
+    connectClient({ server, username: "bob", password: "bob-pw" }),
+  ]);
+});
+
+after(async () => {
+  await Promise.allSettled([alice?.stop(), bob?.stop()]);
+  await gw?.stop();
+  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
+});
+
+function chat(to: string, body: string | undefined, extra: { id?: string; receipt?: boolean; children?: StanzaElement[] } = {}): StanzaElement {
+  const id = extra.id ?? `m${++seq}`;
+  return xml(
+    "message",
+    { to, type: "chat", id },
+    body === undefined ? undefined : xml("body", {}, body),
+    extra.receipt ? xml("request", { xmlns: "urn:xmpp:receipts" }) : undefined,
+    ...(extra.children ?? []),
+  );
+}
+
+async function postSigned(path: string, params: Record<string, string>, opts: { badSignature?: boolean } = {}) {
+  const sig = signTwilioRequest(TOKEN, PUBLIC + path, params);
+  return gw.gateway.http.inject({
+    method: "POST",
+    url: path,
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": opts.badSignature ? `x${sig.slice(1)}` : sig },
+    payload: new URLSearchParams(params).toString(),
+  });
+}
+
+/** Sends a message from alice and returns the create request the fake Twilio recorded for it. */
+async function sendAndCapture(body: string, extra: { id?: string; receipt?: boolean } = {}) {
+  const before = twilio.requests.length;
+  await alice.send(chat(CONTACT, body, extra));
+  const reqs = await twilio.waitForRequests(before + 1, 5000);
+  const req = reqs[before]!;
+  const cb = String(req.form.StatusCallback);
+  const id = new URL(cb).searchParams.get("id")!;
+  return { req, id, sid: twilio.created.find((m) => m.body === body)?.sid };
+}
+
+const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
+const errorCondition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
+const errorText = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
+
+describe("XMPP → SMS", () => {
+  test("a linked user's message becomes exactly the Twilio request it should", async () => {
+    const { req, id } = await sendAndCapture("Hello from XMPP é");
+    assert.equal(req.method, "POST");
+    assert.equal(req.path, `/2010-04-01/Accounts/${SID}/Messages.json`);
+    assert.equal(req.headers.authorization, `Basic ${Buffer.from(`${SID}:${TOKEN}`).toString("base64")}`);
+    assert.equal(req.form.From, ALICE_NUMBER);
+    assert.equal(req.form.To, "+15552223333");
+    assert.equal(req.form.Body, "Hello from XMPP é");
+    assert.equal(req.form.StatusCallback, `${PUBLIC}/twilio/status?id=${id}`);
+    assert.match(id, /^[0-9A-HJKMNP-TV-Z]{26}$/, "a ULID of ours");
+  });
+
+  test("delivered → one receipt from the contact, even when the callback repeats", async () => {
+    const { id, sid } = await sendAndCapture("receipt please", { id: "rcpt-1", receipt: true });
+    assert.ok(sid);
+    const params = statusCallbackParams({ sid: sid!, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID });
+    for (const status of ["sent", "delivered", "delivered", "sent"]) {
+      const res = await postSigned(`/twilio/status?id=${id}`, { ...params, MessageStatus: status, SmsStatus: status });
+      assert.equal(res.statusCode, 200);
+    }
+    const isReceipt = (el: StanzaElement) => el.name === "message" && el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "rcpt-1";
+    const receipt = await alice.waitFor(isReceipt);
+    assert.equal(receipt.attrs.from, CONTACT);
+    await alice.expectNone((el) => isReceipt(el) && el !== receipt, 700);
+    assert.equal(alice.received.filter(isReceipt).length, 1);
+  });
+
+  test("a callback that arrives before the create's answer still counts", async () => {
+    twilio.failNext(1, { delayMs: 800 });
+    const before = twilio.requests.length;
+    await alice.send(chat(CONTACT, "early bird", { id: "early-1", receipt: true }));
+    const [req] = (await twilio.waitForRequests(before + 1, 5000)).slice(before);
+    const id = new URL(String(req!.form.StatusCallback)).searchParams.get("id")!;
+    // The create is still waiting for its answer: report delivery now, with a SID we have not seen.
+    const res = await postSigned(`/twilio/status?id=${id}`, statusCallbackParams({ sid: `SM${"e".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID }));
+    assert.equal(res.statusCode, 200);
+    const isReceipt = (el: StanzaElement) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "early-1";
+    await alice.waitFor(isReceipt, 5000);
+    await new Promise((r) => setTimeout(r, 1200)); // the create answers "queued" meanwhile
+    assert.equal(alice.received.filter(isReceipt).length, 1);
+  });
+
+  test("failed → an error reply to the original stanza with the provider's code", async () => {
+    const { id, sid } = await sendAndCapture("will fail", { id: "fail-1" });
+    await postSigned(`/twilio/status?id=${id}`, statusCallbackParams({ sid: sid!, status: "undelivered", errorCode: 30003, from: ALICE_NUMBER, to: "+15552223333", accountSid: SID }));
+    const err = await alice.waitFor(isErrorFor("fail-1"));
+    assert.equal(err.attrs.from, CONTACT);
+    assert.equal(errorCondition(err), "recipient-unavailable");
+    assert.match(errorText(err), /30003/);
+  });
+
+  test("a Twilio error becomes a stanza error carrying its code and meaning", async () => {
+    const cases: [number, number, string][] = [
+      [400, 21211, "jid-malformed"],
+      [400, 21610, "forbidden"],
+      [400, 21408, "not-allowed"],
+      [400, 21614, "not-acceptable"],
+    ];
+    for (const [status, code, condition] of cases) {
+      twilio.failNext(1, { status, code, message: `Twilio says ${code}` });
+      const id = `err-${code}`;
+      await alice.send(chat(CONTACT, `error ${code}`, { id }));
+      const err = await alice.waitFor(isErrorFor(id));
+      assert.equal(errorCondition(err), condition, `code ${code}`);
+      assert.match(errorText(err), new RegExp(`Twilio ${code}`));
+    }
+  });
+
+  test("429 is retried, then the message goes out once", async () => {
+    twilio.failNext(2, { status: 429, code: 20429 });
+    const before = twilio.created.length;
+    await alice.send(chat(CONTACT, "after the storm", { id: "retry-1" }));
+    const end = Date.now() + 5000;
+    while (twilio.created.length === before && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(twilio.created.filter((m) => m.body === "after the storm").length, 1);
+    await alice.expectNone(isErrorFor("retry-1"), 300);
+  });
+
+  test("an unlinked user gets registration-required and nothing is sent", async () => {
+    const before = twilio.requests.length;
+    await bob.send(chat(CONTACT, "am I linked?", { id: "bob-1" }));
+    const err = await bob.waitFor(isErrorFor("bob-1"));
+    assert.equal(errorCondition(err), "registration-required");
+    assert.equal(err.getChild("error")?.attrs.type, "auth");
+    assert.ok(errorText(err).length > 10);
+    assert.equal(twilio.requests.length, before);
+  });
+
+  test("body-less and encrypted messages never become SMS", async () => {
+    const before = twilio.requests.length;
+    await alice.send(chat(CONTACT, undefined, { id: "state-1", children: [xml("composing", { xmlns: "http://jabber.org/protocol/chatstates" })] }));
+    await alice.send(
+      chat(CONTACT, "I sent you an OMEMO encrypted message but your client doesn't seem to support that.", {
+        id: "omemo-1",
+        children: [xml("encrypted", { xmlns: "eu.siacs.conversations.axolotl" }, xml("header", { sid: "1" })), xml("encryption", { xmlns: "urn:xmpp:eme:0", namespace: "eu.siacs.conversations.axolotl" })],
+      }),
+    );
+    const err = await alice.waitFor(isErrorFor("omemo-1"));
+    assert.equal(errorCondition(err), "not-acceptable");
+    assert.match(errorText(err), /encrypt/i);
+    await alice.expectNone(isErrorFor("state-1"), 300);
+    assert.equal(twilio.requests.length, before);
+  });
+
+  test("bad addresses and group chats are refused with a readable error", async () => {
+    await alice.send(chat(`+1555@${DOMAIN}`, "short", { id: "bad-1" }));
+    const e1 = await alice.waitFor(isErrorFor("bad-1"));
+    assert.equal(errorCondition(e1), "jid-malformed");
+    assert.match(errorText(e1), /\+15552223333/);
+    await alice.send(xml("message", { to: CONTACT, type: "groupchat", id: "gc-1" }, xml("body", {}, "hi all")));
+    assert.equal(errorCondition(await alice.waitFor(isErrorFor("gc-1"))), "not-acceptable");
+    await alice.send(chat(CONTACT, "x".repeat(1601), { id: "long-1" }));
+    assert.equal(errorCondition(await alice.waitFor(isErrorFor("long-1"))), "not-acceptable");
+  });
+});
+
+describe("SMS → XMPP", () => {
+  test("a signed inbound SMS arrives as a chat message from the number, with a stable id", async () => {
+    const params = inboundSmsParams({ from: "+15552223333", to: ALICE_NUMBER, body: "Hi Alice", accountSid: SID });
+    const res = await postSigned("/twilio/sms", params);
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers["content-type"] as string, /xml/);
+    assert.match(res.body, /<Response\/>/);
+    const msg = await alice.waitFor((el) => el.name === "message" && el.getChildText("body") === "Hi Alice");
+    assert.equal(msg.attrs.from, CONTACT);
+    assert.equal(msg.attrs.type, "chat");
+    assert.equal(msg.attrs.id, params.MessageSid);
+  });
+
+  test("the same MessageSid twice delivers one message", async () => {
+    const params = inboundSmsParams({ from: "+15552223333", to: ALICE_NUMBER, body: "only once", accountSid: SID });
+    assert.equal((await postSigned("/twilio/sms", params)).statusCode, 200);
+    assert.equal((await postSigned("/twilio/sms", params)).statusCode, 200);
+    const isIt = (el: StanzaElement) => el.getChildText("body") === "only once";
+    await alice.waitFor(isIt);
+    await alice.expectNone((el) => isIt(el) && alice.received.filter(isIt).length > 1, 700);
+    assert.equal(alice.received.filter(isIt).length, 1);
+  });
+
+  test("a bad signature gets 403 and delivers nothing", async () => {
+    const params = inboundSmsParams({ from: "+15552223333", to: ALICE_NUMBER, body: "forged", accountSid: SID });
+    const res = await postSigned("/twilio/sms", params, { badSignature: true });
+    assert.equal(res.statusCode, 403);
+    const unsigned = await gw.gateway.http.inject({ method: "POST", url: "/twilio/sms", headers: { "content-type": "application/x-www-form-urlencoded" }, payload: new URLSearchParams(params).toString() });
+    assert.equal(unsigned.statusCode, 403);
+    await alice.expectNone((el) => el.getChildText("body") === "forged", 700);
+  });
+
+  test("MMS media arrive as OOB and in the body", async () => {
+    const url = "https://api.twilio.com/2010-04-01/Accounts/AC/Messages/MM1/Media/ME1";
+    const params = inboundSmsParams({ from: "+15552223333", to: ALICE_NUMBER, body: "a photo", accountSid: SID, media: [{ url, contentType: "image/jpeg" }] });
+    assert.equal((await postSigned("/twilio/sms", params)).statusCode, 200);
+    const msg = await alice.waitFor((el) => (el.getChildText("body") ?? "").startsWith("a photo"));
+    assert.equal(msg.getChild("x", "jabber:x:oob")?.getChildText("url"), url);
+    assert.match(msg.getChildText("body") ?? "", new RegExp(url.replace(/[.?/]/g, "\\$&")));
+  });
+
+  test("an SMS to a number nobody linked is acknowledged and dropped", async () => {
+    const params = inboundSmsParams({ from: "+15552223333", to: "+15550009999", body: "anyone?", accountSid: SID });
+    assert.equal((await postSigned("/twilio/sms", params)).statusCode, 200);
+  });
+
+  test("missing fields are a 400 problem naming the field (after a valid signature)", async () => {
+    const res = await postSigned("/twilio/sms", { From: "+15552223333", Body: "no sid" });
+    assert.equal(res.statusCode, 400);
+    assert.match(res.headers["content-type"] as string, /application\/problem\+json/);
+    assert.match(JSON.parse(res.body).detail as string, /MessageSid|To/);
+  });
+});
+
+describe("XMPP citizenship", () => {
+  const iqTo = (to: string, type: "get" | "set", child: StanzaElement) => alice.iq(xml("iq", { to, type }, child));
+
+  test("disco#info on the gateway: gateway/sms identity and honest features", async () => {
+    const res = await iqTo(DOMAIN, "get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }));
+    assert.equal(res.attrs.type, "result");
+    const q = res.getChild("query", "http://jabber.org/protocol/disco#info")!;
+    const identity = q.getChild("identity")!;
+    assert.equal(identity.attrs.category, "gateway");
+    assert.equal(identity.attrs.type, "sms");
+    const features = q.getChildren("feature").map((f) => f.attrs.var);
+    for (const f of ["jabber:iq:gateway", "urn:xmpp:ping", "jabber:iq:version", "urn:xmpp:receipts"]) assert.ok(features.includes(f), f);
+    assert.ok(!features.includes("jabber:iq:register"), "not implemented yet, so not advertised");
+  });
+
+  test("disco#info on a contact JID", async () => {
+    const res = await iqTo(CONTACT, "get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info" }));
+    assert.equal(res.attrs.type, "result");
+    assert.equal(res.attrs.from, CONTACT);
+  });
+
+  test("jabber:iq:gateway translates a national number", async () => {
+    const get = await iqTo(DOMAIN, "get", xml("query", { xmlns: "jabber:iq:gateway" }));
+    assert.ok(get.getChild("query")?.getChildText("prompt"));
+    const set = await iqTo(DOMAIN, "set", xml("query", { xmlns: "jabber:iq:gateway" }, xml("prompt", {}, "(555) 222-3333")));
+    assert.equal(set.getChild("query")?.getChildText("jid"), CONTACT);
+    const bad = await iqTo(DOMAIN, "set", xml("query", { xmlns: "jabber:iq:gateway" }, xml("prompt", {}, "not a number")));
+    assert.equal(bad.attrs.type, "error");
+    assert.ok(errorText(bad));
+  });
+
+  test("ping and version", async () => {
+    assert.equal((await iqTo(DOMAIN, "get", xml("ping", { xmlns: "urn:xmpp:ping" }))).attrs.type, "result");
+    assert.equal((await iqTo(CONTACT, "get", xml("ping", { xmlns: "urn:xmpp:ping" }))).attrs.type, "result");
+    const v = await iqTo(DOMAIN, "get", xml("query", { xmlns: "jabber:iq:version" }));
+    assert.equal(v.getChild("query")?.getChildText("name"), "Switchboard");
+  });
+
+  test("an unknown IQ gets exactly one service-unavailable", async () => {
+    const res = await iqTo(DOMAIN, "get", xml("query", { xmlns: "urn:example:nothing" }));
+    assert.equal(res.attrs.type, "error");
+    assert.equal(errorCondition(res), "service-unavailable");
+    await alice.expectNone((el) => el.name === "iq" && el.attrs.id === res.attrs.id && el !== res, 500);
+  });
+
+  test("subscribing to a contact is accepted, and the contact shows as available", async () => {
+    // Servers only forward subscription answers to resources that asked for the roster, as real clients do.
+    await alice.iq(xml("iq", { type: "get" }, xml("query", { xmlns: "jabber:iq:roster" })));
+    await alice.send(xml("presence", { to: CONTACT, type: "subscribe" }));
+    await alice.waitFor((el) => el.name === "presence" && el.attrs.type === "subscribed" && el.attrs.from === CONTACT);
+    await alice.waitFor((el) => el.name === "presence" && !el.attrs.type && (el.attrs.from ?? "").startsWith(CONTACT));
+    await alice.waitFor((el) => el.getChild("query", "jabber:iq:roster")?.getChild("item")?.attrs.subscription === "to");
+  });
+
+  test("an error is never answered with an error", async () => {
+    await alice.send(xml("message", { to: CONTACT, type: "error", id: "e-1" }, xml("error", { type: "cancel" }, xml("item-not-found", { xmlns: STANZAS }))));
+    await alice.expectNone((el) => el.attrs.id === "e-1", 500);
+  });
+});
+
+describe("admin API", () => {
+  test("needs the bearer token", async () => {
+    const res = await gw.gateway.http.inject({ method: "GET", url: "/api/v1/users" });
+    assert.equal(res.statusCode, 401);
+    assert.match(res.headers["content-type"] as string, /problem\+json/);
+    const wrong = await gw.gateway.http.inject({ method: "GET", url: "/api/v1/users", headers: { authorization: "Bearer nope" } });
+    assert.equal(wrong.statusCode, 401);
+  });
+
+  test("link, read, list, replace, conflict, unlink", async () => {
+    const carol = "carol@example.com";
+    assert.equal((await gw.admin("PUT", `/api/v1/users/${carol}`, { phone: "+15550002222" })).status, 201);
+    assert.deepEqual((await gw.admin("GET", `/api/v1/users/${carol}`)).json, { jid: carol, phone: "+15550002222" });
+    const replaced = await gw.admin("PUT", `/api/v1/users/${carol}`, { phone: "+15550003333" });
+    assert.equal(replaced.status, 200);
+    const conflict = await gw.admin("PUT", `/api/v1/users/dave@example.com`, { phone: ALICE_NUMBER });
+    assert.equal(conflict.status, 409);
+    assert.match(JSON.stringify(conflict.json), /already linked/);
+    const list = (await gw.admin("GET", "/api/v1/users")).json as { users: { jid: string; phone: string }[] };
+    assert.ok(list.users.some((u) => u.jid === carol && u.phone === "+15550003333"));
+    assert.equal((await gw.admin("DELETE", `/api/v1/users/${carol}`)).status, 204);
+    assert.equal((await gw.admin("GET", `/api/v1/users/${carol}`)).status, 404);
+    assert.equal((await gw.admin("DELETE", `/api/v1/users/${carol}`)).status, 404);
+    // The old number is free again.
+    assert.equal((await gw.admin("PUT", `/api/v1/users/dave@example.com`, { phone: "+15550002222" })).status, 201);
+  });
+
+  test("bad input is a problem naming the field", async () => {
+    const badPhone = await gw.admin("PUT", "/api/v1/users/erin@example.com", { phone: "12" });
+    assert.equal(badPhone.status, 400);
+    assert.equal((badPhone.json as { field: string }).field, "body.phone");
+    const badJid = await gw.admin("PUT", `/api/v1/users/${encodeURIComponent("erin@example.com/res")}`, { phone: "+15550004444" });
+    assert.equal(badJid.status, 400);
+    assert.equal((badJid.json as { field: string }).field, "params.jid");
+    const missing = await gw.admin("PUT", "/api/v1/users/erin@example.com", {});
+    assert.equal((missing.json as { field: string }).field, "body.phone");
+  });
+});

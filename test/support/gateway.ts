@@ -1,0 +1,43 @@
+// Starts the real gateway in-process against real servers, with a silent (or LOG=1: visible) logger.
+import { createGateway, type Gateway } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789";
+
+export interface TestGateway {
+  gateway: Gateway;
+  fatal: string[];
+  /** Admin API call through inject (no socket). */
+  admin(method: "GET" | "PUT" | "DELETE" | "POST", url: string, body?: unknown): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }>;
+  waitOnline(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(env: Record<string, string>, opts: { listen?: boolean } = {}): Promise<TestGateway> {
+  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", ...env });
+  const fatal: string[] = [];
+  const gateway = await createGateway(config, createLogger(config.LOG_LEVEL), { onFatal: (m) => fatal.push(m) });
+  await gateway.start({ listen: opts.listen ?? false });
+  return {
+    gateway,
+    fatal,
+    async admin(method, url, body) {
+      const res = await gateway.http.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
+      });
+      return { status: res.statusCode, json: res.body ? (JSON.parse(res.body) as unknown) : undefined, headers: res.headers };
+    },
+    async waitOnline(timeoutMs = 10_000) {
+      const end = Date.now() + timeoutMs;
+      while (!gateway.xmppState().online) {
+        if (Date.now() > end) throw new Error(`component not online after ${timeoutMs} ms: ${JSON.stringify(gateway.xmppState())}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    },
+    stop: () => gateway.stop(),
+  };
+}
