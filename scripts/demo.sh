@@ -97,6 +97,9 @@ pick_port() {
 }
 
 # ---- 3. temp dir, children, cleanup ---------------------------------------------------------------
+# Each child runs in its own session (setsid), so a Ctrl-C in the terminal reaches only this script,
+# which then stops them in order: the gateway first (it uses the others), then Prosody, then Redis.
+command -v setsid >/dev/null || die "setsid (util-linux) is missing"
 umask 077
 DEMO_TMP="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-demo.XXXXXX")"
 REDIS_PID="" PROSODY_PID="" GATEWAY_PID=""
@@ -125,7 +128,7 @@ stop_pid() { # stop_pid <pid> <name> <seconds>: SIGTERM, then SIGKILL after the 
 cleanup() {
   ((CLEANED)) && return 0
   CLEANED=1
-  trap '' INT TERM
+  trap '' INT TERM HUP
   # The gateway first (it uses the others), then the XMPP server, then Redis.
   stop_pid "$GATEWAY_PID" gateway 15
   stop_pid "$PROSODY_PID" prosody 10
@@ -139,7 +142,7 @@ on_signal() {
   say "stopped; removed $DEMO_TMP"
   exit 0
 }
-trap on_signal INT TERM
+trap on_signal INT TERM HUP
 trap cleanup EXIT
 
 # Prints the end of a child's log(s) when it died.
@@ -179,7 +182,7 @@ ADMIN_TOKEN="$(random_hex 24)"
 # ---- 4. Redis ---------------------------------------------------------------------------------------
 mkdir -p "$DEMO_TMP/redis"
 say "starting redis-server on 127.0.0.1:$REDIS_PORT"
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
+setsid redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --protected-mode yes --daemonize no \
   --appendonly yes --dir "$DEMO_TMP/redis" --save "" --logfile "$REDIS_LOG" >/dev/null 2>&1 &
 REDIS_PID=$!
 wait_port "$REDIS_PORT" redis-server 10
@@ -215,7 +218,7 @@ EOF
 prosodyctl --config "$P/prosody.cfg.lua" register "$DEMO_USER" "$XMPP_HOST" "$PASSWORD" >"$P/register.log" 2>&1 ||
   { cat "$P/register.log" >&2; die "prosodyctl register failed"; }
 say "starting prosody (client port 127.0.0.1:$C2S_PORT, component port 127.0.0.1:$COMPONENT_PORT)"
-prosody --config "$P/prosody.cfg.lua" -F >"$PROSODY_CONSOLE" 2>&1 &
+setsid prosody --config "$P/prosody.cfg.lua" -F >"$PROSODY_CONSOLE" 2>&1 &
 PROSODY_PID=$!
 wait_port "$C2S_PORT" prosody 15
 wait_port "$COMPONENT_PORT" prosody 15
@@ -225,7 +228,7 @@ say "starting the gateway on http://127.0.0.1:$HTTP_PORT (log: $GATEWAY_LOG)"
 # Runs from the temp dir so that a .env of the checkout does not leak into the demo.
 (
   cd "$DEMO_TMP"
-  exec env -u TWILIO_ACCOUNT_SID -u TWILIO_AUTH_TOKEN -u TWILIO_API_URL -u PUBLIC_URL \
+  exec setsid env -u TWILIO_ACCOUNT_SID -u TWILIO_AUTH_TOKEN -u TWILIO_API_URL -u PUBLIC_URL \
     XMPP_SERVICE="xmpp://127.0.0.1:$COMPONENT_PORT" XMPP_DOMAIN="$COMPONENT_DOMAIN" XMPP_SECRET="$SECRET" \
     REDIS_URL="redis://127.0.0.1:$REDIS_PORT" HTTP_HOST=127.0.0.1 HTTP_PORT="$HTTP_PORT" \
     ADMIN_TOKEN="$ADMIN_TOKEN" SMS_PROVIDER=sandbox LOG_LEVEL=info \

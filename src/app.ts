@@ -108,10 +108,16 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       provider: provider.name,
       xmpp: () => connection.state(),
       async redisOk() {
+        // While disconnected, node-redis queues commands: without a bound the probe would hang.
+        if (!redis.isReady) return false;
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), 1000)));
         try {
-          return (await redis.ping()) === "PONG";
+          return await Promise.race([redis.ping().then((p) => p === "PONG"), timeout]);
         } catch {
           return false;
+        } finally {
+          clearTimeout(timer);
         }
       },
     },

@@ -88,7 +88,7 @@ export function createConnection(opts: ConnectionOptions) {
 
   xmpp.on("error", (err: Error & { condition?: string }) => {
     const condition = err.condition;
-    state.lastError = condition ? `${err.name}: ${condition}${err.message && err.message !== condition ? ` (${err.message})` : ""}` : err.message;
+    state.lastError = condition ? `${err.name}: ${condition}${err.message && err.message !== condition ? ` (${err.message})` : ""}` : err.message ? `${err.name}: ${err.message}` : err.name;
     if (err.name === "StreamError" && condition === "conflict") {
       state.conflict = true;
       opts.log.warn({ domain: opts.domain }, "another component is connected for this domain (conflict); retrying at the capped interval");

@@ -1,6 +1,7 @@
 // The component link: fatal configuration errors, conflict, and surviving a server restart.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startGateway, type TestGateway } from "../support/gateway.js";
@@ -111,4 +112,34 @@ test("after the XMPP server restarts, the gateway reconnects and delivers what a
   const ours = msg.getChildren("delay", "urn:xmpp:delay").find((d) => d.attrs.from === DOMAIN);
   assert.ok(ours?.attrs.stamp, `XEP-0203 delay stamped by the gateway: ${msg.toString()}`);
   assert.ok(Date.parse(ours.attrs.stamp!) <= Date.now() - 500, "stamped when the SMS arrived, not when delivered");
+});
+
+test("a handshake that never completes is restarted by the watchdog, with growing gaps", async (t) => {
+  // A server that opens the stream and then ignores the handshake (xmpp.js would wait forever).
+  const connectedAt: number[] = [];
+  const sockets = new Set<import("node:net").Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    connectedAt.push(Date.now());
+    socket.on("error", () => {});
+    socket.once("data", () => {
+      socket.write(`<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='s${connectedAt.length}' from='${DOMAIN}'>`);
+    });
+  });
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  });
+  const port = (silent.address() as AddressInfo).port;
+  const gw = await startGateway(env({ XMPP_SERVICE: `xmpp://127.0.0.1:${port}`, XMPP_HANDSHAKE_TIMEOUT_MS: "500", XMPP_RECONNECT_MIN_MS: "200", XMPP_RECONNECT_MAX_MS: "60000" }));
+  t.after(() => gw.stop());
+  const end = Date.now() + 10_000;
+  while (connectedAt.length < 4 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(connectedAt.length >= 4, `reconnected ${connectedAt.length} times`);
+  assert.equal(gw.gateway.xmppState().online, false);
+  assert.match(gw.gateway.xmppState().lastError ?? "", /handshake|Timeout/);
+  const gaps = connectedAt.slice(1).map((at, i) => at - connectedAt[i]!);
+  // Each gap = watchdog (500 ms) + backoff (200·2^n with jitter in [½, 1)): the backoff part grows.
+  assert.ok(gaps[2]! > gaps[0]!, `gaps grow: ${gaps.join(", ")}`);
 });
