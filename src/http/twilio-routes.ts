@@ -1,5 +1,5 @@
 // Twilio's webhooks: inbound SMS/MMS and delivery status (GATEWAY.md "Outside → XMPP").
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Inbound } from "../core/inbound.js";
@@ -32,7 +32,7 @@ export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; pr
 
   // The signature covers PUBLIC_URL + the path and query as received, and every posted parameter.
   // Checked before validation so a forged request gets 403 and nothing else.
-  async function checkSignature(request: FastifyRequest, reply: import("fastify").FastifyReply): Promise<void> {
+  async function checkSignature(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const sig = request.headers["x-twilio-signature"];
     const params = (request.body ?? {}) as Record<string, string | string[]>;
     const url = deps.publicUrl + request.url;

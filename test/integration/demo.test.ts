@@ -89,7 +89,7 @@ before(async () => {
     cwd: ROOT,
     env: { ...process.env, DEMO_NO_INSTALL: "1", DEMO_C2S_PORT: "0", DEMO_HTTP_PORT: "0" },
     stdio: ["ignore", "pipe", "pipe"],
-    detached: true, // its own process group, so after() can clean up even if the script misbehaves
+    // Same process group: a Ctrl-C of the test run reaches the script too, which then stops its children.
   });
   const proc = demo;
   demoExit = new Promise((resolve) => proc.once("exit", (code) => ((demoGone = true), resolve(code))));
@@ -121,10 +121,12 @@ after(async () => {
     demo.kill("SIGINT");
     const stopped = await Promise.race([demoExit, timeout(20_000)]);
     if (stopped === "timeout") {
-      try {
-        process.kill(-demo.pid!, "SIGKILL");
-      } catch {
-        // gone
+      for (const pid of [demo.pid, ...(ready ? Object.values(ready.pids) : [])]) {
+        try {
+          if (pid) process.kill(pid, "SIGKILL");
+        } catch {
+          // gone
+        }
       }
     }
   }

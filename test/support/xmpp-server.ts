@@ -343,6 +343,7 @@ async function startEjabberd(opts: StartXmppServerOptions): Promise<XmppServer> 
     "  mod_offline:",
     "    access_max_user_messages: max_user_offline_messages",
     "  mod_http_api: {}",
+    "  mod_admin_extra: {}", // change_password
     "",
   ].join("\n");
   const ctlCfg = [
