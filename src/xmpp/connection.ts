@@ -131,15 +131,24 @@ export function createConnection(opts: ConnectionOptions) {
         // Failures are reported through `error`/`disconnect`, which schedule the retries.
       });
     },
-    async stop(): Promise<void> {
+    /** Closes the stream properly when the server is there; never waits long when it is not. */
+    async stop(closeTimeoutMs = 2000): Promise<void> {
       stopped = true;
       clearTimeout(watchdog);
       xmpp.reconnect.stop();
-      try {
-        await xmpp.stop();
-      } catch {
-        // already closed
-      }
+      if (!xmpp.socket) return;
+      // xmpp.js waits for the server's </stream> and then the socket's close, each up to its timeout,
+      // even when the socket is already gone: bound the whole close and then drop the socket.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        xmpp.stop().catch(() => undefined),
+        new Promise((r) => {
+          timer = setTimeout(r, closeTimeoutMs);
+          xmpp.once("disconnect", r);
+        }),
+      ]);
+      clearTimeout(timer);
+      xmpp.socket?.destroy();
     },
   };
 }
