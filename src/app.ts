@@ -49,7 +49,11 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
     partitions: config.PIPELINE_PARTITIONS,
     dedupeTtlS: config.DEDUPE_TTL,
-    consumerName: `${hostname()}`,
+    consumerName: config.INSTANCE_ID ?? hostname(),
+    toXmppDeadlineMs: config.XMPP_DELIVERY_DEADLINE_MS,
+    maxBounces: config.XMPP_MAX_BOUNCES,
+    claimIdleMs: config.PIPELINE_CLAIM_IDLE_MS,
+    holdToXmpp: config.TEST_HOLD_TO_XMPP,
   });
   const inbound = createInbound({ domain: config.XMPP_DOMAIN, links, messages, pipeline, log: log.child({ sub: "inbound" }) });
 
@@ -92,6 +96,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     log: log.child({ sub: "xmpp" }),
     onFatal: hooks.onFatal,
   });
+  // Deliveries waiting for the server resume as soon as it is back, not at the end of their backoff.
+  connection.onOnline(() => pipeline.wake());
   const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, log: log.child({ sub: "xmpp" }), version: VERSION });
 
   const http = await buildHttp({
@@ -104,6 +110,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     inbound,
     provider,
     ...(sandbox ? { sandbox } : {}),
+    pipeline,
     health: {
       provider: provider.name,
       xmpp: () => connection.state(),
@@ -131,7 +138,14 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     url: () => listening,
     xmppState: () => connection.state(),
     async start(opts = {}) {
-      pipeline.consume({ toXmpp: (item, meta) => xmppOut.deliver(item, { late: meta.attempt > 1 }), outbound: (job) => outbound.process(job) });
+      pipeline.consume({
+        toXmpp: xmppOut,
+        outbound: (job) => outbound.process(job),
+        onDeadLetter: async (dl) => {
+          // The XMPP user who sent a message that will not go out hears about it.
+          if (dl.queue === "outbound") await outbound.reportError(dl.item.id, "cancel", "undefined-condition", `This message was not delivered: ${dl.reason}`);
+        },
+      });
       connection.start();
       if (opts.listen !== false) {
         listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });

@@ -41,6 +41,11 @@ export const CONFIG_VARIABLES = {
   MESSAGE_RETENTION: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a message record is kept after its final state" },
   DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a seen MessageSid is remembered to drop repeated webhooks" },
   PIPELINE_PARTITIONS: { schema: int(1, 256).default(8), doc: "Stream partitions per direction; one conversation always maps to one partition (ordering)" },
+  INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "Name of this instance in the Redis consumer group; keep it stable across restarts (default: the host name)" },
+  XMPP_DELIVERY_DEADLINE_MS: { schema: int(60_000, 365 * 86_400_000).default(3 * 86_400_000), doc: "A message still not delivered to XMPP this long after it arrived becomes a dead letter" },
+  XMPP_MAX_BOUNCES: { schema: int(1, 100).default(3), doc: "Bounces by the XMPP server (e.g. unknown user) before a delivery becomes a dead letter" },
+  PIPELINE_CLAIM_IDLE_MS: { schema: int(5_000, 86_400_000).default(60_000), doc: "Work another instance left untouched this long is taken over" },
+  TEST_HOLD_TO_XMPP: { schema: bool.default(false), doc: "Test only: accept messages but hold their delivery to XMPP (crash tests); never set in production" },
   HTTP_BODY_LIMIT: { schema: int(1024, 10 * 1024 * 1024).default(256 * 1024), doc: "Largest accepted HTTP request body, in bytes" },
   SHUTDOWN_TIMEOUT_MS: { schema: int(100, 600_000).default(10_000), doc: "Bound on a graceful stop after SIGTERM" },
 } as const;

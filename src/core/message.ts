@@ -108,6 +108,11 @@ export type XmppDelivery =
       text: string;
     };
 
+/** Identifies a delivery among others of the same message (a chat, its receipt, its error reply). */
+export function deliveryKey(item: XmppDelivery): string {
+  return `${item.kind}:${item.id}`;
+}
+
 const ulid = monotonicFactory();
 
 /** A new sortable unique message id. */

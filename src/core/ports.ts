@@ -16,7 +16,22 @@ export interface SmsSendRequest {
 export interface SmsSendResult {
   providerId: string; // Twilio MessageSid
   status: MessageStatus;
+  /** Set when the provider already reports a failure (a message found by lookup). */
+  errorCode?: number;
 }
+
+/**
+ * Asks whether an earlier create of this request reached the provider. `since`: when the first
+ * request for it was started (ms since epoch); nothing older can be ours. `isClaimed`: true when
+ * another of our records already owns that provider id (the same text sent twice is two messages).
+ */
+export interface SmsLookupRequest extends SmsSendRequest {
+  since: number;
+  isClaimed(providerId: string): Promise<boolean>;
+}
+
+/** `found`: it went out (adopt it, never resend); `notFound`: it certainly did not; `unknown`: cannot tell. */
+export type SmsLookupResult = { found: SmsSendResult } | { notFound: true } | { unknown: string };
 
 /**
  * A provider failure, already classified. `retry` says whether sending again is safe: only when the
@@ -30,6 +45,8 @@ export interface ProviderFailure {
   httpStatus?: number;
   /** Provider's own message, safe to show the user (no secrets in it). */
   message: string;
+  /** How long the provider asked us to wait before trying again (its Retry-After), when it said. */
+  retryAfterMs?: number;
 }
 
 export class ProviderError extends Error {
@@ -43,6 +60,8 @@ export interface SmsProvider {
   readonly name: "twilio" | "sandbox";
   /** Throws ProviderError on failure. */
   send(req: SmsSendRequest): Promise<SmsSendResult>;
+  /** Resolves an ambiguous create by looking the message up at the provider. Never throws. */
+  lookup(req: SmsLookupRequest): Promise<SmsLookupResult>;
   /** Validates an inbound webhook signature (sandbox: always true; its routes use the admin token). */
   validateSignature(signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean;
 }
@@ -66,18 +85,58 @@ export interface MessageStore {
    * the update and whether this call changed it.
    */
   advance(id: string, status: MessageStatus, patch?: { providerId?: string; errorCode?: number }): Promise<{ record: MessageRecord; changed: boolean } | undefined>;
-  /**
-   * Marks a one-time event: the provider attempt (so a redelivered job is never sent twice), the
-   * receipt, the error report. True only for the first caller.
-   */
-  markOnce(id: string, what: "attempt" | "receipt" | "error"): Promise<boolean>;
+  /** Marks a one-time event: the receipt, the error report. True only for the first caller. */
+  markOnce(id: string, what: "receipt" | "error"): Promise<boolean>;
   idForProviderId(providerId: string): Promise<string | undefined>;
+  /** Where the provider requests of an outgoing message stand (recorded around each request). */
+  attemptState(id: string): Promise<AttemptState>;
+  /**
+   * Records that a request is about to start (`inflight`), if `expectedCount` requests were started
+   * so far; undefined when another worker moved it meanwhile (it owns the message now).
+   */
+  beginAttempt(id: string, expectedCount: number): Promise<AttemptState | undefined>;
+  /** Records that the last request certainly created nothing (429, 503, refused, not found by lookup). */
+  clearAttempt(id: string): Promise<void>;
+}
+
+/**
+ * `inflight`: a request was started and its outcome not recorded, so it may have reached the
+ * provider (a crash, a timeout). `clear`: the last one certainly did not. `none`: never tried.
+ */
+export interface AttemptState {
+  state: "none" | "inflight" | "clear";
+  /** Requests started so far. */
+  count: number;
+  /** When the first one started (ms since epoch). */
+  firstAt?: number;
 }
 
 /** What the pipeline knows about an item it hands to a handler. */
 export interface DeliveryMeta {
   /** 1 on the first try; more after the next hop was away or a crash left it pending. */
   attempt: number;
+  /** Aborted when the gateway stops: waits inside a handler should end early (the item stays queued). */
+  signal?: AbortSignal;
+}
+
+/** The XMPP side of the pipeline: write stanzas, then prove the server processed them. */
+export interface XmppSink {
+  /** Writes the stanza; throws RetryLater while the server is away. */
+  deliver(item: XmppDelivery, meta: DeliveryMeta): Promise<void>;
+  /**
+   * Resolves once the server has processed everything delivered before it (XEP-0114 has no acks);
+   * returns the items it bounced meanwhile, by deliveryKey(), with the server's reason.
+   */
+  barrier(): Promise<Map<string, string>>;
+}
+
+export interface DeadLetter {
+  id: string;
+  /** Which pipeline it fell out of. */
+  queue: "to-xmpp" | "outbound";
+  reason: string;
+  at: number;
+  item: XmppDelivery | OutboundJob;
 }
 
 /**
@@ -89,9 +148,18 @@ export interface Pipeline {
   enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean>;
   /** Toward the provider. */
   enqueueOutbound(job: OutboundJob): Promise<void>;
-  /** Starts consumers; handlers resolve when the item is done (acknowledged) or throw to leave it pending. */
-  consume(handlers: { toXmpp(item: XmppDelivery, meta: DeliveryMeta): Promise<void>; outbound(job: OutboundJob, meta: DeliveryMeta): Promise<void> }): void;
+  /** Starts consumers. A handler resolves when the item is done, or throws to leave it queued. */
+  consume(handlers: {
+    toXmpp: XmppSink;
+    outbound(job: OutboundJob, meta: DeliveryMeta): Promise<void>;
+    /** Told about each item given up on (after it is stored as a dead letter). */
+    onDeadLetter?(dl: DeadLetter): Promise<void>;
+  }): void;
+  /** Stops taking new work, finishes (or returns to the queue) what is in hand. */
   stop(): Promise<void>;
+  deadLetters(limit: number): Promise<DeadLetter[]>;
+  /** Puts a dead letter back in its queue; false when there is no such dead letter. */
+  retryDeadLetter(id: string): Promise<boolean>;
 }
 
 /** A pipeline handler throws this when the next hop is away (XMPP offline): retry later, never dead-letter. */
@@ -100,8 +168,6 @@ export class RetryLater extends Error {
 }
 
 /** Sends stanzas to the XMPP server. The core builds plain descriptions; the xmpp layer renders them. */
-export interface XmppOut {
+export interface XmppOut extends XmppSink {
   isOnline(): boolean;
-  /** `late`: the item waited (server away, crash), so a chat carries XEP-0203 <delay/>. */
-  deliver(item: XmppDelivery, opts?: { late?: boolean }): Promise<void>;
 }

@@ -4,9 +4,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { SandboxProvider } from "../adapters/sandbox/provider.js";
 import type { Inbound } from "../core/inbound.js";
-import type { LinkStore, MessageStore, SmsProvider } from "../core/ports.js";
+import type { LinkStore, MessageStore, Pipeline, SmsProvider } from "../core/ports.js";
 import type { Logger } from "../logger.js";
 import { bearerAuth } from "./admin-auth.js";
+import { deadLettersRoutes } from "./dead-letters-routes.js";
 import { healthRoutes, type HealthSource } from "./health-routes.js";
 import { installProblemHandlers } from "./problem.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
@@ -23,6 +24,7 @@ export interface HttpDeps {
   inbound: Inbound;
   provider: SmsProvider;
   sandbox?: SandboxProvider;
+  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">;
   health: HealthSource;
 }
 
@@ -40,6 +42,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   await app.register(async (admin) => {
     admin.addHook("onRequest", bearerAuth(deps.adminToken));
     usersRoutes(admin, deps);
+    deadLettersRoutes(admin, deps);
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
   });
   return app;

@@ -4,9 +4,9 @@
 import xml, { type Element } from "@xmpp/xml";
 import type { IncomingContext } from "@xmpp/component";
 import { parseContactLocalpart, normalizeNumber } from "../core/addresses.js";
-import type { XmppDelivery } from "../core/message.js";
+import { deliveryKey, type XmppDelivery } from "../core/message.js";
 import type { ChatFromUser, Outbound } from "../core/outbound.js";
-import { RetryLater, type XmppOut } from "../core/ports.js";
+import { RetryLater, type DeliveryMeta, type XmppOut } from "../core/ports.js";
 import { isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Connection } from "./connection.js";
@@ -21,6 +21,7 @@ export interface ComponentOptions {
   version: string;
   /** A delivery this long after acceptance carries XEP-0203 <delay/>. */
   lateAfterMs?: number;
+  barrierTimeoutMs?: number;
 }
 
 const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
@@ -37,6 +38,18 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   const log = opts.log;
   const lateAfterMs = opts.lateAfterMs ?? 10_000;
 
+  const barrierTimeoutMs = opts.barrierTimeoutMs ?? 10_000;
+  // Stanza id → delivery, for what we wrote recently; bounces the server sent for them. Pruned by age:
+  // a bounce matters only to the barrier that follows its delivery.
+  const inFlight = new Map<string, { key: string; at: number }>();
+  const bounced = new Map<string, { reason: string; at: number }>();
+  const KEEP_MS = 5 * 60_000;
+  function prune(): void {
+    const old = Date.now() - KEEP_MS;
+    for (const [id, v] of inFlight) if (v.at < old) inFlight.delete(id);
+    for (const [k, v] of bounced) if (v.at < old) bounced.delete(k);
+  }
+
   const send = (el: Element) =>
     xmpp.send(el).catch((err: Error) => log.warn({ err: err.message, stanza: el.name }, "could not send stanza"));
 
@@ -50,8 +63,14 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   async function onMessage(ctx: IncomingContext): Promise<void> {
     const { stanza } = ctx;
     if (ctx.type === "error") {
-      log.info({ id: ctx.id }, "message bounced by the server");
-      return; // never answer an error with an error
+      // Never answered (no error in answer to an error); a bounce of ours is noted for the barrier.
+      const delivery = inFlight.get(ctx.id);
+      const err = stanza.getChild("error");
+      const condition = err?.getChildElements().find((c) => c.getNS() === NS.stanzas && c.name !== "text")?.name ?? "undefined-condition";
+      const text = err?.getChildText("text", NS.stanzas);
+      if (delivery) bounced.set(delivery.key, { reason: text ? `${condition} (${text})` : condition, at: Date.now() });
+      log.warn({ stanzaId: ctx.id, condition, ours: Boolean(delivery) }, "message bounced by the XMPP server");
+      return;
     }
     if (!ctx.from || !ctx.to) return;
     if (!ctx.to.local) return onMessageToGateway(ctx);
@@ -194,15 +213,29 @@ export function createComponent(opts: ComponentOptions): XmppOut {
 
   return {
     isOnline: () => opts.connection.isOnline(),
-    async deliver(item: XmppDelivery, o: { late?: boolean } = {}): Promise<void> {
+    async deliver(item: XmppDelivery, meta: DeliveryMeta): Promise<void> {
       if (!opts.connection.isOnline()) throw new RetryLater("XMPP server not connected");
-      const late = item.kind === "chat" && (o.late === true || Date.now() - item.acceptedAt > lateAfterMs);
+      // Late = it had to wait: for the server (accepted before this connection came up), for a retry,
+      // or in a backlog.
+      const onlineSince = opts.connection.state().onlineSince ?? 0;
+      const late = item.kind === "chat" && (meta.attempt > 1 || item.acceptedAt < onlineSince || Date.now() - item.acceptedAt > lateAfterMs);
+      const el = deliveryStanza(item, { domain: opts.domain, late });
+      if (el.attrs.id) inFlight.set(el.attrs.id, { key: deliveryKey(item), at: Date.now() });
       try {
-        await xmpp.send(deliveryStanza(item, { domain: opts.domain, late }));
+        await xmpp.send(el);
       } catch (err) {
         throw new RetryLater(`send failed: ${(err as Error).message}`);
       }
-      log.info({ msgId: item.id, kind: item.kind }, "delivered to XMPP server");
+      log.info({ msgId: item.id, kind: item.kind, attempt: meta.attempt }, "written to the XMPP server");
+    },
+    async barrier(): Promise<Map<string, string>> {
+      if (!opts.connection.isOnline()) throw new RetryLater("XMPP server not connected");
+      // An IQ to our own domain goes through the server and back: the server handles a component's
+      // stanzas in order, so its answer proves every stanza written before it was processed, and any
+      // bounce for those arrived before it.
+      await xmpp.iqCaller.request(xml("iq", { type: "get", to: opts.domain, from: opts.domain }, xml("ping", { xmlns: NS.ping })), barrierTimeoutMs);
+      prune();
+      return new Map([...bounced].map(([key, b]) => [key, b.reason]));
     },
   };
 }

@@ -26,6 +26,8 @@ export interface ConnectionState {
   conflict: boolean;
   lastError?: string;
   nextAttemptInMs?: number;
+  /** When the current connection came online (ms since epoch). */
+  onlineSince?: number;
 }
 
 /** Delay before reconnect attempt `attempt` (0-based): min·2^n, in [½, 1) of that, capped. */
@@ -63,6 +65,7 @@ export function createConnection(opts: ConnectionOptions) {
     clearTimeout(watchdog);
     attempt = 0;
     state.online = true;
+    state.onlineSince = Date.now();
     state.everOnline = true;
     state.conflict = false;
     state.lastError = undefined;

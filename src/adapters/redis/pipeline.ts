@@ -1,15 +1,19 @@
 // The durable pipeline on Redis streams: one stream per direction and partition, one consumer group.
-// A conversation always hashes to the same partition and a partition is worked by one loop at a time,
-// so a conversation's messages leave in the order they were accepted while others go on in parallel.
-// An entry is acknowledged (and then deleted: that is the trimming rule) only after its handler
-// finished; until then it stays in the group's pending list and survives a crash.
+//
+// Why this shape: a conversation always hashes to the same partition and a partition is worked by one
+// loop, so a conversation's messages leave in the order they were accepted while others go on in
+// parallel. A consumer reads at most BATCH entries at a time and reads no more while the next hop is
+// away, so memory stays flat however long the backlog. An entry is acknowledged, and then deleted
+// (that is the trimming rule: nothing unacknowledged is ever trimmed), only once its handler finished
+// and, toward XMPP, once a barrier proved the server processed it. Until then it stays in the group's
+// pending list: a restart of the same consumer resumes it, and XAUTOCLAIM hands work a dead consumer
+// left to a live one.
 import { createHash } from "node:crypto";
-import type { OutboundJob, XmppDelivery } from "../../core/message.js";
-import { RetryLater, type DeliveryMeta, type Pipeline } from "../../core/ports.js";
+import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
+import { RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
 import type { Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
-
 
 // KEYS: seen marker, stream. ARGV: ttl, payload. 1 = stored, 0 = seen before (nothing stored).
 const ENQUEUE_ONCE = `
@@ -20,29 +24,56 @@ end
 return 0
 `;
 
+const BATCH = 32;
+
 export interface PipelineOptions {
   partitions: number;
   dedupeTtlS: number;
+  /** Stable per instance (a restart resumes its own pending entries). */
   consumerName: string;
   /** Tries of a handler that fails with something other than RetryLater before dead-lettering. */
   maxFailures?: number;
+  /** Bounces by the XMPP server (e.g. unknown user) before dead-lettering. */
+  maxBounces?: number;
+  /** Toward XMPP, an item still undelivered this long after acceptance is dead-lettered. */
+  toXmppDeadlineMs?: number;
+  /** Entries another consumer left idle this long are claimed. */
+  claimIdleMs?: number;
   blockMs?: number;
   retryDelayMs?: { min: number; max: number };
+  /** Test hook: consumers toward XMPP do not start (messages are accepted and wait). */
+  holdToXmpp?: boolean;
 }
 
-export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOptions): Pipeline & { depth(): Promise<{ toXmpp: number; outbox: number }> } {
+interface Entry {
+  id: string;
+  message: Record<string, string>;
+}
+
+type Handlers = Parameters<Pipeline["consume"]>[0];
+
+export type RedisPipeline = Pipeline & {
+  /** Ends the current backoff waits: the next hop is back. */
+  wake(): void;
+  depth(): Promise<{ toXmpp: number; outbox: number }>;
+};
+
+export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOptions): RedisPipeline {
   const blockMs = opts.blockMs ?? 2000;
   const maxFailures = opts.maxFailures ?? 5;
+  const maxBounces = opts.maxBounces ?? 3;
+  const deadlineMs = opts.toXmppDeadlineMs ?? 3 * 86400_000;
+  const claimIdleMs = opts.claimIdleMs ?? 60_000;
   const retry = opts.retryDelayMs ?? { min: 250, max: 15_000 };
   const readers: Redis[] = [];
   const loops: Promise<void>[] = [];
   let running = false;
   let stopping = new AbortController();
+  let wakeup = new AbortController();
   const ensured = new Set<string>();
 
   function partitionOf(conversation: string): number {
-    const h = createHash("sha1").update(conversation).digest();
-    return h.readUInt32BE(0) % opts.partitions;
+    return createHash("sha1").update(conversation).digest().readUInt32BE(0) % opts.partitions;
   }
 
   async function ensureGroup(stream: string): Promise<void> {
@@ -55,8 +86,12 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     ensured.add(stream);
   }
 
+  function toXmppStream(item: XmppDelivery): string {
+    return keys.toXmppStream(partitionOf(`${item.to.split("/")[0]}|${item.from}`));
+  }
+
   async function enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean> {
-    const stream = keys.toXmppStream(partitionOf(`${item.to.split("/")[0]}|${item.from}`));
+    const stream = toXmppStream(item);
     const payload = JSON.stringify(item);
     if (dedupeKey === undefined) {
       await redis.xAdd(stream, "*", { d: payload });
@@ -69,106 +104,268 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     await redis.xAdd(keys.outboxStream(partitionOf(`${job.from}|${job.to}`)), "*", { d: JSON.stringify(job) });
   }
 
-  async function work<T>(stream: string, handler: (item: T, meta: DeliveryMeta) => Promise<void>): Promise<void> {
+  /** Waits, but returns at once when the pipeline stops or is woken (the next hop came back). */
+  function delay(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => (clearTimeout(t), resolve());
+      const t = setTimeout(resolve, ms);
+      stopping.signal.addEventListener("abort", done, { once: true });
+      wakeup.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  async function ack(stream: string, ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await redis.multi().xAck(stream, GROUP, ids).xDel(stream, ids).exec();
+  }
+
+  async function deadLetter(handlers: Handlers, stream: string, queue: DeadLetter["queue"], entry: Entry, reason: string): Promise<void> {
+    const at = Date.now();
+    await redis
+      .multi()
+      .xAdd(keys.deadLetters, "*", { stream, queue, reason, at: String(at), d: entry.message.d ?? "" }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: DEAD_LETTER_MAX } })
+      .xAck(stream, GROUP, entry.id)
+      .xDel(stream, entry.id)
+      .exec();
+    log.error({ stream, entry: entry.id, reason }, "dead-lettered");
+    const item = parse<XmppDelivery | OutboundJob>(entry);
+    if (item && handlers.onDeadLetter) {
+      await handlers.onDeadLetter({ id: entry.id, queue, reason, at, item }).catch((err: unknown) => log.error({ err }, "dead-letter hook failed"));
+    }
+  }
+
+  function parse<T>(entry: Entry): T | undefined {
+    try {
+      return JSON.parse(entry.message.d ?? "") as T;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * One partition: read our own pending entries first ("0": left by a crash, a stop or a failure),
+   * then new ones (">"). After a failure, go back to "0" so the failed entry comes first again.
+   */
+  async function work(stream: string, processBatch: (entries: Entry[], firstTry: boolean) => Promise<boolean>): Promise<void> {
     const reader = redis.duplicate();
-    reader.on("error", (err: Error) => log.warn({ err: err.message, stream }, "redis reader error"));
+    reader.on("error", (err: Error) => log.debug({ err: err.message, stream }, "redis reader error"));
     readers.push(reader);
-    await reader.connect();
-    await ensureGroup(stream);
-    // Start with our own pending entries (left by a crash of this consumer), then new ones.
     let cursor = "0";
+    let wait = retry.min;
+    let lastClaim = 0;
     while (running) {
-      let entries: { id: string; message: Record<string, string> }[];
+      let entries: Entry[];
       try {
-        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: 32, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
-        entries = (res as { messages: { id: string; message: Record<string, string> }[] }[] | null)?.[0]?.messages ?? [];
+        if (!reader.isOpen) await reader.connect();
+        await ensureGroup(stream);
+        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: BATCH, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
+        entries = ((res as { messages: (Entry | null)[] }[] | null)?.[0]?.messages ?? []).filter((e): e is Entry => e !== null);
       } catch (err) {
         if (!running) return;
         log.warn({ err: (err as Error).message, stream }, "stream read failed; retrying");
         await delay(1000);
         continue;
       }
-      if (cursor === "0" && entries.length === 0) {
-        cursor = ">";
+      if (entries.length === 0) {
+        if (cursor === "0") cursor = ">";
+        else if (Date.now() - lastClaim > claimIdleMs / 2) {
+          lastClaim = Date.now();
+          if (await claimAbandoned(stream)) cursor = "0";
+        }
         continue;
       }
-      for (const entry of entries) {
-        if (!running) return;
-        // Entries read from our own pending list were interrupted by a crash or a stop: not a first try.
-        await handleEntry(stream, entry, handler, cursor === "0" ? 2 : 1);
-      }
-    }
-  }
-
-  async function handleEntry<T>(stream: string, entry: { id: string; message: Record<string, string> }, handler: (item: T, meta: DeliveryMeta) => Promise<void>, firstAttempt: number): Promise<void> {
-    let failures = 0;
-    let attempt = firstAttempt;
-    let wait = retry.min;
-    for (;;) {
-      let item: T;
+      let ok: boolean;
       try {
-        item = JSON.parse(entry.message.d ?? "") as T;
-      } catch {
-        await deadLetter(stream, entry, "unreadable entry");
-        return;
-      }
-      try {
-        await handler(item, { attempt });
-        await redis.multi().xAck(stream, GROUP, entry.id).xDel(stream, entry.id).exec();
-        return;
+        ok = await processBatch(entries, cursor === ">");
       } catch (err) {
-        if (!running) return; // stays pending; picked up again on the next start
-        if (!(err instanceof RetryLater)) {
-          failures++;
-          log.error({ err, stream, entry: entry.id }, "pipeline handler failed");
-          if (failures >= maxFailures) {
-            await deadLetter(stream, entry, (err as Error).message);
-            return;
-          }
-        }
+        log.error({ err, stream }, "pipeline batch failed");
+        ok = false;
+      }
+      if (ok) {
+        wait = retry.min;
+      } else {
+        cursor = "0";
         await delay(wait);
         wait = Math.min(retry.max, wait * 2);
-        attempt++;
       }
     }
   }
 
-  async function deadLetter(stream: string, entry: { id: string; message: Record<string, string> }, reason: string): Promise<void> {
-    await redis
-      .multi()
-      .xAdd(keys.deadLetters, "*", { stream, entry: entry.id, reason, d: entry.message.d ?? "" }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: DEAD_LETTER_MAX } })
-      .xAck(stream, GROUP, entry.id)
-      .xDel(stream, entry.id)
-      .exec();
-    log.error({ stream, entry: entry.id, reason }, "dead-lettered");
+  /** Takes over entries a consumer that died left pending for longer than claimIdleMs. */
+  async function claimAbandoned(stream: string): Promise<boolean> {
+    try {
+      const res = await redis.xAutoClaimJustId(stream, GROUP, opts.consumerName, claimIdleMs, "0-0", { COUNT: BATCH });
+      const claimed = (res as { messages: unknown[] }).messages.length;
+      if (claimed > 0) log.warn({ stream, claimed }, "claimed work another consumer left");
+      return claimed > 0;
+    } catch (err) {
+      log.warn({ err: (err as Error).message, stream }, "autoclaim failed");
+      return false;
+    }
   }
 
-  /** Waits, but returns at once when the pipeline stops. */
-  function delay(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      stopping.signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-    });
+  function toXmppBatch(handlers: Handlers, stream: string) {
+    const failures = new Map<string, number>();
+    const bounces = new Map<string, number>();
+    const sink: XmppSink = handlers.toXmpp;
+    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
+      const sent: { entry: Entry; item: XmppDelivery }[] = [];
+      let ok = true;
+      for (const entry of entries) {
+        if (!running) {
+          ok = false;
+          break;
+        }
+        const item = parse<XmppDelivery>(entry);
+        if (!item) {
+          await deadLetter(handlers, stream, "to-xmpp", entry, "unreadable entry");
+          continue;
+        }
+        if (item.kind === "chat" && Date.now() - item.acceptedAt > deadlineMs) {
+          await deadLetter(handlers, stream, "to-xmpp", entry, `not delivered to XMPP within ${Math.round(deadlineMs / 60_000)} minutes`);
+          continue;
+        }
+        const attempt = (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0) + (bounces.get(entry.id) ?? 0);
+        try {
+          await sink.deliver(item, { attempt, signal: stopping.signal });
+          sent.push({ entry, item });
+        } catch (err) {
+          if (err instanceof RetryLater) {
+            ok = false;
+            break;
+          }
+          const n = (failures.get(entry.id) ?? 0) + 1;
+          failures.set(entry.id, n);
+          log.error({ err, stream, entry: entry.id, msgId: item.id }, "delivery toward XMPP failed");
+          if (n >= maxFailures) {
+            failures.delete(entry.id);
+            await deadLetter(handlers, stream, "to-xmpp", entry, (err as Error).message);
+            continue;
+          }
+          ok = false;
+          break;
+        }
+      }
+      if (sent.length === 0) return ok;
+      let bounced: Map<string, string>;
+      try {
+        bounced = await sink.barrier();
+      } catch (err) {
+        // Unproven: leave them pending. They go out again with the same stanza ids (the documented
+        // window for a same-id repeat).
+        log.warn({ err: (err as Error).message, stream, count: sent.length }, "XMPP barrier failed; deliveries will be repeated");
+        return false;
+      }
+      const done: string[] = [];
+      for (const { entry, item } of sent) {
+        const reason = bounced.get(deliveryKey(item));
+        failures.delete(entry.id);
+        if (reason === undefined) {
+          bounces.delete(entry.id);
+          done.push(entry.id);
+          continue;
+        }
+        const n = (bounces.get(entry.id) ?? 0) + 1;
+        log.warn({ msgId: item.id, kind: item.kind, reason, bounces: n }, "XMPP server bounced a delivery");
+        if (n >= maxBounces) {
+          bounces.delete(entry.id);
+          await deadLetter(handlers, stream, "to-xmpp", entry, `bounced by the XMPP server ${n} times: ${reason}`);
+        } else {
+          bounces.set(entry.id, n);
+          ok = false; // stays pending: tried again after a backoff
+        }
+      }
+      await ack(stream, done);
+      return ok;
+    };
+  }
+
+  function outboundBatch(handlers: Handlers, stream: string) {
+    const failures = new Map<string, number>();
+    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
+      for (const entry of entries) {
+        if (!running) return false;
+        const job = parse<OutboundJob>(entry);
+        if (!job) {
+          await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
+          continue;
+        }
+        const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: stopping.signal };
+        // A long provider backoff must not look abandoned to other consumers.
+        const heartbeat = setInterval(() => {
+          redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id).catch(() => undefined);
+        }, Math.max(1000, claimIdleMs / 3));
+        try {
+          await handlers.outbound(job, meta);
+        } catch (err) {
+          if (!running) return false; // stopped mid-way: stays pending for the next start
+          // RetryLater: the next hop is away, which is no fault of the job; try again later.
+          if (err instanceof RetryLater) return false;
+          const n = (failures.get(entry.id) ?? 0) + 1;
+          failures.set(entry.id, n);
+          log.error({ err, stream, entry: entry.id, msgId: job.id }, "outbound job failed");
+          if (n < maxFailures) return false;
+          failures.delete(entry.id);
+          await deadLetter(handlers, stream, "outbound", entry, (err as Error).message);
+          continue;
+        } finally {
+          clearInterval(heartbeat);
+        }
+        failures.delete(entry.id);
+        await ack(stream, [entry.id]);
+      }
+      return true;
+    };
   }
 
   return {
     enqueueToXmpp,
     enqueueOutbound,
+    wake() {
+      wakeup.abort();
+      wakeup = new AbortController();
+    },
     consume(handlers) {
       running = true;
       stopping = new AbortController();
       for (let p = 0; p < opts.partitions; p++) {
-        loops.push(work(keys.toXmppStream(p), handlers.toXmpp).catch((err) => log.error({ err }, "to-xmpp loop died")));
-        loops.push(work(keys.outboxStream(p), handlers.outbound).catch((err) => log.error({ err }, "outbox loop died")));
+        if (!opts.holdToXmpp) {
+          const s = keys.toXmppStream(p);
+          loops.push(work(s, toXmppBatch(handlers, s)).catch((err: unknown) => log.error({ err }, "to-xmpp loop died")));
+        }
+        const o = keys.outboxStream(p);
+        loops.push(work(o, outboundBatch(handlers, o)).catch((err: unknown) => log.error({ err }, "outbox loop died")));
       }
     },
     async stop() {
       running = false;
       stopping.abort();
+      // Blocked reads end at once; work in hand finishes (or returns to the queue) before this resolves.
       for (const r of readers) r.destroy();
       await Promise.allSettled(loops);
       readers.length = 0;
       loops.length = 0;
+    },
+    async deadLetters(limit) {
+      const rows = await redis.xRevRange(keys.deadLetters, "+", "-", { COUNT: limit });
+      const out: DeadLetter[] = [];
+      for (const row of rows ?? []) {
+        const m = row.message as Record<string, string>;
+        const item = parse<XmppDelivery | OutboundJob>({ id: row.id, message: m });
+        if (!item) continue;
+        out.push({ id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item });
+      }
+      return out;
+    },
+    async retryDeadLetter(id) {
+      const rows = await redis.xRange(keys.deadLetters, id, id);
+      const row = rows?.[0];
+      if (!row) return false;
+      const m = row.message as Record<string, string>;
+      if (!m.stream || !m.d) return false;
+      await redis.multi().xAdd(m.stream, "*", { d: m.d }).xDel(keys.deadLetters, id).exec();
+      log.info({ deadLetter: id, stream: m.stream }, "dead letter queued again");
+      return true;
     },
     async depth() {
       let toXmpp = 0;

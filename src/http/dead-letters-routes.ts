@@ -1,0 +1,49 @@
+// Admin API: what the pipeline gave up on, and putting it back.
+import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { Pipeline } from "../core/ports.js";
+import { sendProblem } from "./problem.js";
+
+const deadLetter = z.object({
+  id: z.string(),
+  queue: z.enum(["to-xmpp", "outbound"]),
+  reason: z.string(),
+  at: z.string(),
+  messageId: z.string(),
+  kind: z.string(),
+  from: z.string(),
+  to: z.string(),
+});
+
+export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter"> }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+
+  r.get(
+    "/api/v1/dead-letters",
+    { schema: { querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }), response: { 200: z.object({ deadLetters: z.array(deadLetter) }) } } },
+    async (request) => {
+      const list = await deps.pipeline.deadLetters(request.query.limit);
+      // Bodies stay out of the listing: the admin needs to know what and why, not what was said.
+      return {
+        deadLetters: list.map((d) => ({
+          id: d.id,
+          queue: d.queue,
+          reason: d.reason,
+          at: new Date(d.at).toISOString(),
+          messageId: d.item.id,
+          kind: "kind" in d.item ? d.item.kind : "sms",
+          from: d.item.from,
+          to: d.item.to,
+        })),
+      };
+    },
+  );
+
+  r.post("/api/v1/dead-letters/:id/retry", { schema: { params: z.object({ id: z.string().regex(/^\d+-\d+$/, "must be a dead-letter id such as 1732600000000-0") }) } }, async (request, reply) => {
+    if (!(await deps.pipeline.retryDeadLetter(request.params.id))) {
+      return sendProblem(reply, { title: "Not Found", status: 404, detail: `No dead letter ${request.params.id}.` });
+    }
+    return reply.code(202).send({ id: request.params.id, status: "queued" });
+  });
+}

@@ -1,0 +1,121 @@
+// The gateway as its own process (the real entry point through tsx), for tests that SIGKILL, SIGTERM
+// and restart it. Same env each start, so a restart is the same gateway coming back.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "./ports.js";
+import { removeDirAtExit, spawnTracked, waitUntil, type SpawnedProcess } from "./processes.js";
+
+export const PROCESS_ADMIN_TOKEN = "process-admin-token-0123456789";
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export interface GatewayProcess {
+  url: string;
+  port: number;
+  logFile: string;
+  /** Starts (again) with the same env; resolves when /readyz answers 200. */
+  start(extraEnv?: Record<string, string>): Promise<void>;
+  /** SIGKILL: no cleanup at all, as in a crash. */
+  kill(): Promise<void>;
+  /** SIGTERM; resolves with the exit code. */
+  terminate(graceMs?: number): Promise<number | null>;
+  running(): boolean;
+  ready(): Promise<{ status: number; body: Record<string, unknown> }>;
+  /** Waits until /readyz says the component is connected. */
+  waitConnected(timeoutMs?: number): Promise<void>;
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }>;
+  post(path: string, body: string, headers: Record<string, string>): Promise<{ status: number; text: string }>;
+  log(): string;
+}
+
+export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "sb-gw-"));
+  removeDirAtExit(dir);
+  const logFile = join(dir, "gateway.log");
+  const url = `http://127.0.0.1:${port}`;
+  let proc: SpawnedProcess | undefined;
+
+  const gp: GatewayProcess = {
+    url,
+    port,
+    logFile,
+    async start(extraEnv = {}) {
+      if (proc?.isRunning()) throw new Error("gateway already running");
+      proc = spawnTracked(process.execPath, ["--import", "tsx", "src/main.ts"], {
+        cwd: ROOT,
+        logFile,
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          ADMIN_TOKEN: PROCESS_ADMIN_TOKEN,
+          HTTP_HOST: "127.0.0.1",
+          HTTP_PORT: String(port),
+          LOG_LEVEL: "info",
+          JOURNAL_DIR: join(dir, "journal"),
+          ...env,
+          ...extraEnv,
+        },
+      });
+      await waitUntil(
+        async () => {
+          if (!proc?.isRunning()) throw new Error(`gateway exited during start; log:\n${gp.log().slice(-3000)}`);
+          try {
+            return (await gp.ready()).status === 200;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs: 20_000, what: "gateway /readyz" },
+      );
+    },
+    async kill() {
+      await proc?.kill();
+    },
+    async terminate(graceMs = 15_000) {
+      if (!proc) return null;
+      await proc.stop(graceMs);
+      return proc.child.exitCode;
+    },
+    running: () => proc?.isRunning() ?? false,
+    async ready() {
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    },
+    async waitConnected(timeoutMs = 15_000) {
+      await waitUntil(
+        async () => {
+          try {
+            const r = await gp.ready();
+            return (r.body.xmpp as { connected?: boolean } | undefined)?.connected === true;
+          } catch {
+            return false;
+          }
+        },
+        { timeoutMs, what: "component connected" },
+      );
+    },
+    async admin(method, path, body) {
+      const res = await fetch(url + path, {
+        method,
+        headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      const text = await res.text();
+      return { status: res.status, json: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+    async post(path, body, headers) {
+      const res = await fetch(url + path, { method: "POST", headers, body });
+      return { status: res.status, text: await res.text() };
+    },
+    log: () => {
+      try {
+        return readFileSync(logFile, "utf8");
+      } catch {
+        return "";
+      }
+    },
+  };
+  return gp;
+}
