@@ -2,7 +2,8 @@
 import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
-import { connectRedis, type Redis } from "./adapters/redis/client.js";
+import { createJournal } from "./adapters/journal/journal.js";
+import { connectRedis, isRedisUnavailable, type Redis } from "./adapters/redis/client.js";
 import { createRedisLinkStore } from "./adapters/redis/link-store.js";
 import { createRedisMessageStore } from "./adapters/redis/message-store.js";
 import { createRedisPipeline } from "./adapters/redis/pipeline.js";
@@ -10,9 +11,11 @@ import { createSandboxProvider, type SandboxProvider } from "./adapters/sandbox/
 import { createTwilioProvider } from "./adapters/twilio/provider.js";
 import type { Config } from "./config.js";
 import { createInbound } from "./core/inbound.js";
+import { createSpool, parseSpooledSms } from "./core/spool.js";
 import { createOutbound } from "./core/outbound.js";
 import type { SmsProvider } from "./core/ports.js";
 import { buildHttp } from "./http/server.js";
+import { withUrlFragment } from "./http/twilio-routes.js";
 import type { Logger } from "./logger.js";
 import { createComponent } from "./xmpp/component.js";
 import { createConnection } from "./xmpp/connection.js";
@@ -43,7 +46,7 @@ export const VERSION: string = (() => {
 })();
 
 export async function createGateway(config: Config, log: Logger, hooks: { onFatal(message: string): void }): Promise<Gateway> {
-  const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"));
+  const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"), { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
   const links = createRedisLinkStore(redis);
   const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
   const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
@@ -56,6 +59,13 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     holdToXmpp: config.TEST_HOLD_TO_XMPP,
   });
   const inbound = createInbound({ domain: config.XMPP_DOMAIN, links, messages, pipeline, log: log.child({ sub: "inbound" }) });
+  // Inbound SMS that Redis cannot take in time wait on local disk and are replayed when it is back.
+  const journalLog = log.child({ sub: "journal" });
+  const journal = createJournal({ dir: config.JOURNAL_DIR, parse: parseSpooledSms, onSkipped: (file, line, reason) => journalLog.warn({ file, line, reason }, "journal line skipped") });
+  await journal.init();
+  const spool = createSpool({ inbound, journal, isStoreDown: isRedisUnavailable, deadlineMs: config.REDIS_COMMAND_TIMEOUT_MS, replayIntervalMs: config.JOURNAL_REPLAY_INTERVAL_MS, log: journalLog });
+  redis.on("ready", () => void spool.replay());
+  if (!redis.isReady) log.error({}, "Redis is unreachable at start-up: inbound SMS go to the journal until it answers");
 
   let sandbox: SandboxProvider | undefined;
   let provider: SmsProvider & { close(): Promise<void> };
@@ -84,7 +94,9 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     pipeline,
     provider,
     log: log.child({ sub: "outbound" }),
-    retry: { maxAttempts: config.OUTBOUND_MAX_ATTEMPTS, baseMs: config.OUTBOUND_RETRY_BASE_MS },
+    retry: { baseMs: config.OUTBOUND_RETRY_BASE_MS, deadlineMs: config.OUTBOUND_DEADLINE_MS },
+    // A message found at the provider by a lookup takes the status path: receipt or error as usual.
+    applyStatus: (u) => inbound.applyStatus(u),
   });
 
   const connection = createConnection({
@@ -107,15 +119,16 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     log,
     links,
     messages,
-    inbound,
-    provider,
+    inbound: spool, // the webhooks accept through the spool: Redis, or the journal while Redis is away
+    provider: withUrlFragment(provider, config.TWILIO_URL_FRAGMENT),
     ...(sandbox ? { sandbox } : {}),
     pipeline,
     health: {
       provider: provider.name,
       xmpp: () => connection.state(),
+      journal: () => spool.journalStatus(),
       async redisOk() {
-        // While disconnected, node-redis queues commands: without a bound the probe would hang.
+        // A silent Redis answers nothing: the probe is bounded on its own.
         if (!redis.isReady) return false;
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), 1000)));
@@ -140,13 +153,14 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     async start(opts = {}) {
       pipeline.consume({
         toXmpp: xmppOut,
-        outbound: (job) => outbound.process(job),
+        outbound: (job, meta) => outbound.process(job, meta),
         onDeadLetter: async (dl) => {
           // The XMPP user who sent a message that will not go out hears about it.
           if (dl.queue === "outbound") await outbound.reportError(dl.item.id, "cancel", "undefined-condition", `This message was not delivered: ${dl.reason}`);
         },
       });
       connection.start();
+      spool.start(); // replays what a crash or an outage left in the journal
       if (opts.listen !== false) {
         listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
         log.info({ url: listening, publicUrl: config.PUBLIC_URL, domain: config.XMPP_DOMAIN, provider: provider.name }, "switchboard started");
@@ -155,6 +169,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     async stop() {
       // Intake first, then the workers, then the links they use.
       await http.close();
+      await spool.stop();
       await pipeline.stop();
       await connection.stop();
       await provider.close();

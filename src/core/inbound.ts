@@ -10,9 +10,15 @@ export interface InboundSms {
   to: string;
   body: string;
   media: { url: string; contentType?: string }[];
+  /** ms since epoch when the SMS reached us; set when it is accepted later (a journal replay). */
+  receivedAt?: number;
 }
 
-export type InboundOutcome = { outcome: "queued" | "duplicate"; id: string; jid: string } | { outcome: "unrouted"; id: string };
+export type InboundOutcome =
+  | { outcome: "queued" | "duplicate"; id: string; jid: string }
+  | { outcome: "unrouted"; id: string }
+  // Redis was away: kept in the local journal, delivered after a replay (the recipient is not known yet).
+  | { outcome: "journaled"; id: string; jid?: undefined };
 
 export interface InboundDeps {
   domain: string;
@@ -36,7 +42,7 @@ export function createInbound(deps: InboundDeps) {
     // Every client shows the body; not every client renders OOB, so the URLs go in the body too.
     const body = [sms.body, ...mediaUrls].filter((s) => s.length > 0).join("\n");
     const fresh = await deps.pipeline.enqueueToXmpp(
-      { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body, mediaUrls, acceptedAt: Date.now() },
+      { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body, mediaUrls, acceptedAt: sms.receivedAt ?? Date.now() },
       sms.providerId,
     );
     deps.log.info({ msgId: id, duplicate: !fresh }, fresh ? "inbound SMS queued" : "repeated webhook ignored");

@@ -1,11 +1,12 @@
 // XMPP → SMS: decides whether a user's message becomes an SMS (GATEWAY.md "XMPP → outside"), records
-// it, queues it, and later hands it to the provider exactly once.
+// it, queues it, and later hands it to the provider at most once (outbound-send.ts).
 import { GatewayError } from "../errors.js";
 import { destinationOf, parseContactLocalpart } from "./addresses.js";
-import { newMessageId, type OutboundJob, type XmppDelivery } from "./message.js";
+import { newMessageId, type XmppDelivery } from "./message.js";
+import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
 import type { LinkStore, MessageStore, Pipeline, SmsProvider } from "./ports.js";
-import { ProviderError } from "./ports.js";
-import { mapProviderFailure } from "./provider-errors.js";
+
+export { backoff } from "./retry-policy.js";
 
 /** A message from an XMPP user to a contact JID, as the xmpp layer read it. */
 export interface ChatFromUser {
@@ -36,13 +37,13 @@ export interface OutboundDeps {
   pipeline: Pipeline;
   provider: SmsProvider;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
-  retry: { maxAttempts: number; baseMs: number };
-  sleep?: (ms: number) => Promise<void>;
+  retry: SendPolicy;
+  /** The status path (inbound.applyStatus), for a message found at the provider by a lookup. */
+  applyStatus: SenderDeps["applyStatus"];
+  sleep?: SenderDeps["sleep"];
 }
 
 export function createOutbound(deps: OutboundDeps) {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-
   /** Throws GatewayError (rendered as a stanza error by the caller) or returns what was done. */
   async function accept(msg: ChatFromUser): Promise<AcceptResult> {
     const body = msg.body ?? "";
@@ -91,47 +92,6 @@ export function createOutbound(deps: OutboundDeps) {
     return { outcome: "queued", id };
   }
 
-  /** Hands a queued message to the provider. Resolves when the job is finished (sent or reported). */
-  async function process(job: OutboundJob): Promise<void> {
-    const record = await deps.messages.get(job.id);
-    if (!record) {
-      deps.log.warn({ msgId: job.id }, "outbound job without a record; dropped");
-      return;
-    }
-    // Recorded before the request: a job seen again after a crash may already have reached the
-    // provider, which takes no idempotency key. Never resend blindly (GATEWAY.md delivery guarantees).
-    if (!(await deps.messages.markOnce(job.id, "attempt"))) {
-      if (record.status === "pending") {
-        await deps.messages.advance(job.id, "unknown");
-        await reportError(record.id, "wait", "remote-server-timeout", "The gateway restarted while sending this message; it may or may not have been delivered, so it was not sent again.");
-      }
-      return;
-    }
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = await deps.provider.send({ id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls });
-        await deps.messages.advance(job.id, result.status, { providerId: result.providerId });
-        deps.log.info({ msgId: job.id, sid: result.providerId, status: result.status }, "sent to provider");
-        return;
-      } catch (err) {
-        if (!(err instanceof ProviderError)) throw err;
-        const f = err.failure;
-        if (f.kind === "retry" && attempt < deps.retry.maxAttempts) {
-          const delay = backoff(deps.retry.baseMs, attempt);
-          deps.log.warn({ msgId: job.id, code: f.code, httpStatus: f.httpStatus, attempt, delay }, "provider busy; retrying");
-          await sleep(delay);
-          continue;
-        }
-        const status = f.kind === "ambiguous" ? "unknown" : "failed";
-        await deps.messages.advance(job.id, status, { errorCode: f.code });
-        const mapped = mapProviderFailure(f, { to: job.to });
-        deps.log.warn({ msgId: job.id, code: f.code, httpStatus: f.httpStatus, kind: f.kind }, "provider refused message");
-        await reportError(job.id, mapped.type, mapped.condition, mapped.text);
-        return;
-      }
-    }
-  }
-
   /** Queues one error reply to the original stanza (never two for one message). */
   async function reportError(id: string, type: Extract<XmppDelivery, { kind: "error" }>["type"], condition: string, text: string): Promise<void> {
     const record = await deps.messages.get(id);
@@ -139,6 +99,17 @@ export function createOutbound(deps: OutboundDeps) {
     if (!(await deps.messages.markOnce(id, "error"))) return;
     await deps.pipeline.enqueueToXmpp({ kind: "error", id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, condition, type, text });
   }
+
+  /** Hands a queued message to the provider. Resolves when the job is finished (sent or reported). */
+  const { process } = createSender({
+    messages: deps.messages,
+    provider: deps.provider,
+    log: deps.log,
+    retry: deps.retry,
+    applyStatus: deps.applyStatus,
+    reportError,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
 
   return { accept, process, reportError };
 }
@@ -157,10 +128,4 @@ export function splitMedia(body: string, oobUrls: string[]): { text: string; med
     else text = text.split("\n").filter((line) => line.trim() !== u).join("\n");
   }
   return { text: text.trim() ? text : "", mediaUrls: media.slice(0, 10) };
-}
-
-/** Exponential backoff with full jitter in the upper half: base·2^(n-1) · [0.5, 1). */
-export function backoff(baseMs: number, attempt: number, capMs = 5 * 60_000): number {
-  const exp = Math.min(capMs, baseMs * 2 ** (attempt - 1));
-  return Math.round(exp / 2 + Math.random() * (exp / 2));
 }

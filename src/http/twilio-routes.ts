@@ -5,6 +5,7 @@ import { z } from "zod";
 import type { Inbound } from "../core/inbound.js";
 import { isMessageStatus } from "../core/message.js";
 import type { MessageStore, SmsProvider } from "../core/ports.js";
+import { GatewayError } from "../errors.js";
 import { sendProblem } from "./problem.js";
 
 const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -26,6 +27,21 @@ const statusSchema = z.looseObject({
 });
 
 const statusQuery = z.object({ id: z.string().min(1).max(64).optional() });
+
+/**
+ * Twilio connection overrides (`https://…/twilio/sms#rc=3&rp=all`) live in the URL fragment, which HTTP
+ * never transmits, so the URL we rebuild has none. Whether Twilio's signature covers the fragment is not
+ * documented: with the overrides configured, a signature over either form is accepted (both need the
+ * auth token, so nothing is weakened).
+ */
+export function withUrlFragment<P extends SmsProvider>(provider: P, fragment: string | undefined): P {
+  if (!fragment) return provider;
+  const validate = provider.validateSignature.bind(provider);
+  return Object.assign(Object.create(provider) as P, {
+    validateSignature: (signature: string | undefined, url: string, params: Record<string, string | string[]>) =>
+      validate(signature, url, params) || validate(signature, `${url}#${fragment}`, params),
+  });
+}
 
 export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; provider: SmsProvider; inbound: Inbound; messages: MessageStore }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -50,7 +66,9 @@ export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; pr
       const type = b[`MediaContentType${i}`];
       if (typeof url === "string" && /^https?:\/\//.test(url)) media.push({ url, ...(typeof type === "string" ? { contentType: type } : {}) });
     }
-    // Resolves only once the message is in Redis: Twilio never redelivers (FACTS A2).
+    // Resolves only once the message is in Redis or, while Redis is away, on disk in the journal:
+    // Twilio never redelivers (FACTS A2). Neither can store it → 503, so Twilio may retry (#rc/#rp) or
+    // fall back to the number's Fallback URL.
     await deps.inbound.accept({ providerId: b.MessageSid, from: b.From, to: b.To, body: b.Body, media });
     return reply.type("text/xml").send(EMPTY_TWIML);
   });
@@ -58,7 +76,12 @@ export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; pr
   r.post("/twilio/status", { preValidation: checkSignature, schema: { body: statusSchema, querystring: statusQuery } }, async (request, reply) => {
     const b = request.body;
     // Our id rides in the callback URL, so a callback that beats the create's answer still matches.
-    const id = request.query.id ?? (await deps.messages.idForProviderId(b.MessageSid));
+    // Without our id the SID must be looked up in Redis; if that fails, 503 (Twilio may retry) as below.
+    const id =
+      request.query.id ??
+      (await deps.messages.idForProviderId(b.MessageSid).catch((err: unknown) => {
+        throw new GatewayError("unavailable", "The gateway cannot look up messages right now; retry later.", { cause: err });
+      }));
     const status = b.MessageStatus.toLowerCase();
     if (!id || !isMessageStatus(status)) {
       request.log.warn({ msgId: id, sid: b.MessageSid, status }, "status callback not matched");

@@ -1,7 +1,9 @@
 // A fake Twilio REST API on a real socket, faithful where the gateway depends on the wire format:
 // form-encoded creates with repeated keys, basic auth, Twilio's JSON error bodies and codes, and the
-// message resource shape (snake_case, string counters, RFC 2822 dates). Plus helpers that build
-// webhook parameter sets signed by the SDK's own signing function.
+// message resource shape (snake_case, string counters, RFC 2822 dates), the Messages list (filtered,
+// paged, newest first), and injectable trouble: error answers with Retry-After, silence, dropped
+// connections before or after the message was stored. Plus helpers that build webhook parameter sets
+// signed by the SDK's own signing function.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -42,8 +44,12 @@ export interface FakeMessageResource {
   uri: string;
 }
 
-/** An error answer, no answer ("hang"), a dropped socket, or the normal answer after a delay. */
-export type FakeFailure = { status: number; code?: number; message?: string } | "hang" | "drop" | { delayMs: number };
+/**
+ * An error answer (optionally with a Retry-After header), no answer ("hang"), a socket dropped before
+ * anything was stored ("drop") or after the message was stored ("store-then-drop": Twilio created it,
+ * the answer was lost), or the normal answer after a delay.
+ */
+export type FakeFailure = { status: number; code?: number; message?: string; retryAfter?: string } | "hang" | "drop" | "store-then-drop" | { delayMs: number };
 
 export interface FakeTwilio {
   /** http://127.0.0.1:PORT */
@@ -52,8 +58,12 @@ export interface FakeTwilio {
   requests: RecordedRequest[];
   /** Message resources created successfully. */
   created: FakeMessageResource[];
-  /** The next `n` creates answer `reply` (an error), never answer ("hang"), or lose the socket ("drop"). */
+  /** The next `n` creates answer `reply` (an error), never answer ("hang"), or lose the socket ("drop", "store-then-drop"). */
   failNext(n: number, reply: FakeFailure): void;
+  /** The next `n` Messages list requests fail the same way ("store-then-drop" acts as "drop"). */
+  failListNext(n: number, reply: FakeFailure): void;
+  /** List requests received (GET …/Messages.json). */
+  listRequests(): RecordedRequest[];
   waitForRequests(count: number, timeoutMs?: number): Promise<RecordedRequest[]>;
   reset(): void;
   stop(): Promise<void>;
@@ -107,9 +117,9 @@ const DEFAULT_CODES: Readonly<Record<number, { code: number; message: string }>>
   503: { code: 20503, message: "Service unavailable" },
 };
 
-function twilioError(res: ServerResponse, status: number, code: number | null, message: string): void {
+function twilioError(res: ServerResponse, status: number, code: number | null, message: string, extraHeaders: Record<string, string> = {}): void {
   const body = JSON.stringify({ code, message, more_info: code === null ? null : `https://www.twilio.com/docs/errors/${code}`, status });
-  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Twilio-Request-Id": "RQ" + hex(16) });
+  res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Twilio-Request-Id": "RQ" + hex(16), ...extraHeaders });
   res.end(body);
 }
 
@@ -131,6 +141,7 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
   const requests: RecordedRequest[] = [];
   const created: FakeMessageResource[] = [];
   const failures: FakeFailure[] = [];
+  const listFailures: FakeFailure[] = [];
   const waiters = new Set<() => void>();
   // Hung requests keep their response open until stop(), as a silent upstream would.
   const hung = new Set<ServerResponse>();
@@ -153,7 +164,8 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
 
   const notFound = (res: ServerResponse, path: string): void => twilioError(res, 404, 20404, `The requested resource ${path} was not found`);
 
-  const create = (res: ServerResponse, accountSid: string, form: Record<string, FormValue>): void => {
+  /** Validates and stores a create, then answers 201 — or, when `answer` is false, drops the connection instead. */
+  const create = (res: ServerResponse, accountSid: string, form: Record<string, FormValue>, answer: boolean): void => {
     const to = first(form["To"]);
     const from = first(form["From"]);
     const serviceSid = first(form["MessagingServiceSid"]);
@@ -193,7 +205,60 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
       uri,
     };
     created.push(msg);
-    json(res, 201, msg);
+    if (answer) json(res, 201, msg);
+    else res.socket?.destroy(); // stored, but the answer is lost on the way
+  };
+
+  /** GET Messages.json: Twilio's list resource, filtered by To/From, newest first, paged by PageSize/Page. */
+  const list = (res: ServerResponse, accountSid: string, url: URL): void => {
+    const to = url.searchParams.get("To");
+    const from = url.searchParams.get("From");
+    const pageSize = Math.min(1000, Math.max(1, Number(url.searchParams.get("PageSize") ?? 50) || 50));
+    const page = Math.max(0, Number(url.searchParams.get("Page") ?? 0) || 0);
+    const matching = created.filter((m) => m.account_sid === accountSid && (to === null || m.to === to) && (from === null || m.from === from)).reverse();
+    const slice = matching.slice(page * pageSize, (page + 1) * pageSize);
+    const pageUri = (p: number): string => {
+      const q = new URLSearchParams();
+      if (to !== null) q.set("To", to);
+      if (from !== null) q.set("From", from);
+      q.set("PageSize", String(pageSize));
+      q.set("Page", String(p));
+      if (p > 0) q.set("PageToken", `PA${hex(16)}`);
+      return `${url.pathname}?${q.toString()}`;
+    };
+    json(res, 200, {
+      first_page_uri: pageUri(0),
+      end: page * pageSize + Math.max(0, slice.length - 1),
+      previous_page_uri: page > 0 ? pageUri(page - 1) : null,
+      messages: slice,
+      uri: pageUri(page),
+      page_size: pageSize,
+      start: page * pageSize,
+      next_page_uri: (page + 1) * pageSize < matching.length ? pageUri(page + 1) : null,
+      page,
+    });
+  };
+
+  /**
+   * Plays an injected failure; true when it answered (or dropped) the request. Synchronous on purpose:
+   * a request is recorded and, without a failure, stored in the same tick, so a test that saw the
+   * request also sees the message.
+   */
+  const playFailure = (failure: FakeFailure | undefined, req: IncomingMessage, res: ServerResponse): boolean => {
+    if (failure === undefined || failure === "store-then-drop") return false;
+    if (failure === "hang") {
+      hung.add(res);
+      res.on("close", () => hung.delete(res));
+      return true;
+    }
+    if (failure === "drop") {
+      req.socket.destroy();
+      return true;
+    }
+    if ("delayMs" in failure) return false; // the caller waits, then answers normally
+    const dflt = DEFAULT_CODES[failure.status];
+    twilioError(res, failure.status, failure.code ?? dflt?.code ?? null, failure.message ?? dflt?.message ?? `HTTP ${failure.status}`, failure.retryAfter !== undefined ? { "Retry-After": failure.retryAfter } : {});
+    return true;
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -210,25 +275,21 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
 
     if (createMatch && req.method === "POST") {
       const failure = failures.shift();
-      if (failure === "hang") {
-        hung.add(res);
-        res.on("close", () => hung.delete(res));
-        return;
-      }
-      if (failure === "drop") {
-        req.socket.destroy();
-        return;
-      }
-      if (failure && "delayMs" in failure) {
-        await new Promise((r) => setTimeout(r, failure.delayMs));
-      } else if (failure) {
-        const dflt = DEFAULT_CODES[failure.status];
-        return twilioError(res, failure.status, failure.code ?? dflt?.code ?? null, failure.message ?? dflt?.message ?? `HTTP ${failure.status}`);
-      }
+      if (typeof failure === "object" && "delayMs" in failure) await new Promise((r) => setTimeout(r, failure.delayMs));
+      else if (playFailure(failure, req, res)) return;
       const account = authenticate(req, res);
       if (account === undefined) return;
       if (createMatch[1] !== account) return notFound(res, pathname);
-      return create(res, account, rec.form);
+      return create(res, account, rec.form, failure !== "store-then-drop");
+    }
+    if (createMatch && req.method === "GET") {
+      const failure = listFailures.shift();
+      if (typeof failure === "object" && "delayMs" in failure) await new Promise((r) => setTimeout(r, failure.delayMs));
+      else if (playFailure(failure === "store-then-drop" ? "drop" : failure, req, res)) return;
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if (createMatch[1] !== account) return notFound(res, pathname);
+      return list(res, account, new URL(path, "http://fake"));
     }
     if (fetchMatch && req.method === "GET") {
       const account = authenticate(req, res);
@@ -259,6 +320,12 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
     failNext(n: number, reply: FakeFailure): void {
       for (let i = 0; i < n; i++) failures.push(reply);
     },
+    failListNext(n: number, reply: FakeFailure): void {
+      for (let i = 0; i < n; i++) listFailures.push(reply);
+    },
+    listRequests(): RecordedRequest[] {
+      return requests.filter((r) => r.method === "GET" && /\/Messages\.json(\?|$)/.test(r.path));
+    },
     waitForRequests(count: number, timeoutMs = 2000): Promise<RecordedRequest[]> {
       return new Promise((resolve, reject) => {
         const check = (): boolean => {
@@ -280,6 +347,7 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
       requests.length = 0;
       created.length = 0;
       failures.length = 0;
+      listFailures.length = 0;
     },
     async stop(): Promise<void> {
       for (const res of hung) res.destroy();

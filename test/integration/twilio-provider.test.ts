@@ -234,3 +234,69 @@ test("fake Twilio: required parameters and wrong account", async () => {
   assert.equal(reqs.length, 5);
   await assert.rejects(fake.waitForRequests(6, 50), /5 of 6/);
 });
+
+test("429 / 503 with Retry-After → retry with retryAfterMs (seconds or HTTP-date)", async () => {
+  fake.failNext(1, { status: 429, retryAfter: "2" });
+  const f = await failureOf(provider.send(req()));
+  assert.deepEqual([f.kind, f.retryAfterMs], ["retry", 2000]);
+  fake.failNext(1, { status: 503, retryAfter: new Date(Date.now() + 30_000).toUTCString() });
+  const g = await failureOf(provider.send(req()));
+  assert.equal(g.kind, "retry");
+  assert.ok(g.retryAfterMs !== undefined && g.retryAfterMs > 25_000 && g.retryAfterMs <= 30_000, String(g.retryAfterMs));
+  fake.failNext(1, { status: 429 });
+  assert.equal((await failureOf(provider.send(req()))).retryAfterMs, undefined, "no header, no value");
+});
+
+test("store-then-drop → ambiguous, and the message exists at Twilio", async () => {
+  fake.failNext(1, "store-then-drop");
+  const f = await failureOf(provider.send(req()));
+  assert.equal(f.kind, "ambiguous");
+  assert.equal(fake.created.length, 1);
+});
+
+test("lookup: finds the unclaimed match through the SDK's list, newest first, filtered by To/From", async () => {
+  const since = Date.now();
+  const earlier = await provider.send(req({ body: "same" }));
+  await provider.send(req({ body: "same", to: "+15559998888" })); // another conversation
+  fake.failNext(1, "store-then-drop");
+  await failureOf(provider.send(req({ body: "same" })));
+  const mine = fake.created[2]!.sid;
+  const claimed = new Set([earlier.providerId]);
+  const r = await provider.lookup({ ...req({ body: "same" }), since, isClaimed: async (sid) => claimed.has(sid) });
+  assert.deepEqual(r, { found: { providerId: mine, status: "queued" } });
+  const list = fake.listRequests();
+  assert.equal(list.length, 1);
+  const q = new URL(list[0]!.path, "http://x").searchParams;
+  assert.deepEqual([q.get("To"), q.get("From"), q.get("PageSize")], ["+15552223333", "+15550001111", "50"]);
+  assert.equal(q.has("DateSent>"), false, "date_sent is empty while queued: never filtered on");
+
+  claimed.add(mine);
+  assert.deepEqual(await provider.lookup({ ...req({ body: "same" }), since, isClaimed: async (sid) => claimed.has(sid) }), { notFound: true });
+  assert.deepEqual(await provider.lookup({ ...req({ body: "different" }), since, isClaimed: async () => false }), { notFound: true });
+});
+
+test("lookup: a failing list → unknown with the reason", async () => {
+  fake.failListNext(1, { status: 500 });
+  const r = await provider.lookup({ ...req(), since: Date.now(), isClaimed: async () => false });
+  assert.ok("unknown" in r && /internal server error/i.test(r.unknown), JSON.stringify(r));
+  fake.failListNext(1, "drop");
+  const d = await provider.lookup({ ...req(), since: Date.now(), isClaimed: async () => false });
+  assert.ok("unknown" in d, JSON.stringify(d));
+});
+
+test("fake Twilio: the list resource has Twilio's paging fields", async () => {
+  for (let i = 0; i < 3; i++) await provider.send(req({ body: `page ${i}` }));
+  const auth = "Basic " + Buffer.from(`${SID}:${TOKEN}`).toString("base64");
+  const res = await fetch(`${fake.url}/2010-04-01/Accounts/${SID}/Messages.json?To=%2B15552223333&PageSize=2`, { headers: { authorization: auth } });
+  const body = (await res.json()) as Record<string, unknown> & { messages: { body: string }[] };
+  assert.deepEqual(body.messages.map((m) => m.body), ["page 2", "page 1"], "newest first");
+  assert.equal(body.page, 0);
+  assert.equal(body.page_size, 2);
+  assert.match(String(body.uri), /^\/2010-04-01\/Accounts\/AC[0-9a-f]{32}\/Messages\.json\?To=%2B15552223333&PageSize=2&Page=0$/);
+  assert.equal(body.first_page_uri, body.uri);
+  assert.equal(body.previous_page_uri, null);
+  assert.match(String(body.next_page_uri), /Page=1&PageToken=PA/);
+  const next = (await (await fetch(`${fake.url}${String(body.next_page_uri)}`, { headers: { authorization: auth } })).json()) as { messages: { body: string }[]; next_page_uri: unknown };
+  assert.deepEqual(next.messages.map((m) => m.body), ["page 0"]);
+  assert.equal(next.next_page_uri, null);
+});

@@ -21,6 +21,7 @@ export interface GatewayProcess {
   /** SIGTERM; resolves with the exit code. */
   terminate(graceMs?: number): Promise<number | null>;
   running(): boolean;
+  pid(): number | undefined;
   ready(): Promise<{ status: number; body: Record<string, unknown> }>;
   /** Waits until /readyz says the component is connected. */
   waitConnected(timeoutMs?: number): Promise<void>;
@@ -29,7 +30,8 @@ export interface GatewayProcess {
   log(): string;
 }
 
-export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+/** `built: true` runs dist/src/main.js (npm run build first), as production does; else src/ through tsx. */
+export async function startGatewayProcess(env: Record<string, string>, opts: { built?: boolean; nodeArgs?: string[] } = {}): Promise<GatewayProcess> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "sb-gw-"));
   removeDirAtExit(dir);
@@ -43,7 +45,8 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     logFile,
     async start(extraEnv = {}) {
       if (proc?.isRunning()) throw new Error("gateway already running");
-      proc = spawnTracked(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      const entry = opts.built ? ["dist/src/main.js"] : ["--import", "tsx", "src/main.ts"];
+      proc = spawnTracked(process.execPath, [...(opts.nodeArgs ?? []), ...entry], {
         cwd: ROOT,
         logFile,
         env: {
@@ -79,6 +82,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
       return proc.child.exitCode;
     },
     running: () => proc?.isRunning() ?? false,
+    pid: () => (proc?.isRunning() ? proc.child.pid : undefined),
     async ready() {
       const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };

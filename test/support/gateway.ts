@@ -1,7 +1,11 @@
 // Starts the real gateway in-process against real servers, with a silent (or LOG=1: visible) logger.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createGateway, type Gateway } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
+import { removeDirAtExit } from "./processes.js";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789";
 
@@ -15,7 +19,10 @@ export interface TestGateway {
 }
 
 export async function startGateway(env: Record<string, string>, opts: { listen?: boolean } = {}): Promise<TestGateway> {
-  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", ...env });
+  // Each gateway its own journal: a shared ./data/journal would let one test replay another's SMS.
+  const journalDir = mkdtempSync(join(tmpdir(), "sb-journal-"));
+  removeDirAtExit(journalDir);
+  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", JOURNAL_DIR: journalDir, ...env });
   const fatal: string[] = [];
   const gateway = await createGateway(config, createLogger(config.LOG_LEVEL), { onFatal: (m) => fatal.push(m) });
   await gateway.start({ listen: opts.listen ?? false });

@@ -53,3 +53,10 @@ test("errors name the bad variable", () => {
 test("empty values fall back to defaults", () => {
   assert.equal(loadConfig({ ...base, HTTP_PORT: "", LOG_LEVEL: "" }).HTTP_PORT, 8080);
 });
+
+test("the README's configuration table lists exactly the schema's variables", () => {
+  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+  const section = readme.slice(readme.indexOf("### Configuration"), readme.indexOf("### Connecting to your XMPP server"));
+  const rows = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+  assert.deepEqual([...rows].sort(), Object.keys(CONFIG_VARIABLES).sort());
+});

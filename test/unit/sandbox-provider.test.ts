@@ -104,3 +104,21 @@ test("Twilio's magic test numbers fail like Twilio", async () => {
   assert.deepEqual(sb.messages(), []);
   await sb.close();
 });
+
+test("lookup finds an unclaimed sent message by content, like Twilio's", async () => {
+  const sb = createSandboxProvider({ onStatus: () => undefined });
+  try {
+    const since = Date.now();
+    const req = { id: "01LOOK", from: "+15550001111", to: "+15552223333", body: "same", mediaUrls: [] };
+    const a = await sb.send(req);
+    const b = await sb.send({ ...req, id: "01LOOK2" });
+    const claimed = new Set([a.providerId]);
+    const isClaimed = async (sid: string) => claimed.has(sid);
+    assert.deepEqual(await sb.lookup({ ...req, since, isClaimed }), { found: { providerId: b.providerId, status: "queued" } });
+    claimed.add(b.providerId);
+    assert.deepEqual(await sb.lookup({ ...req, since, isClaimed }), { notFound: true });
+    assert.deepEqual(await sb.lookup({ ...req, to: "+15559990000", since, isClaimed: async () => false }), { notFound: true });
+  } finally {
+    await sb.close();
+  }
+});

@@ -1,7 +1,7 @@
 // Message records as Redis hashes. Status moves are one script, so concurrent callbacks (which Twilio
 // may send out of order) can never move a message backwards.
 import { isFinal, isMessageStatus, statusRank, type MessageRecord } from "../../core/message.js";
-import type { MessageStore } from "../../core/ports.js";
+import type { AttemptState, MessageStore } from "../../core/ports.js";
 import type { Redis } from "./client.js";
 import { keys, RECORD_MAX_AGE_S } from "./keys.js";
 
@@ -21,6 +21,25 @@ if redis.call('HGET', KEYS[1], 'final') ~= '1' and tonumber(ARGV[2]) > rank then
   changed = 1
 end
 return {changed, redis.call('HGETALL', KEYS[1])}
+`;
+
+// Provider attempts live in the record hash (fields `attempt`, `attempts`, `firstAttemptAt`), so they
+// expire with it. Starting one is a compare-and-set on the count: of two workers holding the same job
+// (one taking over work it believed abandoned), only one can start the next request.
+// KEYS: record. ARGV: expected count, now. Returns {count, firstAttemptAt} or nil.
+const BEGIN_ATTEMPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local count = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')
+if count ~= tonumber(ARGV[1]) then return nil end
+redis.call('HSETNX', KEYS[1], 'firstAttemptAt', ARGV[2])
+redis.call('HSET', KEYS[1], 'attempt', 'inflight', 'attempts', count + 1)
+return {count + 1, redis.call('HGET', KEYS[1], 'firstAttemptAt')}
+`;
+
+// KEYS: record. Never creates a hash (it would have no TTL).
+const CLEAR_ATTEMPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'attempt', 'clear') end
+return 1
 `;
 
 export function createRedisMessageStore(redis: Redis, opts: { retentionS: number }): MessageStore {
@@ -54,6 +73,20 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     },
     async idForProviderId(sid) {
       return (await redis.get(keys.providerId(sid))) ?? undefined;
+    },
+    async attemptState(id) {
+      const [state, count, firstAt] = await redis.hmGet(keys.message(id), ["attempt", "attempts", "firstAttemptAt"]);
+      const s: AttemptState = { state: state === "inflight" || state === "clear" ? state : "none", count: Number(count ?? 0) || 0 };
+      if (firstAt) s.firstAt = Number(firstAt);
+      return s;
+    },
+    async beginAttempt(id, expectedCount) {
+      const res = (await redis.eval(BEGIN_ATTEMPT, { keys: [keys.message(id)], arguments: [String(expectedCount), String(Date.now())] })) as [number, string] | null;
+      if (!res) return undefined;
+      return { state: "inflight", count: Number(res[0]), firstAt: Number(res[1]) };
+    },
+    async clearAttempt(id) {
+      await redis.eval(CLEAR_ATTEMPT, { keys: [keys.message(id)], arguments: [] });
     },
   };
 }

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
 import { RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
-import type { Redis } from "./client.js";
+import { duplicateForBlocking, isRedisUnavailable, type Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
 
 // KEYS: seen marker, stream. ARGV: ttl, payload. 1 = stored, 0 = seen before (nothing stored).
@@ -147,7 +147,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
    * then new ones (">"). After a failure, go back to "0" so the failed entry comes first again.
    */
   async function work(stream: string, processBatch: (entries: Entry[], firstTry: boolean) => Promise<boolean>): Promise<void> {
-    const reader = redis.duplicate();
+    const reader = duplicateForBlocking(redis, blockMs);
     reader.on("error", (err: Error) => log.debug({ err: err.message, stream }, "redis reader error"));
     readers.push(reader);
     let cursor = "0";
@@ -230,7 +230,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           await sink.deliver(item, { attempt, signal: stopping.signal });
           sent.push({ entry, item });
         } catch (err) {
-          if (err instanceof RetryLater) {
+          if (err instanceof RetryLater || isRedisUnavailable(err)) {
             ok = false;
             break;
           }
@@ -299,8 +299,8 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           await handlers.outbound(job, meta);
         } catch (err) {
           if (!running) return false; // stopped mid-way: stays pending for the next start
-          // RetryLater: the next hop is away, which is no fault of the job; try again later.
-          if (err instanceof RetryLater) return false;
+          // The next hop or Redis is away, which is no fault of the job: try again later.
+          if (err instanceof RetryLater || isRedisUnavailable(err)) return false;
           const n = (failures.get(entry.id) ?? 0) + 1;
           failures.set(entry.id, n);
           log.error({ err, stream, entry: entry.id, msgId: job.id }, "outbound job failed");

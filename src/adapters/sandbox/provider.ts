@@ -1,8 +1,9 @@
 // An in-memory SMS provider for the demo and for tests without Twilio: it records what would have
 // been sent and plays back a delivery lifecycle so receipts can be seen end to end.
 import { randomBytes } from "node:crypto";
+import { pickOwnMessage } from "../../core/lookup-match.js";
 import type { MessageStatus } from "../../core/message.js";
-import { ProviderError, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
+import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
 import { describeProviderCode } from "../../core/provider-errors.js";
 
 export interface SandboxMessage {
@@ -110,6 +111,14 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
         later(() => report(m, "delivered"));
       });
       return { providerId: m.providerId, status: "queued" };
+    },
+
+    async lookup(req: SmsLookupRequest): Promise<SmsLookupResult> {
+      // Same rules as Twilio's lookup, over the kept list (complete unless `limit` dropped older ones).
+      const mine = list
+        .filter((m) => m.direction === "out" && m.from === req.from && m.to === req.to)
+        .map((m) => ({ providerId: m.providerId, status: m.status, body: m.body, mediaCount: m.media.length, createdAt: Date.parse(m.at) }));
+      return pickOwnMessage(mine, req, { truncated: list.length >= limit });
     },
 
     validateSignature(): boolean {

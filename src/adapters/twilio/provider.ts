@@ -1,10 +1,19 @@
 // SmsProvider over the real Twilio SDK. The SDK builds the request and parses the answer; the
 // undici transport (request-client.ts) carries it, so retries and timeouts are ours alone.
 import twilio from "twilio";
+import type { MessageInstance } from "twilio/lib/rest/api/v2010/account/message.js";
+import { pickOwnMessage, type ProviderMessageSummary } from "../../core/lookup-match.js";
 import { isMessageStatus } from "../../core/message.js";
-import { ProviderError, type ProviderFailure, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
+import { ProviderError, type ProviderFailure, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
 import { classifyProviderFailure } from "../../core/provider-errors.js";
-import { TwilioTransportError, UndiciRequestClient } from "./request-client.js";
+import { TwilioTransportError, UndiciRequestClient, type HttpAnswer } from "./request-client.js";
+import { parseRetryAfter } from "./retry-after.js";
+
+/**
+ * Messages listed per lookup (one page, newest first). Later messages of the same conversation wait
+ * behind this one in the outbox, so ours is among the newest unless the number is also used elsewhere.
+ */
+export const LOOKUP_LIMIT = 50;
 
 export interface TwilioProviderOptions {
   accountSid: string;
@@ -47,6 +56,22 @@ export function twilioFailure(e: unknown): ProviderFailure {
   return { kind: "ambiguous", message: `unexpected answer from Twilio (${detail})` };
 }
 
+/** A listed message in the form the matching logic reads. */
+export function summarize(m: Pick<MessageInstance, "sid" | "status" | "body" | "numMedia" | "dateCreated" | "errorCode">): ProviderMessageSummary {
+  // The SDK leaves a date it cannot parse as the original string.
+  const created: unknown = m.dateCreated;
+  const createdAt = created instanceof Date ? created.getTime() : Date.parse(String(created));
+  const s: ProviderMessageSummary = {
+    providerId: m.sid,
+    status: isMessageStatus(m.status) ? m.status : "queued",
+    body: m.body ?? "",
+    mediaCount: Number(m.numMedia) || 0,
+    createdAt,
+  };
+  if (typeof m.errorCode === "number" && m.errorCode > 0) s.errorCode = m.errorCode;
+  return s;
+}
+
 export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvider {
   const publicUrl = opts.publicUrl.replace(/\/+$/, "");
   const http = new UndiciRequestClient({
@@ -63,15 +88,20 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
 
     async send(req: SmsSendRequest): Promise<SmsSendResult> {
       let pending: ReturnType<typeof client.messages.create>;
+      let answer: HttpAnswer | undefined;
       try {
-        pending = client.messages.create({
-          from: req.from,
-          to: req.to,
-          // Twilio rejects an empty Body with 21602 unless media is present; omitting it is the MMS-only form.
-          ...(req.body !== "" ? { body: req.body } : {}),
-          ...(req.mediaUrls.length > 0 ? { mediaUrl: req.mediaUrls } : {}),
-          statusCallback: `${publicUrl}/twilio/status?id=${encodeURIComponent(req.id)}`,
-        });
+        pending = http.observe(
+          () =>
+            client.messages.create({
+              from: req.from,
+              to: req.to,
+              // Twilio rejects an empty Body with 21602 unless media is present; omitting it is the MMS-only form.
+              ...(req.body !== "" ? { body: req.body } : {}),
+              ...(req.mediaUrls.length > 0 ? { mediaUrl: req.mediaUrls } : {}),
+              statusCallback: `${publicUrl}/twilio/status?id=${encodeURIComponent(req.id)}`,
+            }),
+          (a) => (answer = a),
+        );
       } catch (e) {
         // The SDK validates parameters synchronously, before any request exists.
         const detail = e instanceof Error ? e.message : String(e);
@@ -81,8 +111,22 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
         const msg = await pending;
         return { providerId: msg.sid, status: isMessageStatus(msg.status) ? msg.status : "queued" };
       } catch (e) {
-        throw new ProviderError(twilioFailure(e));
+        const failure = twilioFailure(e);
+        const retryAfterMs = answer && answer.statusCode >= 400 ? parseRetryAfter(answer.headers["retry-after"]) : undefined;
+        if (retryAfterMs !== undefined && failure.kind === "retry") failure.retryAfterMs = retryAfterMs;
+        throw new ProviderError(failure);
       }
+    },
+
+    async lookup(req: SmsLookupRequest): Promise<SmsLookupResult> {
+      let listed: MessageInstance[];
+      try {
+        // No DateSent filter: date_sent stays empty while a message is queued. Newest first.
+        listed = await client.messages.list({ to: req.to, from: req.from, limit: LOOKUP_LIMIT });
+      } catch (e) {
+        return { unknown: twilioFailure(e).message };
+      }
+      return pickOwnMessage(listed.map(summarize), req, { truncated: listed.length >= LOOKUP_LIMIT });
     },
 
     validateSignature(signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean {

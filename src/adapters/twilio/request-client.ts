@@ -2,6 +2,7 @@
 // timeouts, an optional base-URL override (fake Twilio in tests, TWILIO_API_URL), and errors that say
 // whether the request can have reached Twilio. Everything else matches lib/base/RequestClient.js of
 // twilio 6.2.0, so the SDK's Version.create()/RestException see exactly what axios would give them.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createRequire } from "node:module";
 import twilio from "twilio";
 import type TwilioRequestClient from "twilio/lib/base/RequestClient.js";
@@ -107,11 +108,18 @@ export function toTransportError(e: unknown): TwilioTransportError {
 
 export type TwilioRequestOptions<T> = TwilioRequestClient.RequestOptions<T>;
 
+/** Status and headers of one HTTP answer (header names lower-case). */
+export interface HttpAnswer {
+  statusCode: number;
+  headers: Record<string, string | string[]>;
+}
+
 export class UndiciRequestClient extends twilio.RequestClient {
   private readonly agent: Agent;
   private readonly redirecting: Dispatcher;
   private readonly baseUrl: URL | undefined;
   private readonly timeoutMs: number;
+  private readonly observers = new AsyncLocalStorage<(answer: HttpAnswer) => void>();
 
   constructor(opts: UndiciRequestClientOptions = {}) {
     const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -128,6 +136,15 @@ export class UndiciRequestClient extends twilio.RequestClient {
       bodyTimeout: timeoutMs,
     });
     this.redirecting = this.agent.compose(interceptors.redirect({ maxRedirections: 10 }));
+  }
+
+  /**
+   * Runs one SDK call and shows `onAnswer` every HTTP answer it received. The SDK's errors
+   * (RestException) drop the response headers — Retry-After among them — and `lastResponse` is shared
+   * by concurrent calls; this is scoped to the call (AsyncLocalStorage follows its promise chain).
+   */
+  observe<T>(call: () => Promise<T>, onAnswer: (answer: HttpAnswer) => void): Promise<T> {
+    return this.observers.run(onAnswer, call);
   }
 
   /** The URL actually requested, after the base-URL override. */
@@ -205,6 +222,7 @@ export class UndiciRequestClient extends twilio.RequestClient {
     }
     const response = { statusCode: res.statusCode, body: parsed as TData, headers: responseHeaders } as TwilioResponse<TData>;
     this.lastResponse = response;
+    this.observers.getStore()?.({ statusCode: res.statusCode, headers: responseHeaders });
     return response;
   }
 

@@ -1,0 +1,812 @@
+// Soak run (issue 3, item 8): mixed traffic both ways through the real gateway process while Prosody,
+// Redis and the gateway are restarted at random, then a count of what arrived.
+//
+//   npm run soak                       # 10 minutes (SOAK_SECONDS=600)
+//   SOAK_SECONDS=120 npm run soak      # a short try
+//   Other knobs: SOAK_RATE (messages/s, both directions together; default 10), SOAK_RESTART_MIN_S /
+//   SOAK_RESTART_MAX_S (pause between restarts; default 30 / 90), SOAK_KINDS (what may be restarted;
+//   default gateway,redis,prosody), SOAK_DRAIN_SECONDS (bound of the final
+//   drain; default 300), SOAK_SEED (random seed), SOAK_OUT_DIR (where logs are kept; default a new
+//   /tmp/switchboard-soak-* dir). Exit code: 0 clean, 1 loss or duplicate to a phone, 2 harness failure.
+//
+// Set-up: Redis with AOF and `appendfsync always` (soak/durable-redis.ts; the test fixture only does
+// `everysec`), Prosody (test fixture; restart() keeps accounts and offline storage), the fake Twilio
+// (test/fakes), and the gateway as a child process (test/support/gateway-process.ts) with
+// SMS_PROVIDER=twilio, TWILIO_API_URL = the fake, PUBLIC_URL=https://gw.example.test and a fixed
+// INSTANCE_ID, so a restarted gateway resumes its own pending work. Four users are linked to numbers
+// through the admin API; five phone numbers talk to them.
+//
+// Restarts, one every SOAK_RESTART_MIN_S..MAX_S seconds, of one of:
+//   gateway  SIGKILL (a crash) or SIGTERM (graceful; exit code checked), started again after 0-3 s;
+//   redis    SIGKILL or SIGTERM, started again on its AOF after 1-4 s;
+//   prosody  graceful restart keeping its data (the fixture's restart(); no SIGKILL: a killed Prosody
+//            loses messages of its own, which says nothing about the gateway).
+// At least half of all restarts are SIGKILLs: whenever the next one must be a kill to keep that true,
+// it is a gateway or Redis SIGKILL.
+//
+// Counting rules
+// Inbound (phone → XMPP): each SMS has a unique MessageSid and a unique token in its body. It is signed
+//   for PUBLIC_URL and POSTed to /twilio/sms. A connection error, a timeout (15 s, Twilio's) or a 5xx
+//   is retried with the same MessageSid (as Twilio's #rc/#rp connection overrides would) for ~35 s;
+//   a 200 is never retried; a 4xx is not retried. "sent" = got a 200. Those that never got one are
+//   counted apart ("never accepted") and are not expected anywhere. "delivered" = unique tokens that
+//   reached the linked user's XMPP client (live or from offline storage after a re-login). "lost" =
+//   sent but never delivered. "same-id repeats" = chat stanzas whose id a client had seen already
+//   (allowed, documented window); "different-id duplicates" = a token seen again under a new id (not
+//   allowed by the contract).
+// Outbound (XMPP → phone): a client writes a chat message (id = body token, with a XEP-0184 request)
+//   to +1555…@sms.localhost, then an IQ ping to its server. A c2s session's stanzas are handled in
+//   order, so the ping's answer proves Prosody took the message and either handed it to the component
+//   or bounced it: only then is it "sent" (confirmed). A message written while the client was
+//   disconnected is not sent; one whose ping got no answer (Prosody restarting) is "unconfirmed" —
+//   shown apart, never counted as lost. "created" = unique tokens the fake Twilio created. "duplicated
+//   to a phone" = a token created more than once (any message, confirmed or not). An error reply for
+//   a token counts as "reported": Prosody's own bounce while the component is away ("Component
+//   unavailable", <not-connected/>), the gateway's "may or may not have been sent", or another
+//   gateway error (e.g. Redis down: "not sent, try again"); each is shown on its own line. "lost" =
+//   confirmed, never created, and no error reply. A "not sent" reply for a token that was created
+//   anyway is shown as a contradiction.
+// Every lost message is listed with the restarts around it; the soak's own event log, the gateway
+// log, and Prosody's and Redis's logs are kept in the output dir.
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createClient } from "redis";
+
+import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeTwilio } from "../test/fakes/fake-twilio.js";
+import { startGatewayProcess, type GatewayProcess } from "../test/support/gateway-process.js";
+import { connectClient, xml, type StanzaElement, type TestClient } from "../test/support/xmpp-client.js";
+import { startXmppServer, type XmppServer } from "../test/support/xmpp-server.js";
+import { createDurableRedis, type DurableRedis } from "./durable-redis.js";
+
+// ---------------------------------------------------------------------------------------------------
+// settings
+
+const num = (name: string, dflt: number): number => {
+  const v = process.env[name];
+  if (v === undefined || v === "") return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+  return n;
+};
+
+const SOAK_SECONDS = num("SOAK_SECONDS", 600);
+const RATE = Math.max(0.1, num("SOAK_RATE", 10));
+const RESTART_MIN_S = num("SOAK_RESTART_MIN_S", 30);
+const RESTART_MAX_S = Math.max(RESTART_MIN_S, num("SOAK_RESTART_MAX_S", 90));
+const DRAIN_SECONDS = num("SOAK_DRAIN_SECONDS", 300);
+const KINDS = (process.env.SOAK_KINDS || "gateway,redis,prosody").split(",").map((k) => k.trim()).filter((k): k is RestartKind => k === "gateway" || k === "redis" || k === "prosody");
+if (KINDS.length === 0) throw new Error("SOAK_KINDS must name at least one of gateway, redis, prosody");
+const DRAIN_QUIET_S = 60; // the drain ends this long after the last change, if not everything is accounted for
+const POST_TIMEOUT_MS = 15_000; // Twilio's webhook timeout
+const POST_RETRY_DELAYS_MS = [500, 1000, 2000, 3000, 5000, 5000, 5000, 5000, 5000]; // ~35 s of retries
+const PING_TIMEOUT_MS = 5000;
+
+const DOMAIN = "sms.localhost";
+const SECRET = "soak-secret";
+const ACCOUNT_SID = `AC${"5".repeat(32)}`;
+const AUTH_TOKEN = "soak-auth-token";
+const PUBLIC_URL = "https://gw.example.test";
+const INSTANCE_ID = "soak";
+const USERS = ["alice", "bob", "carol", "dave"].map((name, i) => ({ name, password: `${name}-pw`, phone: `+1555000000${i + 1}` }));
+const CONTACTS = [1, 2, 3, 4, 5].map((i) => `+1555222000${i}`);
+const TOKEN_RE = /\b((?:in|out)-\d+-[0-9a-z]+)\b/;
+
+// Deterministic randomness when SOAK_SEED is given (mulberry32).
+let seed = (process.env.SOAK_SEED ? Number(process.env.SOAK_SEED) : Date.now()) >>> 0;
+const initialSeed = seed;
+function random(): number {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+const between = (a: number, b: number): number => a + random() * (b - a);
+const rnd4 = (): string => Math.floor(random() * 36 ** 4).toString(36).padStart(4, "0");
+
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+const OUT_DIR = process.env.SOAK_OUT_DIR || join(tmpdir(), `switchboard-soak-${stamp}`);
+mkdirSync(OUT_DIR, { recursive: true });
+const EVENTS = join(OUT_DIR, "events.jsonl");
+
+let t0 = Date.now();
+const rel = (t: number): string => `+${((t - t0) / 1000).toFixed(1)}s`;
+function event(type: string, data: Record<string, unknown> = {}): void {
+  appendFileSync(EVENTS, JSON.stringify({ t: Date.now(), rel: (Date.now() - t0) / 1000, type, ...data }) + "\n");
+}
+function say(line: string): void {
+  process.stdout.write(`[soak ${rel(Date.now())}] ${line}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// bookkeeping
+
+interface InboundRecord {
+  token: string;
+  sid: string;
+  from: string;
+  user: string;
+  firstPostAt: number;
+  acceptedAt?: number;
+  attempts: number;
+  outcome: "pending" | "accepted" | "rejected" | "never-accepted";
+  lastError?: string;
+}
+
+interface OutboundRecord {
+  token: string;
+  user: string;
+  to: string;
+  sentAt: number;
+  confirmedAt?: number;
+  state: "writing" | "confirmed" | "unconfirmed" | "not-written";
+}
+
+type ErrorKind = "server-bounce" | "maybe-sent" | "not-sent";
+interface ErrorRecord {
+  kind: ErrorKind;
+  condition: string;
+  text: string;
+  at: number;
+}
+
+type RestartKind = "gateway" | "redis" | "prosody";
+interface RestartRecord {
+  kind: RestartKind;
+  mode: "SIGKILL" | "SIGTERM";
+  downAt: number;
+  upAt?: number;
+  note?: string;
+}
+
+const inbound = new Map<string, InboundRecord>();
+const outbound = new Map<string, OutboundRecord>();
+/** inbound token → the stanza ids it arrived under (and how often each) */
+const delivered = new Map<string, { ids: Map<string, number>; firstAt: number; user: string }>();
+const seenStanzaIds = new Set<string>();
+let sameIdRepeats = 0;
+let differentIdDuplicates = 0;
+let misrouted = 0;
+const errorReplies = new Map<string, ErrorRecord[]>();
+const restarts: RestartRecord[] = [];
+let outboundNotWrittenOffline = 0; // client was offline: nothing written, not counted at all
+const harnessProblems: string[] = [];
+
+// ---------------------------------------------------------------------------------------------------
+// XMPP users
+
+interface User {
+  name: string;
+  password: string;
+  phone: string;
+  bare: string;
+  client?: TestClient;
+  idx: number;
+  connecting: boolean;
+  logins: number;
+}
+
+const users: User[] = USERS.map((u) => ({ ...u, bare: `${u.name}@localhost`, idx: 0, connecting: false, logins: 0 }));
+
+function handleStanza(u: User, el: StanzaElement): void {
+  if (el.name !== "message") return;
+  const from = el.attrs.from ?? "";
+  if (!from.endsWith(`@${DOMAIN}`)) return;
+  const id = el.attrs.id ?? "";
+  if (el.attrs.type === "error") {
+    const rec = outbound.get(id);
+    if (!rec) {
+      event("unmatched-error", { user: u.name, stanza: el.toString().slice(0, 500) });
+      return;
+    }
+    const err = el.getChild("error");
+    const condition = err?.getChildElements().find((c) => c.getNS() === "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name !== "text")?.name ?? "?";
+    const text = err?.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "";
+    const kind: ErrorKind = err?.getChild("not-connected", "xmpp:prosody.im/protocol/component")
+      ? "server-bounce"
+      : /may or may not/i.test(text)
+        ? "maybe-sent"
+        : "not-sent";
+    const list = errorReplies.get(id) ?? [];
+    list.push({ kind, condition, text, at: Date.now() });
+    errorReplies.set(id, list);
+    event("error-reply", { user: u.name, token: id, kind, condition, text });
+    return;
+  }
+  const body = el.getChildText("body");
+  if (body === null) return; // receipts, chat states
+  const m = TOKEN_RE.exec(body);
+  if (!m?.[1]?.startsWith("in-")) {
+    event("unexpected-message", { user: u.name, stanza: el.toString().slice(0, 500) });
+    return;
+  }
+  const token = m[1];
+  const rec = inbound.get(token);
+  if (rec && rec.user !== u.name) misrouted++;
+  if (id && seenStanzaIds.has(id)) {
+    sameIdRepeats++;
+    event("same-id-repeat", { user: u.name, token, id, delay: Boolean(el.getChild("delay", "urn:xmpp:delay")) });
+  } else if (id) {
+    seenStanzaIds.add(id);
+  }
+  const d = delivered.get(token);
+  if (!d) {
+    delivered.set(token, { ids: new Map([[id, 1]]), firstAt: Date.now(), user: u.name });
+    event("delivered", { user: u.name, token, id });
+    return;
+  }
+  if (!d.ids.has(id)) {
+    differentIdDuplicates++;
+    event("different-id-duplicate", { user: u.name, token, id, earlierIds: [...d.ids.keys()] });
+  }
+  d.ids.set(id, (d.ids.get(id) ?? 0) + 1);
+}
+
+function scan(u: User, c: TestClient | undefined = u.client): void {
+  if (!c) return;
+  while (u.idx < c.received.length) handleStanza(u, c.received[u.idx++]!);
+}
+
+let server: XmppServer;
+
+async function ensureOnline(u: User): Promise<void> {
+  if (u.connecting) return;
+  if (u.client?.isOnline()) return;
+  u.connecting = true;
+  try {
+    const old = u.client;
+    if (old) {
+      scan(u, old);
+      u.client = undefined;
+      await old.stop();
+      event("client-offline", { user: u.name });
+    }
+    const c = await connectClient({ server, username: u.name, password: u.password, timeoutMs: 5000 });
+    u.idx = 0;
+    u.client = c;
+    u.logins++;
+    event("client-online", { user: u.name, logins: u.logins });
+  } catch (err) {
+    event("client-login-failed", { user: u.name, err: (err as Error).message.slice(0, 300) });
+  } finally {
+    u.connecting = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// traffic
+
+let gw: GatewayProcess;
+let seq = 0;
+const inflight = new Set<Promise<void>>();
+function track(p: Promise<void>): void {
+  inflight.add(p);
+  void p.finally(() => inflight.delete(p));
+}
+
+async function postInbound(): Promise<void> {
+  const user = pick(users);
+  const from = pick(CONTACTS);
+  const token = `in-${++seq}-${rnd4()}`;
+  const params = inboundSmsParams({ from, to: user.phone, body: `soak ${token}`, accountSid: ACCOUNT_SID });
+  const sid = params.MessageSid!;
+  const rec: InboundRecord = { token, sid, from, user: user.name, firstPostAt: Date.now(), attempts: 0, outcome: "pending" };
+  inbound.set(token, rec);
+  const body = new URLSearchParams(params).toString();
+  const headers = { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(AUTH_TOKEN, `${PUBLIC_URL}/twilio/sms`, params) };
+  for (let attempt = 0; ; attempt++) {
+    rec.attempts++;
+    let retry: boolean;
+    try {
+      const res = await fetch(`${gw.url}/twilio/sms`, { method: "POST", headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
+      const text = await res.text();
+      if (res.status === 200) {
+        rec.outcome = "accepted";
+        rec.acceptedAt = Date.now();
+        event("in-accepted", { token, sid, attempts: rec.attempts });
+        return;
+      }
+      rec.lastError = `HTTP ${res.status} ${text.slice(0, 200)}`;
+      retry = res.status >= 500;
+    } catch (err) {
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      rec.lastError = `${e.name}: ${e.cause?.code ?? e.cause?.message ?? e.message}`;
+      retry = true;
+    }
+    event("in-post-failed", { token, sid, attempt: rec.attempts, err: rec.lastError, retry });
+    if (!retry) {
+      rec.outcome = "rejected";
+      return;
+    }
+    const delay = POST_RETRY_DELAYS_MS[attempt];
+    if (delay === undefined) {
+      rec.outcome = "never-accepted";
+      return;
+    }
+    await sleep(delay);
+  }
+}
+
+async function sendOutbound(): Promise<void> {
+  const user = pick(users);
+  const c = user.client;
+  if (!c?.isOnline()) {
+    outboundNotWrittenOffline++;
+    return;
+  }
+  const to = pick(CONTACTS);
+  const token = `out-${++seq}-${rnd4()}`;
+  const rec: OutboundRecord = { token, user: user.name, to, sentAt: Date.now(), state: "writing" };
+  outbound.set(token, rec);
+  try {
+    await withTimeout(
+      c.send(xml("message", { to: `${to}@${DOMAIN}`, type: "chat", id: token }, xml("body", {}, `soak ${token}`), xml("request", { xmlns: "urn:xmpp:receipts" }))),
+      PING_TIMEOUT_MS,
+    );
+  } catch (err) {
+    rec.state = "not-written";
+    event("out-not-written", { token, err: (err as Error).message });
+    return;
+  }
+  try {
+    const reply = await c.iq(xml("iq", { type: "get", to: "localhost" }, xml("ping", { xmlns: "urn:xmpp:ping" })), PING_TIMEOUT_MS);
+    if (reply.attrs.type === "result") {
+      rec.state = "confirmed";
+      rec.confirmedAt = Date.now();
+      event("out-confirmed", { token, user: user.name, to });
+      return;
+    }
+  } catch {
+    /* no answer */
+  }
+  rec.state = "unconfirmed";
+  event("out-unconfirmed", { token, user: user.name, to });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// restarts
+
+let redis: DurableRedis;
+
+async function startGatewayWithRetries(why: string): Promise<void> {
+  for (let i = 1; ; i++) {
+    try {
+      await gw.start();
+      return;
+    } catch (err) {
+      const msg = (err as Error).message.slice(0, 500);
+      event("gateway-start-failed", { why, try: i, err: msg });
+      say(`gateway start failed (${why}, try ${i}): ${msg.split("\n")[0]}`);
+      if (gw.running()) await gw.kill();
+      if (i >= 3) throw err;
+      await sleep(2000);
+    }
+  }
+}
+
+async function restartOne(): Promise<void> {
+  const kills = restarts.filter((r) => r.mode === "SIGKILL").length;
+  const mustKill = kills * 2 < restarts.length + 1;
+  let kind = pick(KINDS);
+  const killable = KINDS.filter((k) => k !== "prosody");
+  if (mustKill && kind === "prosody" && killable.length > 0) kind = pick(killable);
+  const mode: RestartRecord["mode"] = kind === "prosody" ? "SIGTERM" : mustKill || random() < 0.5 ? "SIGKILL" : "SIGTERM";
+  const r: RestartRecord = { kind, mode, downAt: Date.now() };
+  restarts.push(r);
+  say(`restart #${restarts.length}: ${kind} ${mode}`);
+  event("restart-begin", { n: restarts.length, kind, mode });
+  if (kind === "gateway") {
+    if (mode === "SIGKILL") {
+      await gw.kill();
+    } else {
+      const started = Date.now();
+      const code = await gw.terminate(15_000);
+      const ms = Date.now() - started;
+      r.note = `exit ${code} in ${(ms / 1000).toFixed(1)} s`;
+      if (code !== 0) harnessProblems.push(`gateway SIGTERM at ${rel(r.downAt)} ended with exit code ${code} after ${ms} ms`);
+    }
+    event("gateway-down", { note: r.note });
+    await sleep(between(0, 3000));
+    await startGatewayWithRetries(`restart #${restarts.length}`);
+  } else if (kind === "redis") {
+    if (mode === "SIGKILL") await redis.kill();
+    else await redis.stop(5000);
+    event("redis-down");
+    await sleep(between(1000, 4000));
+    await redis.start();
+  } else {
+    try {
+      await server.restart();
+    } catch (err) {
+      say(`prosody restart failed once: ${(err as Error).message.split("\n")[0]}; trying again`);
+      await sleep(1000);
+      await server.restart();
+    }
+  }
+  r.upAt = Date.now();
+  event("restart-end", { n: restarts.length, kind, mode, downFor: (r.upAt - r.downAt) / 1000, note: r.note });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// report
+
+function copyLogs(): { gatewayLog: string } {
+  const gatewayLog = join(OUT_DIR, "gateway.log");
+  try {
+    writeFileSync(gatewayLog, gw.log());
+  } catch {
+    /* best effort */
+  }
+  for (const [src, dst] of [
+    [server?.logFile, "prosody.log"],
+    [server ? join(server.dir, "prosody.err") : undefined, "prosody.err"],
+  ] as const) {
+    try {
+      if (src && existsSync(src)) copyFileSync(src, join(OUT_DIR, dst));
+    } catch {
+      /* best effort */
+    }
+  }
+  return { gatewayLog };
+}
+
+interface Figures {
+  inSent: number;
+  inDelivered: number;
+  inLost: string[];
+  outConfirmed: number;
+  outLost: string[];
+  dupToPhone: string[];
+}
+
+function createdCounts(twilio: FakeTwilio): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const m of twilio.created) {
+    const t = TOKEN_RE.exec(m.body)?.[1];
+    if (t) counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function figures(twilio: FakeTwilio): Figures {
+  const accepted = [...inbound.values()].filter((r) => r.outcome === "accepted");
+  const created = createdCounts(twilio);
+  const confirmed = [...outbound.values()].filter((r) => r.state === "confirmed");
+  return {
+    inSent: accepted.length,
+    inDelivered: accepted.filter((r) => delivered.has(r.token)).length,
+    inLost: accepted.filter((r) => !delivered.has(r.token)).map((r) => r.token),
+    outConfirmed: confirmed.length,
+    outLost: confirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).map((r) => r.token),
+    dupToPhone: [...created].filter(([, n]) => n > 1).map(([t]) => t),
+  };
+}
+
+function nearbyRestarts(at: number): string {
+  const near = restarts.filter((r) => r.downAt - 15_000 <= at && at <= (r.upAt ?? Date.now()) + 15_000);
+  if (near.length === 0) return "no restart within 15 s";
+  return near.map((r) => `${r.kind} ${r.mode} down ${rel(r.downAt)}..up ${r.upAt ? rel(r.upAt) : "?"}`).join("; ");
+}
+
+function grepLog(log: string[], needle: string, max = 6): string[] {
+  return log.filter((l) => l.includes(needle)).slice(-max).map((l) => {
+    try {
+      const o = JSON.parse(l) as { time?: number; level?: number; msg?: string; err?: unknown; reason?: unknown };
+      return `${o.time ? rel(o.time) : "?"} L${o.level ?? "?"} ${o.msg ?? ""}${o.err ? ` err=${JSON.stringify(o.err).slice(0, 160)}` : ""}${o.reason ? ` reason=${String(o.reason)}` : ""}`;
+    } catch {
+      return l.slice(0, 200);
+    }
+  });
+}
+
+async function redisFacts(): Promise<{ depth: string; records: Map<string, Record<string, string>> }> {
+  const records = new Map<string, Record<string, string>>();
+  const c = createClient({ url: redis.url, socket: { connectTimeout: 3000, reconnectStrategy: false } });
+  c.on("error", () => undefined);
+  try {
+    await c.connect();
+    const parts: string[] = [];
+    for (const dir of ["to-xmpp", "outbox"]) {
+      let len = 0;
+      let pending = 0;
+      for (let p = 0; p < 64; p++) {
+        const k = `sb:v1:stream:${dir}:${p}`;
+        if (!(await c.exists(k))) continue;
+        len += await c.xLen(k);
+        try {
+          pending += (await c.xPending(k, "switchboard")).pending;
+        } catch {
+          /* no group */
+        }
+      }
+      parts.push(`${dir}: ${len} entries, ${pending} pending`);
+    }
+    parts.push(`dead letters: ${(await c.exists("sb:v1:stream:dead")) ? await c.xLen("sb:v1:stream:dead") : 0}`);
+    for await (const batch of c.scanIterator({ MATCH: "sb:v1:msg:*", COUNT: 500 })) {
+      for (const key of Array.isArray(batch) ? batch : [batch]) {
+        const h = await c.hGetAll(key);
+        if (h.stanzaId) records.set(h.stanzaId, { key, ...h });
+      }
+    }
+    return { depth: parts.join("; "), records };
+  } catch (err) {
+    return { depth: `could not read Redis: ${(err as Error).message}`, records };
+  } finally {
+    c.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// main
+
+async function main(): Promise<number> {
+  say(`output dir ${OUT_DIR}; ${SOAK_SECONDS} s at ${RATE} msg/s, restarts every ${RESTART_MIN_S}-${RESTART_MAX_S} s, seed ${initialSeed}`);
+  redis = await createDurableRedis(join(OUT_DIR, "redis"));
+  await redis.start();
+  const [srv, twilio] = await Promise.all([
+    startXmppServer({ kind: "prosody", componentDomain: DOMAIN, componentSecret: SECRET, users: users.map((u) => ({ username: u.name, password: u.password })) }),
+    startFakeTwilio({ accounts: { [ACCOUNT_SID]: AUTH_TOKEN } }),
+  ]);
+  server = srv;
+  gw = await startGatewayProcess({
+    SMS_PROVIDER: "twilio",
+    XMPP_SERVICE: server.componentService,
+    XMPP_DOMAIN: DOMAIN,
+    XMPP_SECRET: SECRET,
+    REDIS_URL: redis.url,
+    PUBLIC_URL,
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_URL: twilio.url,
+    XMPP_RECONNECT_MIN_MS: "200",
+    XMPP_RECONNECT_MAX_MS: "2000",
+    INSTANCE_ID,
+    LOG_LEVEL: "info",
+  });
+  const logCopier = setInterval(() => copyLogs(), 30_000);
+  let code = 2;
+  try {
+    await startGatewayWithRetries("first start");
+    await gw.waitConnected(20_000);
+    for (const u of users) {
+      const res = await gw.admin("PUT", `/api/v1/users/${u.bare}`, { phone: u.phone });
+      if (res.status >= 300) throw new Error(`linking ${u.bare} failed: ${res.status} ${JSON.stringify(res.json)}`);
+    }
+    await Promise.all(users.map((u) => ensureOnline(u)));
+    if (!users.every((u) => u.client?.isOnline())) throw new Error("not every XMPP user could log in");
+    say(`ready: redis ${redis.url} (AOF, appendfsync always), prosody c2s ${server.c2sPort}, fake Twilio ${twilio.url}, gateway ${gw.url}`);
+
+    t0 = Date.now();
+    event("start", { seconds: SOAK_SECONDS, rate: RATE, seed: initialSeed });
+    const end = t0 + SOAK_SECONDS * 1000;
+    let running = true;
+
+    const keeper = setInterval(() => {
+      for (const u of users) {
+        scan(u);
+        void ensureOnline(u);
+      }
+    }, 250);
+
+    const progress = setInterval(() => {
+      const f = figures(twilio);
+      say(`in ${f.inDelivered}/${f.inSent} delivered, out ${createdCounts(twilio).size} created / ${f.outConfirmed} confirmed, restarts ${restarts.length}, same-id repeats ${sameIdRepeats}`);
+    }, 15_000);
+
+    const traffic = (async () => {
+      const interval = 1000 / RATE;
+      let next = Date.now();
+      while (running && Date.now() < end) {
+        track(random() < 0.5 ? postInbound() : sendOutbound());
+        next += interval;
+        const wait = next - Date.now();
+        if (wait > 0) await sleep(wait);
+      }
+    })();
+
+    const chaos = (async () => {
+      for (;;) {
+        const at = Date.now() + between(RESTART_MIN_S, RESTART_MAX_S) * 1000;
+        if (at >= end) return;
+        while (Date.now() < at) await sleep(Math.min(500, at - Date.now()));
+        await restartOne();
+      }
+    })();
+
+    try {
+      await Promise.all([traffic, chaos]);
+    } finally {
+      running = false;
+    }
+    say(`traffic stopped; ${inflight.size} sends/posts still in flight`);
+    event("traffic-stopped");
+    await Promise.allSettled([...inflight]);
+
+    // Drain: until everything is accounted for (then 5 s more for late repeats), or nothing changed for
+    // DRAIN_QUIET_S, or DRAIN_SECONDS passed.
+    say("draining");
+    const drainStart = Date.now();
+    let lastSig = "";
+    let lastChange = Date.now();
+    for (;;) {
+      for (const u of users) scan(u);
+      const f = figures(twilio);
+      const sig = [delivered.size, twilio.created.length, [...errorReplies.values()].reduce((n, l) => n + l.length, 0), sameIdRepeats].join("/");
+      if (sig !== lastSig) {
+        lastSig = sig;
+        lastChange = Date.now();
+      }
+      const confirmedOpen = [...outbound.values()].filter((r) => r.state === "confirmed" && !createdCounts(twilio).has(r.token) && !errorReplies.has(r.token)).length;
+      const allDone = f.inLost.length === 0 && confirmedOpen === 0;
+      const quiet = Date.now() - lastChange;
+      if (allDone && quiet >= 5000) break;
+      if (quiet >= DRAIN_QUIET_S * 1000) break;
+      if (Date.now() - drainStart >= DRAIN_SECONDS * 1000) {
+        harnessProblems.push(`drain bound of ${DRAIN_SECONDS} s reached while counts were still changing`);
+        break;
+      }
+      await sleep(1000);
+    }
+    say(`drained in ${((Date.now() - drainStart) / 1000).toFixed(0)} s`);
+    clearInterval(keeper);
+    clearInterval(progress);
+    for (const u of users) scan(u);
+
+    code = await report(twilio);
+  } catch (err) {
+    say(`harness failure: ${(err as Error).stack ?? String(err)}`);
+    event("harness-failure", { err: String(err) });
+    code = 2;
+  } finally {
+    clearInterval(logCopier);
+    await Promise.allSettled(users.map((u) => u.client?.stop()));
+    if (gw?.running()) await gw.terminate(15_000).catch(() => undefined);
+    const { gatewayLog } = copyLogs();
+    await Promise.allSettled([twilio.stop(), server.stop(), redis.stop(5000)]);
+    say(`gateway log: ${gatewayLog}`);
+    say(`soak event log: ${EVENTS}; Prosody log: ${join(OUT_DIR, "prosody.log")}; Redis log + AOF: ${redis.dir}`);
+  }
+  return code;
+}
+
+async function report(twilio: FakeTwilio): Promise<number> {
+  const f = figures(twilio);
+  const created = createdCounts(twilio);
+  const ins = [...inbound.values()];
+  const outs = [...outbound.values()];
+  const neverAccepted = ins.filter((r) => r.outcome === "never-accepted");
+  const rejected = ins.filter((r) => r.outcome === "rejected");
+  const deliveredNotAccepted = ins.filter((r) => r.outcome !== "accepted" && delivered.has(r.token)).length;
+  const confirmed = outs.filter((r) => r.state === "confirmed");
+  const unconfirmed = outs.filter((r) => r.state === "unconfirmed");
+  const notWritten = outs.filter((r) => r.state === "not-written").length;
+  const errKinds = (kind: ErrorKind, among: OutboundRecord[]) => among.filter((r) => !created.has(r.token) && errorReplies.get(r.token)?.some((e) => e.kind === kind)).length;
+  const contradictions = outs.filter((r) => created.has(r.token) && errorReplies.get(r.token)?.some((e) => e.kind === "not-sent" || e.kind === "server-bounce"));
+  const createdUnknown = [...created.keys()].filter((t) => !outbound.has(t)).length;
+  const byKind = (kind: RestartRecord["kind"], mode: RestartRecord["mode"]) => restarts.filter((r) => r.kind === kind && r.mode === mode).length;
+  const kills = restarts.filter((r) => r.mode === "SIGKILL").length;
+
+  const rows: [string, string | number][] = [
+    ["duration / rate", `${SOAK_SECONDS} s at ${RATE} msg/s (seed ${initialSeed})`],
+    ["INBOUND (phone → XMPP)", ""],
+    ["  sent (POST answered 200)", f.inSent],
+    ["  delivered to XMPP (unique tokens)", f.inDelivered],
+    ["  LOST", f.inLost.length],
+    ["  same-id repeats toward XMPP", sameIdRepeats],
+    ["  different-id duplicates (not allowed)", differentIdDuplicates],
+    ["  delivered to the wrong user", misrouted],
+    ["  never accepted (retries exhausted)", neverAccepted.length],
+    ["    …of which delivered anyway", deliveredNotAccepted],
+    ["  rejected with 4xx", rejected.length],
+    ["  POSTs retried (attempts > 1)", ins.filter((r) => r.attempts > 1).length],
+    ["OUTBOUND (XMPP → phone)", ""],
+    ["  sent (accepted by the XMPP server, ping-confirmed)", confirmed.length],
+    ["  created at the fake Twilio (unique tokens)", created.size],
+    ["    …of confirmed messages", confirmed.filter((r) => created.has(r.token)).length],
+    ["  DUPLICATED TO A PHONE (created > 1)", f.dupToPhone.length],
+    ["  reported, not created: Prosody bounce (component away)", errKinds("server-bounce", confirmed)],
+    ["  reported, not created: gateway 'not sent' error", errKinds("not-sent", confirmed)],
+    ["  reported: 'may or may not have gone out' (not created)", errKinds("maybe-sent", confirmed)],
+    ["  reported 'may or may not' but created", outs.filter((r) => created.has(r.token) && errorReplies.get(r.token)?.some((e) => e.kind === "maybe-sent")).length],
+    ["  LOST (confirmed, not created, no error reply)", f.outLost.length],
+    ["  contradictions (error says not sent, but created)", contradictions.length],
+    ["  unconfirmed (no ping answer: Prosody restarting)", unconfirmed.length],
+    ["    …created / reported / vanished", `${unconfirmed.filter((r) => created.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && errorReplies.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).length}`],
+    ["  not written (send failed) / client offline (skipped)", `${notWritten} / ${outboundNotWrittenOffline}`],
+    ["  created with an unknown token", createdUnknown],
+    ["RESTARTS", `${restarts.length} (${kills} SIGKILL)`],
+    ["  gateway SIGKILL / SIGTERM", `${byKind("gateway", "SIGKILL")} / ${byKind("gateway", "SIGTERM")}`],
+    ["  redis SIGKILL / SIGTERM", `${byKind("redis", "SIGKILL")} / ${byKind("redis", "SIGTERM")}`],
+    ["  prosody restart (SIGTERM, data kept)", byKind("prosody", "SIGTERM")],
+    ["  XMPP client logins", users.map((u) => `${u.name} ${u.logins}`).join(", ")],
+  ];
+  const width = Math.max(...rows.map(([k]) => k.length)) + 2;
+  const lines = ["", "=".repeat(width + 30), ...rows.map(([k, v]) => `${k.padEnd(width)}${v}`), "=".repeat(width + 30)];
+
+  lines.push("", "restarts:");
+  for (const [i, r] of restarts.entries()) lines.push(`  #${i + 1} ${rel(r.downAt)} ${r.kind} ${r.mode}, up ${r.upAt ? rel(r.upAt) : "?"}${r.note ? ` (${r.note})` : ""}`);
+
+  const facts = await redisFacts();
+  lines.push("", `Redis at the end: ${facts.depth}`);
+  try {
+    const dl = await gw.admin("GET", "/api/v1/dead-letters");
+    const list = (dl.json as { deadLetters?: { reason?: string; queue?: string }[] } | undefined)?.deadLetters ?? [];
+    lines.push(`dead letters (admin API): ${list.length}${list.length ? ` — ${[...new Set(list.map((d) => `${d.queue}: ${d.reason}`))].slice(0, 5).join(" | ")}` : ""}`);
+  } catch (err) {
+    lines.push(`dead letters: could not ask (${(err as Error).message})`);
+  }
+
+  const log = gw.log().split("\n");
+  if (f.inLost.length > 0) {
+    lines.push("", `lost inbound (${f.inLost.length}; first 15):`);
+    for (const t of f.inLost.slice(0, 15)) {
+      const r = inbound.get(t)!;
+      lines.push(`  ${t} sid ${r.sid} → ${r.user}: accepted ${rel(r.acceptedAt ?? 0)} after ${r.attempts} POST(s); ${nearbyRestarts(r.acceptedAt ?? 0)}`);
+      for (const l of grepLog(log, r.sid)) lines.push(`      ${l}`);
+    }
+  }
+  if (f.outLost.length > 0) {
+    lines.push("", `lost outbound (${f.outLost.length}; first 15):`);
+    for (const t of f.outLost.slice(0, 15)) {
+      const r = outbound.get(t)!;
+      const rec = facts.records.get(t);
+      lines.push(`  ${t} ${r.user} → ${r.to}: confirmed ${rel(r.confirmedAt ?? 0)}; ${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`);
+      if (rec) for (const l of grepLog(log, (rec.key ?? "").split(":").pop()!)) lines.push(`      ${l}`);
+    }
+  }
+  if (f.dupToPhone.length > 0) {
+    lines.push("", `duplicated to a phone (${f.dupToPhone.length}; first 15):`);
+    for (const t of f.dupToPhone.slice(0, 15)) {
+      const r = outbound.get(t);
+      const at = twilio.created.filter((m) => m.body.includes(t)).map((m) => `${m.sid} ${m.date_created}`);
+      lines.push(`  ${t}: created ${created.get(t)}× (${at.join(", ")}); sent ${r ? rel(r.sentAt) : "?"}; ${r ? nearbyRestarts(r.sentAt) : ""}`);
+      const rec = facts.records.get(t);
+      if (rec) for (const l of grepLog(log, (rec.key ?? "").split(":").pop()!, 10)) lines.push(`      ${l}`);
+    }
+  }
+  if (contradictions.length > 0) {
+    lines.push("", "contradictions (first 10):");
+    for (const r of contradictions.slice(0, 10)) lines.push(`  ${r.token}: ${errorReplies.get(r.token)!.map((e) => `${e.kind} "${e.text}"`).join("; ")}`);
+  }
+  if (differentIdDuplicates > 0) lines.push("", `different-id duplicates: see "different-id-duplicate" in ${EVENTS}`);
+  const errTexts = new Map<string, number>();
+  for (const l of errorReplies.values()) for (const e of l) errTexts.set(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`, (errTexts.get(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`) ?? 0) + 1);
+  if (errTexts.size > 0) {
+    lines.push("", "error replies seen:");
+    for (const [k, n] of [...errTexts].sort((a, b) => b[1] - a[1]).slice(0, 10)) lines.push(`  ${n}× ${k}`);
+  }
+  if (harnessProblems.length > 0) lines.push("", "harness notes:", ...harnessProblems.map((p) => `  ${p}`));
+
+  const failed = f.inLost.length > 0 || f.outLost.length > 0 || f.dupToPhone.length > 0;
+  lines.push("", failed ? `RESULT: FAIL — lost ${f.inLost.length} inbound, ${f.outLost.length} outbound; ${f.dupToPhone.length} duplicated to a phone` : "RESULT: PASS — nothing lost, nothing duplicated to a phone", "");
+  const text = lines.join("\n");
+  process.stdout.write(text + "\n");
+  writeFileSync(join(OUT_DIR, "report.txt"), text);
+  writeFileSync(
+    join(OUT_DIR, "tokens.json"),
+    JSON.stringify({ inbound: ins, outbound: outs, errorReplies: Object.fromEntries(errorReplies), created: Object.fromEntries(created), restarts }, null, 1),
+  );
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`soak: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(2);
+  },
+);
+

@@ -1,0 +1,187 @@
+// Hands one queued message to the provider: at most one SMS per message (GATEWAY.md "Delivery
+// guarantees"). Each request is recorded as `inflight` before it starts and `clear` once it certainly
+// created nothing, so the job can be picked up again after a crash without guessing:
+// - 429 / 503 / connection refused (certainly not processed): retried with backoff, honouring
+//   Retry-After, until OUTBOUND_DEADLINE_MS after the first request; then an error reply.
+// - permanent refusals (4xx): never retried.
+// - ambiguous (no answer, 5xx other than 503, or `inflight` found after a restart): the message is
+//   looked up at the provider first. Found → adopted, never resent; certainly not found → resent;
+//   cannot tell → not resent, and the sender is told it may or may not have gone out.
+import type { MessageStatus, OutboundJob, XmppDelivery } from "./message.js";
+import { ProviderError, type AttemptState, type DeliveryMeta, type MessageStore, type ProviderFailure, type SmsProvider, type SmsSendRequest } from "./ports.js";
+import { mapProviderFailure } from "./provider-errors.js";
+import { backoff, retryDelay } from "./retry-policy.js";
+
+type ErrorType = Extract<XmppDelivery, { kind: "error" }>["type"];
+
+export interface SendPolicy {
+  /** First retry delay (doubles with jitter). */
+  baseMs: number;
+  /** No new request starts later than this after the first one (OUTBOUND_DEADLINE_MS). */
+  deadlineMs: number;
+  /** Lookups of one ambiguous outcome before giving up on telling; default 3. */
+  lookupTries?: number;
+}
+
+export interface SenderDeps {
+  messages: MessageStore;
+  provider: SmsProvider;
+  log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  retry: SendPolicy;
+  /** The status path (inbound.applyStatus): an adopted message gets its receipt or error like any other. */
+  applyStatus(u: { id: string; providerId: string; status: MessageStatus; errorCode?: number }): Promise<unknown>;
+  reportError(id: string, type: ErrorType, condition: string, text: string): Promise<void>;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  now?: () => number;
+}
+
+/** The gateway is stopping: the job stays queued and resumes from its recorded attempt state. */
+export class SendInterrupted extends Error {
+  override name = "SendInterrupted";
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new SendInterrupted("stopping"));
+    const onAbort = (): void => {
+      clearTimeout(t);
+      reject(new SendInterrupted("stopping"));
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+const seconds = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))} s`;
+
+export function createSender(deps: SenderDeps) {
+  const sleep = deps.sleep ?? abortableSleep;
+  const now = deps.now ?? Date.now;
+  const { baseMs, deadlineMs } = deps.retry;
+  const lookupTries = deps.retry.lookupTries ?? 3;
+
+  async function process(job: OutboundJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
+    const signal = meta?.signal;
+    const record = await deps.messages.get(job.id);
+    if (!record) {
+      deps.log.warn({ msgId: job.id }, "outbound job without a record; dropped");
+      return;
+    }
+    // A SID means the provider has it (the create's answer, a lookup or an early status callback
+    // recorded it); any status but pending means it was handed over or reported already.
+    if (record.providerId !== undefined || record.status !== "pending") return;
+    const req: SmsSendRequest = { id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls };
+
+    let state = await deps.messages.attemptState(job.id);
+    if (state.state === "inflight") {
+      // The gateway stopped during a request: it may have reached the provider.
+      deps.log.warn({ msgId: job.id, attempts: state.count }, "last request of this message has no recorded outcome; looking it up");
+      const next = await resolveAmbiguous(req, state, "the gateway stopped while sending it", signal);
+      if (!next) return;
+      state = next;
+    }
+
+    for (;;) {
+      const begun = await deps.messages.beginAttempt(job.id, state.count);
+      if (!begun) {
+        deps.log.warn({ msgId: job.id }, "another worker took this message over; leaving it to it");
+        return;
+      }
+      state = begun;
+      const deadline = (begun.firstAt ?? now()) + deadlineMs;
+      let failure: ProviderFailure;
+      try {
+        const result = await deps.provider.send(req);
+        await deps.messages.advance(job.id, result.status, { providerId: result.providerId });
+        deps.log.info({ msgId: job.id, sid: result.providerId, status: result.status, attempts: begun.count }, "sent to provider");
+        return;
+      } catch (err) {
+        if (!(err instanceof ProviderError)) throw err; // stays inflight: the retry looks it up first
+        failure = err.failure;
+      }
+      const ctx = { msgId: job.id, code: failure.code, httpStatus: failure.httpStatus, kind: failure.kind, attempt: begun.count };
+
+      if (failure.kind === "permanent") {
+        await deps.messages.clearAttempt(job.id);
+        deps.log.warn(ctx, "provider refused message");
+        await fail(job, failure, mapProviderFailure(failure, { to: job.to }));
+        return;
+      }
+
+      if (failure.kind === "ambiguous") {
+        deps.log.warn(ctx, "provider outcome unknown; looking the message up before any resend");
+        const next = await resolveAmbiguous(req, state, failure.message, signal);
+        if (!next) return;
+        state = next;
+        if (now() >= deadline) {
+          const text = `Twilio did not answer (${failure.message}) and the message was not sent; the gateway gave up after ${begun.count} tries in ${seconds(now() - (begun.firstAt ?? now()))}. Try again later.`;
+          await fail(job, failure, { type: "wait", condition: "remote-server-timeout", text });
+          return;
+        }
+        continue; // certainly not sent: resend at once (resolveAmbiguous already waited)
+      }
+
+      await deps.messages.clearAttempt(job.id);
+      state = { ...begun, state: "clear" };
+      const delay = retryDelay(failure, begun.count, baseMs);
+      if (now() + delay > deadline) {
+        // The next try would start past the deadline (or the provider asked for a longer wait).
+        const mapped = mapProviderFailure(failure, { to: job.to });
+        const text = `${mapped.text}. The message was not sent: the gateway gave up after ${begun.count} ${begun.count === 1 ? "try" : "tries"} in ${seconds(now() - (begun.firstAt ?? now()))}.`;
+        deps.log.warn({ ...ctx, delay }, "provider still refusing at the deadline; giving up");
+        await fail(job, failure, { ...mapped, text });
+        return;
+      }
+      deps.log.warn({ ...ctx, delay, retryAfterMs: failure.retryAfterMs }, "provider busy; retrying");
+      await sleep(delay, signal);
+    }
+  }
+
+  /**
+   * Looks an ambiguous request up. Returns the state to resend from when it certainly did not go out,
+   * undefined when the message is settled (adopted, or reported as unknown).
+   */
+  async function resolveAmbiguous(req: SmsSendRequest, state: AttemptState, what: string, signal?: AbortSignal): Promise<AttemptState | undefined> {
+    const since = state.firstAt ?? now();
+    const isClaimed = async (sid: string): Promise<boolean> => {
+      const owner = await deps.messages.idForProviderId(sid);
+      return owner !== undefined && owner !== req.id;
+    };
+    let reason = "";
+    for (let i = 1; i <= lookupTries; i++) {
+      // Give a request the provider may still be processing time to show up in its list.
+      await sleep(backoff(baseMs, i), signal);
+      const r = await deps.provider.lookup({ ...req, since, isClaimed });
+      if ("found" in r) {
+        await deps.applyStatus({ id: req.id, providerId: r.found.providerId, status: r.found.status, ...(r.found.errorCode !== undefined ? { errorCode: r.found.errorCode } : {}) });
+        deps.log.info({ msgId: req.id, sid: r.found.providerId, status: r.found.status }, "found at the provider; adopted, not resent");
+        return undefined;
+      }
+      if ("notFound" in r) {
+        await deps.messages.clearAttempt(req.id);
+        deps.log.warn({ msgId: req.id }, "not found at the provider; safe to resend");
+        return { ...state, state: "clear" };
+      }
+      reason = r.unknown;
+      deps.log.warn({ msgId: req.id, lookup: i, reason }, "lookup failed");
+    }
+    await deps.messages.advance(req.id, "unknown");
+    await deps.reportError(
+      req.id,
+      "cancel",
+      "remote-server-timeout",
+      `This message may or may not have been sent: Twilio did not confirm it (${what}) and the gateway could not check (${reason}), so it was not sent again.`,
+    );
+    return undefined;
+  }
+
+  async function fail(job: OutboundJob, failure: ProviderFailure, spec: { type: ErrorType; condition: string; text: string }): Promise<void> {
+    await deps.messages.advance(job.id, "failed", failure.code !== undefined ? { errorCode: failure.code } : undefined);
+    await deps.reportError(job.id, spec.type, spec.condition, spec.text);
+  }
+
+  return { process };
+}
