@@ -158,6 +158,8 @@ interface RestartRecord {
   kind: RestartKind;
   mode: "SIGKILL" | "SIGTERM";
   downAt: number;
+  /** when the process was gone (gateway) */
+  exitAt?: number;
   upAt?: number;
   note?: string;
 }
@@ -356,7 +358,7 @@ async function sendOutbound(): Promise<void> {
     if (reply.attrs.type === "result") {
       rec.state = "confirmed";
       rec.confirmedAt = Date.now();
-      event("out-confirmed", { token, user: user.name, to });
+      event("out-confirmed", { token, user: user.name, to, sentRel: (rec.sentAt - t0) / 1000 });
       return;
     }
   } catch {
@@ -418,6 +420,7 @@ async function restartOne(): Promise<void> {
       r.note = `exit ${code} in ${(ms / 1000).toFixed(1)} s`;
       if (code !== 0) harnessProblems.push(`gateway SIGTERM at ${rel(r.downAt)} ended with exit code ${code} after ${ms} ms`);
     }
+    r.exitAt = Date.now();
     event("gateway-down", { note: r.note });
     await sleep(between(0, 3000));
     await startGatewayWithRetries(`restart #${restarts.length}`);
@@ -493,6 +496,13 @@ function figures(twilio: FakeTwilio): Figures {
     outLost: confirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).map((r) => r.token),
     dupToPhone: [...created].filter(([, n]) => n > 1).map(([t]) => t),
   };
+}
+
+/** The gateway SIGKILL this message was written just before (≤ 1 s) or during: XEP-0114 has no acks,
+ * so Prosody counts a stanza as delivered once it is in the component's socket, and a process killed
+ * before reading and storing it loses it. */
+function killWindowOf(r: OutboundRecord): RestartRecord | undefined {
+  return restarts.find((k) => k.kind === "gateway" && k.mode === "SIGKILL" && k.downAt - 1000 <= r.sentAt && r.sentAt <= (k.exitAt ?? k.downAt));
 }
 
 function nearbyRestarts(at: number): string {
@@ -722,6 +732,7 @@ async function report(twilio: FakeTwilio): Promise<number> {
     ["  reported: 'may or may not have gone out' (not created)", errKinds("maybe-sent", confirmed)],
     ["  reported 'may or may not' but created", outs.filter((r) => created.has(r.token) && errorReplies.get(r.token)?.some((e) => e.kind === "maybe-sent")).length],
     ["  LOST (confirmed, not created, no error reply)", f.outLost.length],
+    ["    …of which written ≤ 1 s before a gateway SIGKILL", f.outLost.filter((t) => killWindowOf(outbound.get(t)!)).length],
     ["  contradictions (error says not sent, but created)", contradictions.length],
     ["  unconfirmed (no ping answer: Prosody restarting)", unconfirmed.length],
     ["    …created / reported / vanished", `${unconfirmed.filter((r) => created.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && errorReplies.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).length}`],
@@ -763,7 +774,9 @@ async function report(twilio: FakeTwilio): Promise<number> {
     for (const t of f.outLost.slice(0, 15)) {
       const r = outbound.get(t)!;
       const rec = facts.records.get(t);
-      lines.push(`  ${t} ${r.user} → ${r.to}: confirmed ${rel(r.confirmedAt ?? 0)}; ${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`);
+      const k = killWindowOf(r);
+      const kw = k ? `written ${k.downAt - r.sentAt} ms before the gateway SIGKILL (exit ${(k.exitAt ?? k.downAt) - r.sentAt} ms after it); ` : "";
+      lines.push(`  ${t} ${r.user} → ${r.to}: written ${rel(r.sentAt)}, confirmed ${rel(r.confirmedAt ?? 0)}; ${kw}${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`);
       if (rec) for (const l of grepLog(log, (rec.key ?? "").split(":").pop()!)) lines.push(`      ${l}`);
     }
   }

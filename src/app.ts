@@ -7,8 +7,10 @@ import { connectRedis, isRedisUnavailable, type Redis } from "./adapters/redis/c
 import { createRedisLinkStore } from "./adapters/redis/link-store.js";
 import { createRedisMessageStore } from "./adapters/redis/message-store.js";
 import { createRedisPipeline } from "./adapters/redis/pipeline.js";
+import { createRedisWebhookStore } from "./adapters/redis/webhook-store.js";
 import { createSandboxProvider, type SandboxProvider } from "./adapters/sandbox/provider.js";
 import { createTwilioProvider } from "./adapters/twilio/provider.js";
+import { createWebhookSender } from "./adapters/webhook/sender.js";
 import type { Config } from "./config.js";
 import { createInbound } from "./core/inbound.js";
 import { createSpool, parseSpooledSms } from "./core/spool.js";
@@ -17,6 +19,7 @@ import type { SmsProvider } from "./core/ports.js";
 import { buildHttp } from "./http/server.js";
 import { withUrlFragment } from "./http/twilio-routes.js";
 import type { Logger } from "./logger.js";
+import { createSecretBox } from "./secrets.js";
 import { createComponent } from "./xmpp/component.js";
 import { createConnection } from "./xmpp/connection.js";
 
@@ -49,6 +52,9 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"), { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
   const links = createRedisLinkStore(redis);
   const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
+  // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store webhook secrets.
+  const webhooks = createRedisWebhookStore(redis, createSecretBox(config.SECRETS_KEY));
+  const webhookSender = createWebhookSender({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
     partitions: config.PIPELINE_PARTITIONS,
     dedupeTtlS: config.DEDUPE_TTL,
@@ -97,6 +103,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     retry: { baseMs: config.OUTBOUND_RETRY_BASE_MS, deadlineMs: config.OUTBOUND_DEADLINE_MS },
     // A message found at the provider by a lookup takes the status path: receipt or error as usual.
     applyStatus: (u) => inbound.applyStatus(u),
+    webhooks: { store: webhooks, sender: webhookSender, deadlineMs: config.WEBHOOK_DEADLINE_MS },
+    domain: config.XMPP_DOMAIN,
   });
 
   const connection = createConnection({
@@ -110,7 +118,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   });
   // Deliveries waiting for the server resume as soon as it is back, not at the end of their backoff.
   connection.onOnline(() => pipeline.wake());
-  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, log: log.child({ sub: "xmpp" }), version: VERSION });
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, webhooks, log: log.child({ sub: "xmpp" }), version: VERSION });
 
   const http = await buildHttp({
     publicUrl: config.PUBLIC_URL,
@@ -119,6 +127,10 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     log,
     links,
     messages,
+    webhooks,
+    domain: config.XMPP_DOMAIN,
+    webhookInMaxBacklog: config.WEBHOOK_IN_MAX_BACKLOG,
+    checkWebhookUrl: (url) => webhookSender.checkUrl(url),
     inbound: spool, // the webhooks accept through the spool: Redis, or the journal while Redis is away
     provider: withUrlFragment(provider, config.TWILIO_URL_FRAGMENT),
     ...(sandbox ? { sandbox } : {}),
@@ -173,6 +185,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await pipeline.stop();
       await connection.stop();
       await provider.close();
+      await webhookSender.close();
       redis.destroy();
     },
   };

@@ -13,6 +13,16 @@ export const WEBHOOK_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 const SHORT_CODE = /^[0-9]{3,8}$/;
 
 /**
+ * Why `name` cannot be a webhook target name, or undefined when it can. A name that looks like a
+ * number gets its own message: the operator probably meant a phone contact, not a bot.
+ */
+export function webhookNameProblem(name: string): string | undefined {
+  if (WEBHOOK_NAME.test(name)) return undefined;
+  if (/^\+/.test(name) || /^[0-9][0-9 ().-]*$/.test(name)) return `'${truncate(name)}' looks like a phone number; webhook names start with a letter (e.g. deploybot)`;
+  return `'${truncate(name)}' is not a webhook name: a lower-case letter, then up to 63 of a-z 0-9 . _ -`;
+}
+
+/**
  * Reads a contact localpart. Accepts any *possible* number (not only "valid" ones: metadata lags new
  * ranges, and the fictional +1 555 01xx numbers must work). Throws jid_malformed for a bad number.
  */

@@ -59,7 +59,7 @@ export function isMessageStatus(s: string): s is MessageStatus {
 export interface MessageRecord {
   id: string;
   direction: "out" | "in";
-  channel: "sms";
+  channel: "sms" | "webhook";
   /** Full JID of the XMPP side (sender for "out", recipient for "in"). */
   jid: string;
   /** The XMPP stanza id of the original (for "out"); receipts and errors refer to it. */
@@ -75,12 +75,29 @@ export interface MessageRecord {
 }
 
 /** An outgoing message waiting to be handed to the provider. */
-export interface OutboundJob {
+/** An outgoing message waiting for its next hop: the SMS provider, or a webhook target. */
+export type OutboundJob = SmsJob | WebhookJob;
+
+export interface SmsJob {
+  channel?: "sms"; // absent in jobs queued before webhooks existed
   id: string;
   from: string; // E.164 of the user's number
   to: string; // destination (E.164 or short code)
   body: string;
   mediaUrls: string[];
+}
+
+export interface WebhookJob {
+  channel: "webhook";
+  id: string;
+  /** Sender's bare JID (the conversation key with `to`). */
+  from: string;
+  /** The target's name. */
+  to: string;
+  body: string;
+  mediaUrls: string[];
+  /** ms since epoch; the retry deadline counts from here, so restarts do not extend it. */
+  acceptedAt: number;
 }
 
 /** Something to send toward an XMPP user; described, not rendered (xmpp/stanzas.ts renders). */
@@ -94,6 +111,9 @@ export type XmppDelivery =
       mediaUrls: string[];
       /** ms since epoch when we accepted it (for XEP-0203 when delivered late). */
       acceptedAt: number;
+      /** Message type; chat unless a webhook sender asked otherwise. */
+      type?: "chat" | "normal" | "headline";
+      subject?: string;
     }
   | { kind: "receipt"; id: string; from: string; to: string; receiptFor: string }
   | {

@@ -7,6 +7,7 @@
 // - ambiguous (no answer, 5xx other than 503, or `inflight` found after a restart): the message is
 //   looked up at the provider first. Found → adopted, never resent; certainly not found → resent;
 //   cannot tell → not resent, and the sender is told it may or may not have gone out.
+import { abortableSleep, SendInterrupted } from "./sleep.js";
 import type { MessageStatus, OutboundJob, XmppDelivery } from "./message.js";
 import { ProviderError, type AttemptState, type DeliveryMeta, type MessageStore, type ProviderFailure, type SmsProvider, type SmsSendRequest } from "./ports.js";
 import { mapProviderFailure } from "./provider-errors.js";
@@ -35,25 +36,7 @@ export interface SenderDeps {
   now?: () => number;
 }
 
-/** The gateway is stopping: the job stays queued and resumes from its recorded attempt state. */
-export class SendInterrupted extends Error {
-  override name = "SendInterrupted";
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new SendInterrupted("stopping"));
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new SendInterrupted("stopping"));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
+export { SendInterrupted };
 
 const seconds = (ms: number): string => `${Math.max(1, Math.round(ms / 1000))} s`;
 

@@ -2,9 +2,10 @@
 // it, queues it, and later hands it to the provider at most once (outbound-send.ts).
 import { GatewayError } from "../errors.js";
 import { destinationOf, parseContactLocalpart } from "./addresses.js";
-import { newMessageId, type XmppDelivery } from "./message.js";
+import { newMessageId, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
-import type { LinkStore, MessageStore, Pipeline, SmsProvider } from "./ports.js";
+import type { DeliveryMeta, LinkStore, MessageStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
+import { createWebhookOut } from "./webhook-out.js";
 
 export { backoff } from "./retry-policy.js";
 
@@ -41,6 +42,9 @@ export interface OutboundDeps {
   /** The status path (inbound.applyStatus), for a message found at the provider by a lookup. */
   applyStatus: SenderDeps["applyStatus"];
   sleep?: SenderDeps["sleep"];
+  /** Webhook targets: the store, the HTTP sender and how long to keep trying an unreachable one. */
+  webhooks: { store: WebhookStore; sender: WebhookSender; deadlineMs: number };
+  domain: string;
 }
 
 export function createOutbound(deps: OutboundDeps) {
@@ -50,15 +54,22 @@ export function createOutbound(deps: OutboundDeps) {
     if (msg.type === "groupchat") {
       throw new GatewayError("not_acceptable", "Group chats are not supported by this SMS gateway yet; send a one-to-one message.");
     }
+    const address = parseContactLocalpart(msg.toLocal);
     if (msg.encrypted) {
-      throw new GatewayError("not_acceptable", "SMS cannot carry encrypted messages: turn off OMEMO/OpenPGP encryption for this contact and send again.");
+      throw new GatewayError(
+        "not_acceptable",
+        address.kind === "webhook"
+          ? `${msg.to} is a service outside XMPP and cannot read encrypted messages: turn off OMEMO/OpenPGP encryption for this contact and send again.`
+          : "SMS cannot carry encrypted messages: turn off OMEMO/OpenPGP encryption for this contact and send again.",
+      );
     }
-    // Chat states, markers, receipts: nothing to text (XEP-0085 §5.5: never turn them into messages).
+    // Chat states, markers, receipts: nothing to send (XEP-0085 §5.5: never turn them into messages).
     if (!body.trim() && msg.oobUrls.length === 0) return { outcome: "ignored", reason: "no body" };
 
-    const address = parseContactLocalpart(msg.toLocal);
     if (address.kind === "webhook") {
-      throw new GatewayError("not_found", `There is no contact '${msg.toLocal}' on this gateway; phone numbers look like +15552223333.`);
+      const { text, mediaUrls } = splitMedia(body, msg.oobUrls);
+      const id = await webhookOut.accept({ from: msg.from, fromBare: msg.fromBare, name: address.name, stanzaId: msg.stanzaId, body: text, mediaUrls, receiptRequested: msg.receiptRequested });
+      return { outcome: "queued", id };
     }
     const destination = destinationOf(address);
     if (!destination) {
@@ -100,8 +111,20 @@ export function createOutbound(deps: OutboundDeps) {
     await deps.pipeline.enqueueToXmpp({ kind: "error", id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, condition, type, text });
   }
 
+  const webhookOut = createWebhookOut({
+    domain: deps.domain,
+    webhooks: deps.webhooks.store,
+    sender: deps.webhooks.sender,
+    messages: deps.messages,
+    pipeline: deps.pipeline,
+    log: deps.log,
+    retry: { baseMs: deps.retry.baseMs, deadlineMs: deps.webhooks.deadlineMs },
+    reportError,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+  });
+
   /** Hands a queued message to the provider. Resolves when the job is finished (sent or reported). */
-  const { process } = createSender({
+  const sms = createSender({
     messages: deps.messages,
     provider: deps.provider,
     log: deps.log,
@@ -110,6 +133,11 @@ export function createOutbound(deps: OutboundDeps) {
     reportError,
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   });
+
+  /** Hands a queued job to its next hop: the SMS provider or the webhook target. */
+  function process(job: OutboundJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
+    return job.channel === "webhook" ? webhookOut.process(job, meta) : sms.process(job, meta);
+  }
 
   return { accept, process, reportError };
 }

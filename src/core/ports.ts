@@ -76,6 +76,57 @@ export interface LinkStore {
   list(): Promise<{ jid: string; phone: string }[]>;
 }
 
+/** A webhook target as the core sees it (secrets decrypted only where a request is signed). */
+export interface WebhookTarget {
+  name: string;
+  url: string;
+  /** Bare JIDs or `*@domain` patterns allowed to talk to it (and to be messaged by its token). */
+  allow: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Webhook targets. Tokens are stored as hashes, signing secrets encrypted (SECRETS_KEY). */
+export interface WebhookStore {
+  /**
+   * Creates or updates. On create: generates the secret when none is given and a token, and returns
+   * both (the only time they are shown). On update: url/allow/secret change, the token stays.
+   */
+  put(name: string, input: { url: string; allow: string[]; secret?: string }): Promise<{ created: boolean; target: WebhookTarget; token?: string; secret?: string }>;
+  get(name: string): Promise<WebhookTarget | undefined>;
+  list(): Promise<WebhookTarget[]>;
+  delete(name: string): Promise<boolean>;
+  /** New token; the old one stops working at once. Undefined when there is no such target. */
+  rotateToken(name: string): Promise<string | undefined>;
+  /** Constant-time check of a presented token against the stored hash. */
+  checkToken(name: string, token: string): Promise<boolean>;
+  /** The decrypted signing secret, for signing one request. */
+  signingSecret(name: string): Promise<string | undefined>;
+}
+
+/** What a webhook receiver answered, classified. */
+export type WebhookResult =
+  | { kind: "ok"; status: number; reply?: string }
+  | { kind: "permanent"; status?: number; excerpt: string }
+  | { kind: "retry"; reason: string; status?: number; retryAfterMs?: number };
+
+export interface WebhookPayload {
+  id: string;
+  from: string;
+  to: string;
+  body: string;
+  timestamp: string; // ISO 8601
+  media?: string[];
+}
+
+/** POSTs signed payloads to receivers, refusing private addresses unless allowed. */
+export interface WebhookSender {
+  send(url: string, secret: string, payload: WebhookPayload, signal?: AbortSignal): Promise<WebhookResult>;
+  /** Throws a GatewayError (bad_request, field "url") when the URL may not be used. */
+  checkUrl(url: string): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Message records and provider-id maps. */
 export interface MessageStore {
   create(record: MessageRecord): Promise<void>;
@@ -146,6 +197,10 @@ export interface DeadLetter {
 export interface Pipeline {
   /** Toward XMPP. Returns false when `dedupeKey` was already seen (nothing stored). */
   enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean>;
+  /** The id of the item first stored under `dedupeKey`, while the key is remembered. */
+  idForDedupeKey(dedupeKey: string): Promise<string | undefined>;
+  /** Items waiting toward XMPP in the partition `item` would go to (overload signal). */
+  backlogFor(item: XmppDelivery): Promise<number>;
   /** Toward the provider. */
   enqueueOutbound(job: OutboundJob): Promise<void>;
   /** Starts consumers. A handler resolves when the item is done, or throws to leave it queued. */
@@ -160,6 +215,11 @@ export interface Pipeline {
   deadLetters(limit: number): Promise<DeadLetter[]>;
   /** Puts a dead letter back in its queue; false when there is no such dead letter. */
   retryDeadLetter(id: string): Promise<boolean>;
+}
+
+/** A pipeline handler throws this to give up on an item now: it becomes a dead letter with this reason. */
+export class GiveUp extends Error {
+  override name = "GiveUp";
 }
 
 /** A pipeline handler throws this when the next hop is away (XMPP offline): retry later, never dead-letter. */

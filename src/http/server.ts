@@ -13,8 +13,10 @@ import { installProblemHandlers } from "./problem.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
 import { twilioRoutes } from "./twilio-routes.js";
 import { usersRoutes } from "./users-routes.js";
+import { webhookMessagesRoute } from "./webhook-messages-route.js";
+import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
 
-export interface HttpDeps {
+export interface HttpDeps extends WebhooksRoutesDeps {
   publicUrl: string;
   adminToken: string;
   bodyLimit: number;
@@ -24,7 +26,9 @@ export interface HttpDeps {
   inbound: Inbound;
   provider: SmsProvider;
   sandbox?: SandboxProvider;
-  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">;
+  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter" | "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
+  domain: string;
+  webhookInMaxBacklog: number;
   health: HealthSource;
 }
 
@@ -37,11 +41,14 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
 
   healthRoutes(app, deps.health);
   twilioRoutes(app, deps);
+  // Authenticated by each target's own token, so outside the admin context.
+  webhookMessagesRoute(app, { domain: deps.domain, webhooks: deps.webhooks, pipeline: deps.pipeline, maxBacklog: deps.webhookInMaxBacklog });
 
   // Everything under the admin token, in its own encapsulated context.
   await app.register(async (admin) => {
     admin.addHook("onRequest", bearerAuth(deps.adminToken));
     usersRoutes(admin, deps);
+    webhooksRoutes(admin, deps);
     deadLettersRoutes(admin, deps);
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
   });

@@ -3,11 +3,12 @@
 // deliveries are written to the server.
 import xml, { type Element } from "@xmpp/xml";
 import type { IncomingContext } from "@xmpp/component";
-import { parseContactLocalpart, normalizeNumber } from "../core/addresses.js";
+import { normalizeNumber, parseContactLocalpart, type ContactAddress } from "../core/addresses.js";
+import { isAllowed } from "../core/webhook-out.js";
 import { deliveryKey, type XmppDelivery } from "../core/message.js";
 import type { ChatFromUser, Outbound } from "../core/outbound.js";
-import { RetryLater, type DeliveryMeta, type XmppOut } from "../core/ports.js";
-import { isGatewayError } from "../errors.js";
+import { RetryLater, type DeliveryMeta, type WebhookStore, type XmppOut } from "../core/ports.js";
+import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Connection } from "./connection.js";
 import { deliveryStanza, errorElement, errorReply, NS, presence } from "./stanzas.js";
@@ -17,6 +18,7 @@ export interface ComponentOptions {
   domain: string;
   defaultRegion: string;
   outbound: Outbound;
+  webhooks: Pick<WebhookStore, "get" | "list">;
   log: Logger;
   version: string;
   /** A delivery this long after acceptance carries XEP-0203 <delay/>. */
@@ -122,7 +124,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     const to = ctx.from.bare().toString();
     if (ctx.to.local) {
       try {
-        parseContactLocalpart(ctx.to.local);
+        await contactFor(ctx.to.local, to);
       } catch (err) {
         if (isGatewayError(err) && (ctx.type === "subscribe" || ctx.type === "probe")) {
           await send(errorReply(ctx.stanza, err.stanzaType, err.condition, err.userText));
@@ -149,7 +151,19 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   // ---- IQs (exactly one reply each: iqCallee answers service-unavailable for anything unhandled)
   const { iqCallee } = xmpp;
 
-  iqCallee.get(NS.discoInfo, "query", (ctx) => {
+  /**
+   * What a contact localpart stands for, as seen by `asker` (a bare JID). A webhook target exists for
+   * those its allow list names; to anyone else it does not (its existence is not theirs to learn).
+   */
+  async function contactFor(local: string, asker: string): Promise<ContactAddress> {
+    const addr = parseContactLocalpart(local);
+    if (addr.kind !== "webhook") return addr;
+    const target = await opts.webhooks.get(addr.name);
+    if (!target || !isAllowed(target.allow, asker)) throw new GatewayError("not_found", `There is no contact '${local}' on this gateway; phone numbers look like +15552223333.`);
+    return addr;
+  }
+
+  iqCallee.get(NS.discoInfo, "query", async (ctx) => {
     const node = ctx.element?.attrs.node;
     const local = ctx.to?.local ?? "";
     if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
@@ -161,9 +175,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
         ...[NS.discoInfo, NS.discoItems, NS.gateway, NS.ping, NS.version, NS.receipts].map((v) => xml("feature", { var: v })),
       );
     }
+    let addr: ContactAddress;
     try {
-      const addr = parseContactLocalpart(local);
-      if (addr.kind === "webhook") return errorElement("cancel", "item-not-found", `There is no contact '${local}' on this gateway.`);
+      addr = await contactFor(local, ctx.from?.bare().toString() ?? "");
     } catch (err) {
       if (isGatewayError(err)) return errorElement(err.stanzaType, err.condition, err.userText);
       throw err;
@@ -171,16 +185,20 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     return xml(
       "query",
       { xmlns: NS.discoInfo },
-      xml("identity", { category: "client", type: "sms", name: local }),
+      // A webhook target is a bot; a number is an SMS contact (XEP-0030 registrar: client/bot, client/sms).
+      xml("identity", { category: "client", type: addr.kind === "webhook" ? "bot" : "sms", name: addr.kind === "webhook" ? addr.name : local }),
       ...[NS.discoInfo, NS.receipts, NS.oob, NS.ping].map((v) => xml("feature", { var: v })),
     );
   });
 
-  iqCallee.get(NS.discoItems, "query", (ctx) => {
+  iqCallee.get(NS.discoItems, "query", async (ctx) => {
     if (ctx.to?.local) return xml("query", { xmlns: NS.discoItems });
     const node = ctx.element?.attrs.node;
     if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
-    return xml("query", { xmlns: NS.discoItems });
+    // The webhook targets the asker may use.
+    const asker = ctx.from?.bare().toString() ?? "";
+    const targets = (await opts.webhooks.list()).filter((t) => isAllowed(t.allow, asker));
+    return xml("query", { xmlns: NS.discoItems }, ...targets.map((t) => xml("item", { jid: `${t.name}@${opts.domain}`, name: t.name })));
   });
 
   // XEP-0100 §6.3: number translation.

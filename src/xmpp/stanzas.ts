@@ -46,7 +46,8 @@ export function deliveryStanza(item: XmppDelivery, opts: { domain: string; late:
     case "chat":
       return xml(
         "message",
-        { type: "chat", from: item.from, to: item.to, id: item.id },
+        { type: item.type ?? "chat", from: item.from, to: item.to, id: item.id },
+        item.subject ? xml("subject", {}, item.subject) : undefined,
         xml("body", {}, item.body),
         ...item.mediaUrls.map((url) => xml("x", { xmlns: NS.oob }, xml("url", {}, url))),
         // XEP-0203: the time the SMS reached us, when it is delivered late.

@@ -10,6 +10,10 @@ export const keys = {
   numberUsers: (phone: string) => `${P}:number:${phone}:users`,
   /** SET of every linked bare JID, for listing. No TTL. */
   users: `${P}:users`,
+  /** HASH webhook target: url, allow (JSON), secret (sealed, SECRETS_KEY), tokenHash (SHA-256), createdAt, updatedAt. No TTL: removed on delete. */
+  webhook: (name: string) => `${P}:webhook:${name}`,
+  /** SET of every webhook target name, for listing. No TTL. */
+  webhooks: `${P}:webhooks`,
   /** HASH message record. TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
   message: (id: string) => `${P}:msg:${id}`,
   /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */

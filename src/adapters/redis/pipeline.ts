@@ -10,14 +10,15 @@
 // left to a live one.
 import { createHash } from "node:crypto";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
-import { RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
+import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
 import { duplicateForBlocking, isRedisUnavailable, type Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
 
-// KEYS: seen marker, stream. ARGV: ttl, payload. 1 = stored, 0 = seen before (nothing stored).
+// KEYS: seen marker, stream. ARGV: ttl, payload, item id. 1 = stored, 0 = seen before (nothing
+// stored). The marker holds the first item's id, so a repeated request can be told which id it got.
 const ENQUEUE_ONCE = `
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
+if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[1]) then
   redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
   return 1
 end
@@ -97,7 +98,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       await redis.xAdd(stream, "*", { d: payload });
       return true;
     }
-    return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload] })) === 1;
+    return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
   }
 
   async function enqueueOutbound(job: OutboundJob): Promise<void> {
@@ -301,6 +302,11 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           if (!running) return false; // stopped mid-way: stays pending for the next start
           // The next hop or Redis is away, which is no fault of the job: try again later.
           if (err instanceof RetryLater || isRedisUnavailable(err)) return false;
+          if (err instanceof GiveUp) {
+            failures.delete(entry.id);
+            await deadLetter(handlers, stream, "outbound", entry, err.message);
+            continue;
+          }
           const n = (failures.get(entry.id) ?? 0) + 1;
           failures.set(entry.id, n);
           log.error({ err, stream, entry: entry.id, msgId: job.id }, "outbound job failed");
@@ -321,6 +327,11 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   return {
     enqueueToXmpp,
     enqueueOutbound,
+    async idForDedupeKey(key) {
+      const v = await redis.get(keys.seen(key));
+      return v && v !== "1" ? v : undefined;
+    },
+    backlogFor: (item) => redis.xLen(toXmppStream(item)),
     wake() {
       wakeup.abort();
       wakeup = new AbortController();
