@@ -3,16 +3,29 @@ import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { createJournal } from "./adapters/journal/journal.js";
+import { createDiskMediaStore } from "./adapters/media/disk-store.js";
+import { createMediaFetcher } from "./adapters/media/fetcher.js";
 import { connectRedis, isRedisUnavailable, type Redis } from "./adapters/redis/client.js";
+import { createRedisAccountStore } from "./adapters/redis/account-store.js";
 import { createRedisLinkStore } from "./adapters/redis/link-store.js";
+import { createRedisMediaTokens } from "./adapters/redis/media-tokens.js";
 import { createRedisMessageStore } from "./adapters/redis/message-store.js";
+import { createRedisIntroductionStore, createRedisOptOutStore } from "./adapters/redis/opt-out-store.js";
 import { createRedisPipeline } from "./adapters/redis/pipeline.js";
 import { createRedisWebhookStore } from "./adapters/redis/webhook-store.js";
 import { createSandboxProvider, type SandboxProvider } from "./adapters/sandbox/provider.js";
 import { createTwilioProvider } from "./adapters/twilio/provider.js";
+import { createAccountProviders } from "./adapters/twilio/account-providers.js";
+import { createTwilioNumbers } from "./adapters/twilio/numbers.js";
+import { createCommands } from "./core/commands.js";
+import { routeByAccount } from "./core/provider-router.js";
+import { createRegistration } from "./core/registration.js";
 import { createWebhookSender } from "./adapters/webhook/sender.js";
 import type { Config } from "./config.js";
+import { createContactEvents } from "./core/contact-events.js";
 import { createInbound } from "./core/inbound.js";
+import { createOnNet } from "./core/on-net.js";
+import { createMediaPreparer, withMediaPreparation } from "./core/media.js";
 import { createSpool, parseSpooledSms } from "./core/spool.js";
 import { createOutbound } from "./core/outbound.js";
 import type { SmsProvider } from "./core/ports.js";
@@ -33,6 +46,8 @@ export interface Gateway {
   /** Base URL of the HTTP listener once started. */
   url(): string;
   xmppState(): ReturnType<ReturnType<typeof createConnection>["state"]>;
+  /** Deletes expired re-hosted media now (it also runs periodically); returns how many. */
+  sweepMedia(): Promise<number>;
 }
 
 /** From package.json, found from src/ (tsx) or dist/src/ (built). */
@@ -64,7 +79,16 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     claimIdleMs: config.PIPELINE_CLAIM_IDLE_MS,
     holdToXmpp: config.TEST_HOLD_TO_XMPP,
   });
-  const inbound = createInbound({ domain: config.XMPP_DOMAIN, links, messages, pipeline, log: log.child({ sub: "inbound" }) });
+  // The opt-out ledger and the contacts each user was introduced to (issue 5, items 3–5).
+  const optOuts = createRedisOptOutStore(redis);
+  const introductions = createRedisIntroductionStore(redis);
+  const inbound = createInbound({ domain: config.XMPP_DOMAIN, links, messages, pipeline, log: log.child({ sub: "inbound" }), optOuts, introductions });
+  const onNet = createOnNet({
+    domain: config.XMPP_DOMAIN,
+    pipeline,
+    contacts: createContactEvents({ domain: config.XMPP_DOMAIN, pipeline, optOuts, introductions, log: log.child({ sub: "on-net" }) }),
+    log: log.child({ sub: "on-net" }),
+  });
   // Inbound SMS that Redis cannot take in time wait on local disk and are replayed when it is back.
   const journalLog = log.child({ sub: "journal" });
   const journal = createJournal({ dir: config.JOURNAL_DIR, parse: parseSpooledSms, onSkipped: (file, line, reason) => journalLog.warn({ file, line, reason }, "journal line skipped") });
@@ -94,17 +118,47 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     provider = sandbox;
   }
 
+  // REGISTRATION=byo: users bring their own Twilio account; its token is sealed under SECRETS_KEY, and
+  // their messages go out (and their webhooks are checked) with it.
+  const byo = config.REGISTRATION === "byo";
+  if (byo && !config.SECRETS_KEY) log.warn({}, "REGISTRATION=byo without SECRETS_KEY: users cannot register until SECRETS_KEY is set (the gateway refuses to store their credentials unencrypted)");
+  const accountStore = byo ? createRedisAccountStore(redis, createSecretBox(config.SECRETS_KEY)) : undefined;
+  const twilioApi = { ...(config.TWILIO_API_URL ? { apiBaseUrl: config.TWILIO_API_URL } : {}), timeoutMs: config.TWILIO_TIMEOUT_MS };
+  const accountProviders = accountStore
+    ? createAccountProviders({
+        store: accountStore,
+        make: (accountSid, authToken) =>
+          withUrlFragment(createTwilioProvider({ accountSid, authToken, publicUrl: config.PUBLIC_URL, maxConnections: 4, ...twilioApi }), config.TWILIO_URL_FRAGMENT),
+        onStoreError: (err) => log.warn({ err: (err as Error).message }, "account store unreachable; using the last known credentials"),
+      })
+    : undefined;
+  const providerNumbers = byo ? createTwilioNumbers(twilioApi) : undefined;
+  const registration = createRegistration({
+    mode: config.REGISTRATION,
+    links,
+    ...(accountStore && providerNumbers ? { accounts: accountStore, providerAccounts: providerNumbers } : {}),
+    smsUrl: `${config.PUBLIC_URL}/twilio/sms${config.TWILIO_URL_FRAGMENT ? `#${config.TWILIO_URL_FRAGMENT}` : ""}`,
+    defaultRegion: config.DEFAULT_REGION,
+    log: log.child({ sub: "registration" }),
+  });
+  const commands = createCommands({ domain: config.XMPP_DOMAIN, registration });
+
   const outbound = createOutbound({
     links,
     messages,
     pipeline,
-    provider,
+    provider: accountProviders ? routeByAccount(provider, accountProviders) : provider,
+    ...(accountStore ? { accountOf: (jid: string) => accountStore.accountOf(jid) } : {}),
+    notLinkedHint: byo ? "register your own Twilio number with the gateway's Register command (write \"register\" to the gateway for how)." : "ask its operator to link one.",
     log: log.child({ sub: "outbound" }),
     retry: { baseMs: config.OUTBOUND_RETRY_BASE_MS, deadlineMs: config.OUTBOUND_DEADLINE_MS },
     // A message found at the provider by a lookup takes the status path: receipt or error as usual.
     applyStatus: (u) => inbound.applyStatus(u),
     webhooks: { store: webhooks, sender: webhookSender, deadlineMs: config.WEBHOOK_DEADLINE_MS },
     domain: config.XMPP_DOMAIN,
+    optOuts,
+    maxSegments: config.MAX_SEGMENTS,
+    onNet,
   });
 
   const connection = createConnection({
@@ -118,7 +172,38 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   });
   // Deliveries waiting for the server resume as soon as it is back, not at the end of their backoff.
   connection.onOnline(() => pipeline.wake());
-  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, webhooks, log: log.child({ sub: "xmpp" }), version: VERSION });
+  // Inbound MMS media are fetched and re-hosted just before delivery (core/media.ts).
+  const mediaLog = log.child({ sub: "media" });
+  const mediaFiles = createDiskMediaStore(config.MEDIA_DIR);
+  const mediaFetcher = createMediaFetcher({
+    providerOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
+    // The account a media URL belongs to (its /Accounts/AC…/ segment) → its credentials: the gateway's
+    // own account, or an account a user brought (REGISTRATION=byo).
+    credentialsFor: async (accountSid) => {
+      if (accountSid === config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN) return { username: accountSid, password: config.TWILIO_AUTH_TOKEN };
+      const own = await accountStore?.credentials(accountSid);
+      return own ? { username: accountSid, password: own.authToken } : undefined;
+    },
+    timeoutMs: config.MEDIA_FETCH_TIMEOUT_MS,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+  });
+  const mediaPreparer = createMediaPreparer({
+    fetcher: mediaFetcher,
+    files: mediaFiles,
+    tokens: createRedisMediaTokens(redis),
+    publicUrl: config.PUBLIC_URL,
+    maxBytes: config.MEDIA_MAX_BYTES,
+    retentionS: config.MEDIA_RETENTION,
+    log: mediaLog,
+  });
+  const sweepMedia = () =>
+    mediaFiles.sweep().then(
+      (n) => (n > 0 && mediaLog.info({ deleted: n }, "expired media deleted"), n),
+      (err: unknown) => (mediaLog.warn({ err }, "media sweep failed"), 0),
+    );
+  let mediaSweeper: NodeJS.Timeout | undefined;
+
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration } });
 
   const http = await buildHttp({
     publicUrl: config.PUBLIC_URL,
@@ -133,8 +218,11 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     checkWebhookUrl: (url) => webhookSender.checkUrl(url),
     inbound: spool, // the webhooks accept through the spool: Redis, or the journal while Redis is away
     provider: withUrlFragment(provider, config.TWILIO_URL_FRAGMENT),
+    ...(accountProviders ? { accounts: accountProviders } : {}),
+    ...(config.TWILIO_ACCOUNT_SID ? { mainAccountSid: config.TWILIO_ACCOUNT_SID } : {}),
     ...(sandbox ? { sandbox } : {}),
     pipeline,
+    media: mediaFiles,
     health: {
       provider: provider.name,
       xmpp: () => connection.state(),
@@ -162,9 +250,10 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     config,
     url: () => listening,
     xmppState: () => connection.state(),
+    sweepMedia,
     async start(opts = {}) {
       pipeline.consume({
-        toXmpp: xmppOut,
+        toXmpp: withMediaPreparation(xmppOut, mediaPreparer),
         outbound: (job, meta) => outbound.process(job, meta),
         onDeadLetter: async (dl) => {
           // The XMPP user who sent a message that will not go out hears about it.
@@ -173,6 +262,9 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       });
       connection.start();
       spool.start(); // replays what a crash or an outage left in the journal
+      void sweepMedia();
+      mediaSweeper = setInterval(() => void sweepMedia(), Math.min(config.MEDIA_RETENTION, 3600) * 1000);
+      mediaSweeper.unref();
       if (opts.listen !== false) {
         listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
         log.info({ url: listening, publicUrl: config.PUBLIC_URL, domain: config.XMPP_DOMAIN, provider: provider.name }, "switchboard started");
@@ -185,6 +277,10 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await pipeline.stop();
       await connection.stop();
       await provider.close();
+      await accountProviders?.close();
+      await providerNumbers?.close();
+      clearInterval(mediaSweeper);
+      await mediaFetcher.close();
       await webhookSender.close();
       redis.destroy();
     },

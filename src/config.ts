@@ -34,6 +34,7 @@ export const CONFIG_VARIABLES = {
   DEFAULT_REGION: { schema: z.string().length(2).toUpperCase().refine((r) => isSupportedCountry(r), "must be an ISO 3166 country code such as US").default("US"), doc: "Country used to read national phone numbers (XEP-0100 translation)" },
   LOG_LEVEL: { schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"), doc: "pino log level" },
   SECRETS_KEY: { schema: secretBase64.optional(), doc: "32 random bytes, base64: encrypts stored secrets (openssl rand -base64 32)" },
+  REGISTRATION: { schema: z.enum(["admin", "byo"]).default("admin"), doc: "How users get a number: admin (the operator links them with the admin API) or byo (users register their own Twilio account and number from their client; needs SECRETS_KEY)" },
   WEBHOOK_ALLOW_PRIVATE: { schema: bool.default(false), doc: "Allow webhook targets on private/loopback addresses" },
   WEBHOOK_TIMEOUT_MS: { schema: int(500, 120_000).default(10_000), doc: "Timeout of one POST to a webhook target" },
   WEBHOOK_DEADLINE_MS: { schema: int(1000, 7 * 86_400_000).default(3_600_000), doc: "An unreachable webhook target is retried (backoff with jitter) until this long after the message was sent; then a dead letter and an error reply" },
@@ -53,7 +54,12 @@ export const CONFIG_VARIABLES = {
   XMPP_MAX_BOUNCES: { schema: int(1, 100).default(3), doc: "Bounces by the XMPP server (e.g. unknown user) before a delivery becomes a dead letter" },
   PIPELINE_CLAIM_IDLE_MS: { schema: int(5_000, 86_400_000).default(60_000), doc: "Work another instance left untouched this long is taken over" },
   TEST_HOLD_TO_XMPP: { schema: bool.default(false), doc: "Test only: accept messages but hold their delivery to XMPP (crash tests); never set in production" },
+  MAX_SEGMENTS: { schema: int(1, 50).default(10), doc: "Longest text sent, in SMS segments (counted like Twilio: 153 GSM-7 or 67 UCS-2 characters each when split); longer ones are refused, saying why" },
   HTTP_BODY_LIMIT: { schema: int(1024, 10 * 1024 * 1024).default(256 * 1024), doc: "Largest accepted HTTP request body, in bytes" },
+  MEDIA_DIR: { schema: z.string().min(1).default("./data/media"), doc: "Directory where incoming MMS media are kept and served from under PUBLIC_URL/media/ (persistent disk; shared by every instance behind one PUBLIC_URL)" },
+  MEDIA_MAX_BYTES: { schema: int(1024, 100 * 1024 * 1024).default(5 * 1024 * 1024), doc: "Largest incoming media item fetched and re-hosted, in bytes; a larger one is replaced by a note" },
+  MEDIA_RETENTION: { schema: int(1, 10 * 365 * 86400).default(30 * 86400), doc: "Seconds re-hosted media stay available (so archived messages keep working); then deleted" },
+  MEDIA_FETCH_TIMEOUT_MS: { schema: int(500, 120_000).default(15_000), doc: "Bound on fetching one media item from the provider (redirects and body included); tried 3 times" },
   SHUTDOWN_TIMEOUT_MS: { schema: int(100, 600_000).default(10_000), doc: "Bound on a graceful stop after SIGTERM" },
 } as const;
 

@@ -1,7 +1,8 @@
 // SMS → XMPP (GATEWAY.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
 import { senderLocalpart, toE164 } from "./addresses.js";
+import { createContactEvents } from "./contact-events.js";
 import { inboundMessageId, type MessageStatus } from "./message.js";
-import type { LinkStore, MessageStore, Pipeline } from "./ports.js";
+import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Pipeline } from "./ports.js";
 import { mapProviderError } from "./provider-errors.js";
 
 export interface InboundSms {
@@ -12,6 +13,8 @@ export interface InboundSms {
   media: { url: string; contentType?: string }[];
   /** ms since epoch when the SMS reached us; set when it is accepted later (a journal replay). */
   receivedAt?: number;
+  /** Twilio's OptOutType (STOP/START/HELP), sent when a Messaging Service's Advanced Opt-Out matched. */
+  optOutType?: string;
 }
 
 export type InboundOutcome =
@@ -26,26 +29,39 @@ export interface InboundDeps {
   messages: MessageStore;
   pipeline: Pipeline;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  /** The opt-out ledger (STOP/START keywords); absent in setups that keep none. */
+  optOuts?: OptOutStore;
+  /** Remembers which contacts were introduced to which user; absent: no introductions. */
+  introductions?: IntroductionStore;
 }
 
 export function createInbound(deps: InboundDeps) {
+  const contacts = createContactEvents(deps);
+
   /** Stores the SMS durably for delivery. Resolves only once it is in Redis (or known as a repeat). */
   async function accept(sms: InboundSms): Promise<InboundOutcome> {
     const id = inboundMessageId(sms.providerId);
     const to = toE164(sms.to) ?? sms.to;
     const jid = await deps.links.jidOf(to);
+    const senderLocal = senderLocalpart(sms.from);
+    const acceptedAt = sms.receivedAt ?? Date.now();
+    const consent = { id, ourNumber: to, theirNumber: senderLocal, body: sms.body, acceptedAt, ...(sms.optOutType ? { optOutType: sms.optOutType } : {}) };
     if (!jid) {
       deps.log.warn({ msgId: id }, "inbound SMS for a number nobody has linked; dropped");
+      await contacts.consent(consent); // the carrier blocks texts to them either way: keep the ledger true
       return { outcome: "unrouted", id };
     }
-    const mediaUrls = sms.media.map((m) => m.url);
-    // Every client shows the body; not every client renders OOB, so the URLs go in the body too.
-    const body = [sms.body, ...mediaUrls].filter((s) => s.length > 0).join("\n");
+    await contacts.introduce({ id, jid, senderLocal, rawFrom: sms.from });
+    // Media are re-hosted just before delivery (core/media.ts), which adds the gateway's URLs (as OOB
+    // and to the body); fetching here would hold up the webhook's answer.
+    const media = sms.media.map((m) => ({ url: m.url, ...(m.contentType ? { contentType: m.contentType } : {}) }));
     const fresh = await deps.pipeline.enqueueToXmpp(
-      { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body, mediaUrls, acceptedAt: sms.receivedAt ?? Date.now() },
+      { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body: sms.body, mediaUrls: [], ...(media.length ? { media } : {}), acceptedAt: sms.receivedAt ?? Date.now() },
       sms.providerId,
     );
     deps.log.info({ msgId: id, duplicate: !fresh }, fresh ? "inbound SMS queued" : "repeated webhook ignored");
+    // The keyword text itself is delivered like any other; the note follows it.
+    if (fresh) await contacts.consent({ ...consent, jid });
     return { outcome: fresh ? "queued" : "duplicate", id, jid };
   }
 

@@ -85,6 +85,11 @@ export interface SmsJob {
   to: string; // destination (E.164 or short code)
   body: string;
   mediaUrls: string[];
+  /**
+   * The sender's own provider account (REGISTRATION=byo), fixed when the message is accepted so a
+   * queued message goes out with the account it was accepted for; absent = the gateway's account.
+   */
+  account?: string;
 }
 
 export interface WebhookJob {
@@ -109,6 +114,11 @@ export type XmppDelivery =
       to: string;
       body: string;
       mediaUrls: string[];
+      /**
+       * Inbound MMS media not yet re-hosted (provider URLs): core/media.ts fetches them just before
+       * delivery and adds the gateway's URLs to mediaUrls and the body. Absent once prepared.
+       */
+      media?: { url: string; contentType?: string }[];
       /** ms since epoch when we accepted it (for XEP-0203 when delivered late). */
       acceptedAt: number;
       /** Message type; chat unless a webhook sender asked otherwise. */
@@ -116,6 +126,9 @@ export type XmppDelivery =
       subject?: string;
     }
   | { kind: "receipt"; id: string; from: string; to: string; receiptFor: string }
+  // A contact introducing itself (RFC 6121 subscription request, XEP-0172 nickname), so the user's
+  // client offers to add it; queued before that contact's first message, in the same partition.
+  | { kind: "subscribe"; id: string; from: string; to: string; nick: string }
   | {
       kind: "error";
       id: string; // our message id (for logs)

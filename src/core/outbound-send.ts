@@ -32,6 +32,8 @@ export interface SenderDeps {
   /** The status path (inbound.applyStatus): an adopted message gets its receipt or error like any other. */
   applyStatus(u: { id: string; providerId: string; status: MessageStatus; errorCode?: number }): Promise<unknown>;
   reportError(id: string, type: ErrorType, condition: string, text: string): Promise<void>;
+  /** Told when the provider says the recipient opted out (21610), to update the opt-out ledger. */
+  onOptedOut?(from: string, to: string): Promise<unknown>;
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
 }
@@ -56,7 +58,7 @@ export function createSender(deps: SenderDeps) {
     // A SID means the provider has it (the create's answer, a lookup or an early status callback
     // recorded it); any status but pending means it was handed over or reported already.
     if (record.providerId !== undefined || record.status !== "pending") return;
-    const req: SmsSendRequest = { id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls };
+    const req: SmsSendRequest = { id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls, ...("account" in job && job.account ? { account: job.account } : {}) };
 
     let state = await deps.messages.attemptState(job.id);
     if (state.state === "inflight") {
@@ -90,6 +92,8 @@ export function createSender(deps: SenderDeps) {
       if (failure.kind === "permanent") {
         await deps.messages.clearAttempt(job.id);
         deps.log.warn(ctx, "provider refused message");
+        // 21610: they replied STOP at some point we did not see; later sends are refused up front.
+        if (failure.code === 21610 && deps.onOptedOut) await deps.onOptedOut(job.from, job.to);
         await fail(job, failure, mapProviderFailure(failure, { to: job.to }));
         return;
       }

@@ -2,9 +2,14 @@
 // it, queues it, and later hands it to the provider at most once (outbound-send.ts).
 import { GatewayError } from "../errors.js";
 import { destinationOf, parseContactLocalpart } from "./addresses.js";
+import { CORRECTION_PREFIX, reactionText, retractionNotice } from "./chat-extensions.js";
+import { displayNumber } from "./display.js";
+import type { OnNetText } from "./on-net.js";
+import { optedOutRefusal } from "./opt-out.js";
+import { segmentsProblem } from "./segments.js";
 import { newMessageId, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
-import type { DeliveryMeta, LinkStore, MessageStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
+import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
 import { createWebhookOut } from "./webhook-out.js";
 
 export { backoff } from "./retry-policy.js";
@@ -26,11 +31,20 @@ export interface ChatFromUser {
   /** OMEMO / OpenPGP / XEP-0380 marked it as encrypted. */
   encrypted: boolean;
   receiptRequested: boolean;
+  /** XEP-0308: the id of the message this one corrects. */
+  replaces?: string;
+  /** XEP-0444: the emojis of a reactions message (empty: reactions removed). */
+  reactions?: string[];
+  /** XEP-0424: the id of the message the user retracts. */
+  retracts?: string;
 }
 
 export const MAX_BODY_CHARS = 1600; // Twilio's limit (FACTS A3)
 
-export type AcceptResult = { outcome: "queued"; id: string } | { outcome: "ignored"; reason: string };
+export type AcceptResult =
+  | { outcome: "queued"; id: string }
+  /** `notice`: a short note the user should see from the contact (why nothing was sent). */
+  | { outcome: "ignored"; reason: string; notice?: string };
 
 export interface OutboundDeps {
   links: LinkStore;
@@ -45,16 +59,39 @@ export interface OutboundDeps {
   /** Webhook targets: the store, the HTTP sender and how long to keep trying an unreachable one. */
   webhooks: { store: WebhookStore; sender: WebhookSender; deadlineMs: number };
   domain: string;
+  /** The opt-out ledger: sends to a number that replied STOP are refused before any provider call. */
+  optOuts?: OptOutStore;
+  /** Longest SMS accepted, in segments (MAX_SEGMENTS; default 10). */
+  maxSegments?: number;
+  /** The user's own provider account (REGISTRATION=byo), if they registered one. */
+  accountOf?: (jid: string) => Promise<string | undefined>;
+  /** What an unlinked user is told to do (depends on REGISTRATION). */
+  notLinkedHint?: string;
+  /** Delivers a text to another user of this gateway over XMPP (core/on-net.ts); absent: always SMS. */
+  onNet?: (t: OnNetText) => Promise<void>;
 }
 
 export function createOutbound(deps: OutboundDeps) {
+  const optOuts = deps.optOuts;
   /** Throws GatewayError (rendered as a stanza error by the caller) or returns what was done. */
   async function accept(msg: ChatFromUser): Promise<AcceptResult> {
-    const body = msg.body ?? "";
     if (msg.type === "groupchat") {
       throw new GatewayError("not_acceptable", "Group chats are not supported by this SMS gateway yet; send a one-to-one message.");
     }
     const address = parseContactLocalpart(msg.toLocal);
+    if (msg.retracts !== undefined) {
+      const who = address.kind === "phone" ? displayNumber(address.e164) : msg.to;
+      return { outcome: "ignored", reason: "retraction", notice: retractionNotice(who) };
+    }
+    let body = msg.body ?? "";
+    let oobUrls = msg.oobUrls;
+    if (msg.reactions !== undefined) {
+      const text = reactionText(msg.reactions);
+      // A bot gets no reactions; removing a reaction has nothing to tell.
+      if (text === undefined || address.kind === "webhook") return { outcome: "ignored", reason: "reaction" };
+      body = text;
+      oobUrls = [];
+    }
     if (msg.encrypted) {
       throw new GatewayError(
         "not_acceptable",
@@ -64,10 +101,10 @@ export function createOutbound(deps: OutboundDeps) {
       );
     }
     // Chat states, markers, receipts: nothing to send (XEP-0085 §5.5: never turn them into messages).
-    if (!body.trim() && msg.oobUrls.length === 0) return { outcome: "ignored", reason: "no body" };
+    if (!body.trim() && oobUrls.length === 0) return { outcome: "ignored", reason: "no body" };
 
     if (address.kind === "webhook") {
-      const { text, mediaUrls } = splitMedia(body, msg.oobUrls);
+      const { text, mediaUrls } = splitMedia(body, oobUrls);
       const id = await webhookOut.accept({ from: msg.from, fromBare: msg.fromBare, name: address.name, stanzaId: msg.stanzaId, body: text, mediaUrls, receiptRequested: msg.receiptRequested });
       return { outcome: "queued", id };
     }
@@ -77,12 +114,34 @@ export function createOutbound(deps: OutboundDeps) {
     }
     const fromNumber = await deps.links.phoneOf(msg.fromBare);
     if (!fromNumber) {
-      throw new GatewayError("registration_required", "Your account is not linked to a phone number on this gateway; ask its operator to link one.");
+      throw new GatewayError("registration_required", `Your account is not linked to a phone number on this gateway; ${deps.notLinkedHint ?? "ask its operator to link one."}`);
     }
-    const { text, mediaUrls } = splitMedia(body, msg.oobUrls);
+    if (await deps.optOuts?.isOptedOut(fromNumber, destination)) {
+      // Twilio would refuse it (21610) anyway; refusing here says why without a provider round trip.
+      throw new GatewayError("forbidden", optedOutRefusal(destination, fromNumber));
+    }
+    const split = splitMedia(body, oobUrls);
+    const mediaUrls = split.mediaUrls;
+    // XEP-0308: a correction goes out as a new text, marked (SMS cannot edit).
+    const text = msg.replaces !== undefined && split.text ? CORRECTION_PREFIX + split.text : split.text;
+
+    const peer = deps.onNet && (await deps.links.jidOf(destination));
+    if (peer && deps.onNet) {
+      // Both numbers are ours: deliver over XMPP instead of paying for an SMS round trip.
+      const id = newMessageId();
+      await deps.onNet({ id, from: fromNumber, to: destination, jid: peer, body: text, mediaUrls });
+      // The receipt comes once the text is queued durably toward its recipient (there is no carrier).
+      if (msg.receiptRequested && msg.stanzaId) await deps.pipeline.enqueueToXmpp({ kind: "receipt", id, from: msg.to, to: msg.from, receiptFor: msg.stanzaId });
+      deps.log.info({ msgId: id }, "on-net text delivered over XMPP, no SMS");
+      return { outcome: "queued", id };
+    }
+
     if (text.length > MAX_BODY_CHARS) {
       throw new GatewayError("not_acceptable", `The message is ${text.length} characters long; SMS allows at most ${MAX_BODY_CHARS}.`);
     }
+    // An MMS body is not split into segments; only plain texts are counted.
+    const tooLong = mediaUrls.length === 0 ? segmentsProblem(text, deps.maxSegments ?? 10) : undefined;
+    if (tooLong) throw new GatewayError("not_acceptable", tooLong);
 
     const id = newMessageId();
     const now = Date.now();
@@ -98,7 +157,9 @@ export function createOutbound(deps: OutboundDeps) {
       createdAt: now,
       updatedAt: now,
     });
-    await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls });
+    // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
+    const account = await deps.accountOf?.(msg.fromBare);
+    await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) });
     deps.log.info({ msgId: id }, "outbound message queued");
     return { outcome: "queued", id };
   }
@@ -131,6 +192,7 @@ export function createOutbound(deps: OutboundDeps) {
     retry: deps.retry,
     applyStatus: deps.applyStatus,
     reportError,
+    ...(optOuts ? { onOptedOut: (from: string, to: string) => optOuts.optOut(from, to, "provider-21610") } : {}),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
   });
 

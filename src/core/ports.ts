@@ -10,6 +10,8 @@ export interface SmsSendRequest {
   to: string; // E.164, short code digits
   body: string;
   mediaUrls: string[];
+  /** A user's own provider account (REGISTRATION=byo) to send with; absent = the gateway's account. */
+  account?: string;
 }
 
 /** What the provider answered to a create. */
@@ -74,6 +76,71 @@ export interface LinkStore {
   phoneOf(jid: string): Promise<string | undefined>;
   jidOf(phone: string): Promise<string | undefined>;
   list(): Promise<{ jid: string; phone: string }[]>;
+}
+
+/** Why a number is on the opt-out ledger. */
+export type OptOutSource = "keyword" | "optout-type" | "provider-21610";
+
+/**
+ * The opt-out ledger per (our number, their number): carriers and Twilio block texts to a number that
+ * replied STOP, so the gateway refuses them up front and can say why.
+ */
+export interface OptOutStore {
+  isOptedOut(ourNumber: string, theirNumber: string): Promise<boolean>;
+  /** Records an opt-out; true when it was not opted out before (worth telling the user). */
+  optOut(ourNumber: string, theirNumber: string, source: OptOutSource): Promise<boolean>;
+  /** Removes an opt-out; true when it was opted out before. */
+  optIn(ourNumber: string, theirNumber: string): Promise<boolean>;
+}
+
+/** Which contacts a user has been introduced to (a presence subscription request with a nickname). */
+export interface IntroductionStore {
+  /** Marks the pair; true only the first time (the caller then sends the introduction). */
+  introduce(jid: string, contactLocal: string): Promise<boolean>;
+}
+
+/** A user's own provider credentials (REGISTRATION=byo). */
+export interface AccountCredentials {
+  accountSid: string;
+  authToken: string;
+}
+
+/**
+ * Users' own provider accounts (REGISTRATION=byo): which account a JID sends with, and that account's
+ * credentials, sealed at rest under SECRETS_KEY.
+ */
+export interface AccountStore {
+  /** True when credentials can be stored (SECRETS_KEY is set). */
+  readonly canStore: boolean;
+  /** Records that `jid` sends from `phone` with this account; replaces the JID's previous registration. */
+  put(jid: string, phone: string, creds: AccountCredentials): Promise<void>;
+  /** The account `jid` registered with, if any. */
+  accountOf(jid: string): Promise<string | undefined>;
+  /** The account's decrypted credentials and the numbers registered under it; undefined when none are stored. */
+  credentials(accountSid: string): Promise<{ authToken: string; numbers: string[] } | undefined>;
+  /** Forgets `jid`'s registration; the credentials go with the last number registered under them. */
+  remove(jid: string): Promise<{ accountSid?: string }>;
+}
+
+/** A number as the provider lists it for an account. */
+export interface ProviderNumber {
+  /** The provider's id of the number (Twilio PN…). */
+  sid: string;
+  phone: string;
+  smsUrl: string;
+  /** Set when a Messaging Service handles the number's inbound messages (its settings override smsUrl). */
+  messagingServiceSid?: string;
+}
+
+/** Account-level provider API calls made on a user's behalf (REGISTRATION=byo). */
+export interface ProviderAccounts {
+  /**
+   * The number on that account, or undefined when the account has no such number. Throws a GatewayError
+   * saying what went wrong when the credentials are refused or the provider cannot be reached.
+   */
+  findNumber(creds: AccountCredentials, phone: string): Promise<ProviderNumber | undefined>;
+  /** Points the number's inbound messages at `url` (POST). Throws a GatewayError on failure. */
+  setSmsUrl(creds: AccountCredentials, numberSid: string, url: string): Promise<void>;
 }
 
 /** A webhook target as the core sees it (secrets decrypted only where a request is signed). */

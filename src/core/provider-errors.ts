@@ -73,13 +73,30 @@ const CODES: ReadonlyMap<number, CodeEntry> = new Map<number, CodeEntry>([
   [21611, { condition: "resource-constraint", type: "wait", meaning: () => "your number's send queue is full (over 10 hours of messages); try again later" }],
   [30001, { condition: "resource-constraint", type: "wait", meaning: () => "the send queue overflowed; try again later" }],
   [30002, { condition: "internal-server-error", type: "cancel", meaning: () => "the Twilio account is suspended" }],
-  [30003, { condition: "recipient-unavailable", type: "wait", meaning: (c) => `the handset${c.to ? ` '${c.to}'` : ""} is unreachable (switched off or out of coverage)` }],
-  [30004, { condition: "forbidden", type: "auth", meaning: () => "the message was blocked (the recipient may have blocked your number)" }],
-  [30005, { condition: "item-not-found", type: "cancel", meaning: (c) => `${quoted(c, "the destination number")} is unknown or no longer in service` }],
-  [30006, { condition: "not-acceptable", type: "cancel", meaning: (c) => `${quoted(c, "the destination")} is a landline or its carrier cannot receive SMS` }],
-  [30007, { condition: "policy-violation", type: "modify", meaning: () => "the carrier filtered the message as spam or unwanted content" }],
-  [30008, { condition: "undefined-condition", type: "cancel", meaning: () => "delivery failed for an unknown reason" }],
-  [30034, { condition: "not-allowed", type: "cancel", meaning: () => "your number is not registered for A2P 10DLC messaging in the US" }],
+  // Delivery failures (status callbacks). Texts say what happened and what, if anything, helps.
+  [30003, {
+    condition: "recipient-unavailable",
+    type: "wait",
+    meaning: (c) => `the handset${c.to ? ` '${c.to}'` : ""} is unreachable (switched off, out of coverage or unable to take texts right now); try again later`,
+  }],
+  [30004, { condition: "forbidden", type: "auth", meaning: () => "the message was blocked: the recipient may have blocked your number, or their carrier blocks texts from it" }],
+  [30005, { condition: "item-not-found", type: "cancel", meaning: (c) => `${quoted(c, "the destination number")} is unknown to its carrier or no longer in service; check the number` }],
+  [30006, { condition: "not-acceptable", type: "cancel", meaning: (c) => `${quoted(c, "the destination")} is a landline, or its carrier cannot receive texts: it cannot be reached by SMS` }],
+  [30007, {
+    condition: "policy-violation",
+    type: "modify",
+    meaning: () => "the carrier filtered the message as spam or unwanted content; rewording it (for example without links) may help",
+  }],
+  [30008, { condition: "undefined-condition", type: "cancel", meaning: () => "delivery failed and the carrier gave no reason; try again later" }],
+  [30034, {
+    condition: "not-allowed",
+    type: "cancel",
+    meaning: () => "US carriers blocked the message because your number is not registered for A2P 10DLC business texting; the gateway operator must register the number (brand and campaign) with Twilio",
+  }],
+  // Carrier/registration refusals whose details we could not check against Twilio's documentation:
+  // described by kind only, so the operator looks the code up rather than trusting a guess.
+  [30532, { condition: "not-allowed", type: "cancel", meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console" }],
+  [30533, { condition: "not-allowed", type: "cancel", meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console" }],
   [30036, { condition: "remote-server-timeout", type: "wait", meaning: () => "the message expired before it could be delivered (validity period)" }],
 ]);
 

@@ -9,14 +9,15 @@ import type { Logger } from "../logger.js";
 import { bearerAuth } from "./admin-auth.js";
 import { deadLettersRoutes } from "./dead-letters-routes.js";
 import { healthRoutes, type HealthSource } from "./health-routes.js";
+import { mediaRoutes, type MediaReader } from "./media-routes.js";
 import { installProblemHandlers } from "./problem.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
-import { twilioRoutes } from "./twilio-routes.js";
+import { twilioRoutes, type TwilioRoutesDeps } from "./twilio-routes.js";
 import { usersRoutes } from "./users-routes.js";
 import { webhookMessagesRoute } from "./webhook-messages-route.js";
 import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
 
-export interface HttpDeps extends WebhooksRoutesDeps {
+export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "accounts" | "mainAccountSid"> {
   publicUrl: string;
   adminToken: string;
   bodyLimit: number;
@@ -30,6 +31,8 @@ export interface HttpDeps extends WebhooksRoutesDeps {
   domain: string;
   webhookInMaxBacklog: number;
   health: HealthSource;
+  /** Re-hosted MMS media, served at /media/<token>/<name> (no admin token: the token in the URL is the key). */
+  media?: MediaReader;
 }
 
 export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
@@ -41,6 +44,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
 
   healthRoutes(app, deps.health);
   twilioRoutes(app, deps);
+  if (deps.media) mediaRoutes(app, deps.media);
   // Authenticated by each target's own token, so outside the admin context.
   webhookMessagesRoute(app, { domain: deps.domain, webhooks: deps.webhooks, pipeline: deps.pipeline, maxBacklog: deps.webhookInMaxBacklog });
 

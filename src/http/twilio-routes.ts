@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Inbound } from "../core/inbound.js";
+import type { AccountProviders } from "../core/provider-router.js";
 import { isMessageStatus } from "../core/message.js";
 import type { MessageStore, SmsProvider } from "../core/ports.js";
 import { GatewayError } from "../errors.js";
@@ -43,22 +44,55 @@ export function withUrlFragment<P extends SmsProvider>(provider: P, fragment: st
   });
 }
 
-export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; provider: SmsProvider; inbound: Inbound; messages: MessageStore }): void {
+export interface TwilioRoutesDeps {
+  publicUrl: string;
+  provider: SmsProvider;
+  inbound: Inbound;
+  messages: MessageStore;
+  /** Users' own accounts (REGISTRATION=byo): their webhooks are signed with their own token. */
+  accounts?: AccountProviders;
+  /** The gateway's own AccountSid: its webhooks always take the main path. */
+  mainAccountSid?: string;
+}
+
+export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
+  /**
+   * The provider whose token signed this request: a user's own account when the posted AccountSid is
+   * one (REGISTRATION=byo), else the gateway's. `numbers`: the only numbers such an account may speak
+   * for here, so a user holding their own token cannot forge texts to another user's number.
+   */
+  async function signerFor(params: Record<string, string | string[]>): Promise<{ provider: SmsProvider; numbers?: string[] }> {
+    const sid = params.AccountSid;
+    if (!deps.accounts || typeof sid !== "string" || sid === deps.mainAccountSid) return { provider: deps.provider };
+    const own = await deps.accounts.get(sid).catch((err: unknown) => {
+      throw new GatewayError("unavailable", "The gateway cannot look up this account right now; retry later.", { cause: err });
+    });
+    return own ?? { provider: deps.provider };
+  }
+
   // The signature covers PUBLIC_URL + the path and query as received, and every posted parameter.
-  // Checked before validation so a forged request gets 403 and nothing else.
-  async function checkSignature(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  // Checked before validation so a forged request gets 403 and nothing else. `ours`: the parameter
+  // that holds our number (To of an inbound text, From of a status callback).
+  const checkSignature = (ours: "To" | "From") => async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const sig = request.headers["x-twilio-signature"];
     const params = (request.body ?? {}) as Record<string, string | string[]>;
     const url = deps.publicUrl + request.url;
-    if (!deps.provider.validateSignature(typeof sig === "string" ? sig : undefined, url, params)) {
+    const signer = await signerFor(params);
+    if (!signer.provider.validateSignature(typeof sig === "string" ? sig : undefined, url, params)) {
       request.log.warn({ path: request.url.split("?")[0] }, "bad Twilio signature");
       await sendProblem(reply, { title: "Forbidden", status: 403, detail: "Invalid X-Twilio-Signature." });
+      return;
     }
-  }
+    const number = params[ours];
+    if (signer.numbers && typeof number === "string" && !signer.numbers.includes(number)) {
+      request.log.warn({ path: request.url.split("?")[0] }, "signed by a user's own account for a number not registered under it");
+      await sendProblem(reply, { title: "Forbidden", status: 403, detail: `${ours} is not a number registered with this account.` });
+    }
+  };
 
-  r.post("/twilio/sms", { preValidation: checkSignature, schema: { body: inboundSchema } }, async (request, reply) => {
+  r.post("/twilio/sms", { preValidation: checkSignature("To"), schema: { body: inboundSchema } }, async (request, reply) => {
     const b = request.body as z.output<typeof inboundSchema> & Record<string, unknown>;
     const media: { url: string; contentType?: string }[] = [];
     for (let i = 0; i < b.NumMedia; i++) {
@@ -69,11 +103,12 @@ export function twilioRoutes(app: FastifyInstance, deps: { publicUrl: string; pr
     // Resolves only once the message is in Redis or, while Redis is away, on disk in the journal:
     // Twilio never redelivers (FACTS A2). Neither can store it → 503, so Twilio may retry (#rc/#rp) or
     // fall back to the number's Fallback URL.
-    await deps.inbound.accept({ providerId: b.MessageSid, from: b.From, to: b.To, body: b.Body, media });
+    const optOutType = typeof b.OptOutType === "string" && b.OptOutType ? { optOutType: b.OptOutType.slice(0, 16) } : {};
+    await deps.inbound.accept({ providerId: b.MessageSid, from: b.From, to: b.To, body: b.Body, media, ...optOutType });
     return reply.type("text/xml").send(EMPTY_TWIML);
   });
 
-  r.post("/twilio/status", { preValidation: checkSignature, schema: { body: statusSchema, querystring: statusQuery } }, async (request, reply) => {
+  r.post("/twilio/status", { preValidation: checkSignature("From"), schema: { body: statusSchema, querystring: statusQuery } }, async (request, reply) => {
     const b = request.body;
     // Our id rides in the callback URL, so a callback that beats the create's answer still matches.
     // Without our id the SID must be looked up in Redis; if that fails, 503 (Twilio may retry) as below.

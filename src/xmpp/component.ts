@@ -11,6 +11,11 @@ import { RetryLater, type DeliveryMeta, type WebhookStore, type XmppOut } from "
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Connection } from "./connection.js";
+import { runChatCommand, type Command } from "../core/commands.js";
+import type { Note, Registration } from "../core/registration.js";
+import { commandItems, commandNodeInfo, installAdhoc } from "./adhoc.js";
+import { installRegisterIq } from "./register-iq.js";
+import { readExtensions, type MessageExtensions } from "./extensions.js";
 import { deliveryStanza, errorElement, errorReply, NS, presence } from "./stanzas.js";
 
 export interface ComponentOptions {
@@ -21,19 +26,14 @@ export interface ComponentOptions {
   webhooks: Pick<WebhookStore, "get" | "list">;
   log: Logger;
   version: string;
+  /** User commands (core/commands.ts): served as XEP-0077, XEP-0050 and chat to the domain itself. */
+  commands?: { list: Command[]; registration: Pick<Registration, "status" | "mode"> };
   /** A delivery this long after acceptance carries XEP-0203 <delay/>. */
   lateAfterMs?: number;
   barrierTimeoutMs?: number;
 }
 
 const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
-// Fallback bodies of these are descriptions for old clients, not text a person wrote (XEP-0428).
-const NON_TEXT_PAYLOADS: [string, string][] = [
-  ["reactions", "urn:xmpp:reactions:0"],
-  ["retract", "urn:xmpp:message-retract:1"],
-  ["retract", "urn:xmpp:message-retract:0"],
-  ["apply-to", "urn:xmpp:fasten:0"],
-];
 
 export function createComponent(opts: ComponentOptions): XmppOut {
   const { xmpp } = opts.connection;
@@ -77,10 +77,15 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     if (!ctx.from || !ctx.to) return;
     if (!ctx.to.local) return onMessageToGateway(ctx);
     try {
-      const msg = readChat(ctx);
-      if (NON_TEXT_PAYLOADS.some(([n, ns]) => stanza.getChild(n, ns))) return;
-      const res = await opts.outbound.accept(msg);
+      // Reactions, retractions, corrections: their fallback bodies (XEP-0428) are for old clients, not
+      // text a person wrote; the core renders them (readExtensions, core/chat-extensions.ts).
+      const ext = readExtensions(stanza);
+      if (ext.drop) return;
+      const res = await opts.outbound.accept(readChat(ctx, ext));
       if (res.outcome === "ignored") log.debug({ reason: res.reason }, "message not sent as SMS");
+      if (res.outcome === "ignored" && res.notice) {
+        await send(xml("message", { type: "chat", from: ctx.to.bare().toString(), to: ctx.from.toString() }, xml("body", {}, res.notice)));
+      }
     } catch (err) {
       if (isGatewayError(err)) {
         log.info({ code: err.code, stanzaId: ctx.id }, "message refused");
@@ -92,7 +97,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     }
   }
 
-  function readChat(ctx: IncomingContext): ChatFromUser {
+  function readChat(ctx: IncomingContext, ext: MessageExtensions): ChatFromUser {
     const { stanza } = ctx;
     const type = (["chat", "normal", "headline", "groupchat"] as const).find((t) => t === ctx.type) ?? "normal";
     const from = ctx.from!;
@@ -108,14 +113,32 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       oobUrls: stanza.getChildren("x", NS.oob).map((x) => (x.getChildText("url") ?? "").trim()).filter(Boolean),
       encrypted: ENCRYPTION_NAMESPACES.some((ns) => stanza.getChildElements().some((c) => c.getNS() === ns)) || Boolean(stanza.getChild("encryption", NS.eme)),
       receiptRequested: Boolean(stanza.getChild("request", NS.receipts)),
+      ...(ext.replaces !== undefined ? { replaces: ext.replaces } : {}),
+      ...(ext.reactions !== undefined ? { reactions: ext.reactions } : {}),
+      ...(ext.retracts !== undefined ? { retracts: ext.retracts } : {}),
     };
   }
 
   async function onMessageToGateway(ctx: IncomingContext): Promise<void> {
     const body = ctx.stanza.getChildText("body");
     if (!body?.trim() || !ctx.from) return;
-    const help = `This is an SMS gateway. To text a phone number, add a contact such as +15552223333@${opts.domain} (international format) and write to it.`;
-    await send(xml("message", { type: "chat", from: opts.domain, to: ctx.from.toString() }, xml("body", {}, help)));
+    let reply = `This is an SMS gateway. To text a phone number, add a contact such as +15552223333@${opts.domain} (international format) and write to it.`;
+    if (opts.commands) {
+      try {
+        reply = await runChatCommand(opts.commands.list, { jid: ctx.from.bare().toString() }, body, opts.domain);
+      } catch (err) {
+        log.error({ err }, "chat command failed");
+        reply = "The gateway could not run this command because of an internal error; try again later.";
+      }
+    }
+    await send(xml("message", { type: "chat", from: opts.domain, to: ctx.from.toString() }, xml("body", {}, reply)));
+  }
+
+  /** Notes for a user that their request's answer cannot carry (XEP-0077), as a chat message from the gateway. */
+  async function tell(to: string, notes: Note[]): Promise<void> {
+    if (notes.length === 0) return;
+    const text = notes.map((n) => (n.type === "warn" ? `Warning: ${n.text}` : n.text)).join("\n");
+    await send(xml("message", { type: "chat", from: opts.domain, to }, xml("body", {}, text)));
   }
 
   async function onPresence(ctx: IncomingContext): Promise<void> {
@@ -166,13 +189,15 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   iqCallee.get(NS.discoInfo, "query", async (ctx) => {
     const node = ctx.element?.attrs.node;
     const local = ctx.to?.local ?? "";
-    if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
+    if (node) return (!local && opts.commands && commandNodeInfo(node, opts.commands.list)) || errorElement("cancel", "item-not-found", `No such node: ${node}`);
     if (!local) {
+      // Registration and commands are advertised only when they are served.
+      const userCommands = opts.commands ? [NS.register, NS.commands] : [];
       return xml(
         "query",
         { xmlns: NS.discoInfo },
         xml("identity", { category: "gateway", type: "sms", name: "Switchboard SMS gateway" }),
-        ...[NS.discoInfo, NS.discoItems, NS.gateway, NS.ping, NS.version, NS.receipts].map((v) => xml("feature", { var: v })),
+        ...[NS.discoInfo, NS.discoItems, NS.gateway, NS.ping, NS.version, NS.receipts, ...userCommands].map((v) => xml("feature", { var: v })),
       );
     }
     let addr: ContactAddress;
@@ -187,13 +212,15 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       { xmlns: NS.discoInfo },
       // A webhook target is a bot; a number is an SMS contact (XEP-0030 registrar: client/bot, client/sms).
       xml("identity", { category: "client", type: addr.kind === "webhook" ? "bot" : "sms", name: addr.kind === "webhook" ? addr.name : local }),
-      ...[NS.discoInfo, NS.receipts, NS.oob, NS.ping].map((v) => xml("feature", { var: v })),
+      // Corrections (XEP-0308) go out as a new text marked "Correction: ", so clients may offer them.
+      ...[NS.discoInfo, NS.receipts, NS.oob, NS.ping, NS.correct].map((v) => xml("feature", { var: v })),
     );
   });
 
   iqCallee.get(NS.discoItems, "query", async (ctx) => {
     if (ctx.to?.local) return xml("query", { xmlns: NS.discoItems });
     const node = ctx.element?.attrs.node;
+    if (node === NS.commands && opts.commands) return xml("query", { xmlns: NS.discoItems, node }, ...commandItems(opts.domain, opts.commands.list));
     if (node) return errorElement("cancel", "item-not-found", `No such node: ${node}`);
     // The webhook targets the asker may use.
     const asker = ctx.from?.bare().toString() ?? "";
@@ -228,6 +255,11 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     if (ctx.to?.local) return undefined;
     return xml("query", { xmlns: NS.version }, xml("name", {}, "Switchboard"), xml("version", {}, opts.version));
   });
+
+  if (opts.commands) {
+    installRegisterIq(iqCallee, { commands: opts.commands.list, registration: opts.commands.registration, tell });
+    installAdhoc(iqCallee, { commands: opts.commands.list });
+  }
 
   return {
     isOnline: () => opts.connection.isOnline(),

@@ -22,6 +22,12 @@ export const NS = {
   fallback: "urn:xmpp:fallback:0",
   register: "jabber:iq:register",
   commands: "http://jabber.org/protocol/commands",
+  nick: "http://jabber.org/protocol/nick",
+  correct: "urn:xmpp:message-correct:0",
+  reactions: "urn:xmpp:reactions:0",
+  retract: "urn:xmpp:message-retract:1",
+  retractOld: "urn:xmpp:message-retract:0",
+  fasten: "urn:xmpp:fasten:0",
 } as const;
 
 /** RFC 6120 §8.3: `<error type><condition/><text xml:lang='en'>…</text></error>`. */
@@ -59,9 +65,12 @@ export function deliveryStanza(item: XmppDelivery, opts: { domain: string; late:
       return xml("message", { from: item.from, to: item.to, id: `rcpt-${item.id}` }, xml("received", { xmlns: NS.receipts, id: item.receiptFor }));
     case "error":
       return xml("message", { type: "error", from: item.from, to: item.to, id: item.replyTo }, errorElement(item.type, item.condition, item.text));
+    case "subscribe":
+      // XEP-0172 §4.2: a nickname may ride in a subscription request (clients prefill the contact's name).
+      return presence(item.from, item.to, "subscribe", [xml("nick", { xmlns: NS.nick }, item.nick)], item.id);
   }
 }
 
-export function presence(from: string, to: string, type?: string, children: Element[] = []): Element {
-  return xml("presence", { from, to, ...(type ? { type } : {}) }, ...children);
+export function presence(from: string, to: string, type?: string, children: Element[] = [], id?: string): Element {
+  return xml("presence", { from, to, ...(type ? { type } : {}), ...(id ? { id } : {}) }, ...children);
 }

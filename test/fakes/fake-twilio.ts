@@ -44,6 +44,29 @@ export interface FakeMessageResource {
   uri: string;
 }
 
+/** An IncomingPhoneNumber resource (the fields the gateway reads, plus enough of the rest to look real). */
+export interface FakeIncomingNumber {
+  sid: string; // PN…
+  account_sid: string;
+  phone_number: string;
+  friendly_name: string;
+  sms_url: string;
+  sms_method: string;
+  /** A number in a Messaging Service carries the service's SID (MG…) here. */
+  sms_application_sid: string;
+  sms_fallback_url: string;
+  sms_fallback_method: string;
+  voice_url: string;
+  voice_method: string;
+  capabilities: { voice: boolean; sms: boolean; mms: boolean; fax: boolean };
+  api_version: string;
+  date_created: string;
+  date_updated: string;
+  status: string;
+  origin: string;
+  uri: string;
+}
+
 /**
  * An error answer (optionally with a Retry-After header), no answer ("hang"), a socket dropped before
  * anything was stored ("drop") or after the message was stored ("store-then-drop": Twilio created it,
@@ -65,11 +88,42 @@ export interface FakeTwilio {
   /** List requests received (GET …/Messages.json). */
   listRequests(): RecordedRequest[];
   waitForRequests(count: number, timeoutMs?: number): Promise<RecordedRequest[]>;
+  /**
+   * Media the fake serves as Twilio does with "Enforce HTTP Auth on Media URLs": the MediaUrl
+   * (/2010-04-01/Accounts/{Sid}/Messages/{MM…}/Media/{ME…}) needs Basic auth and redirects (307 by
+   * default) to a "signed S3 URL" on the fake (/fake-s3/…) that serves the bytes without credentials.
+   * `redirect: false` serves the bytes at the MediaUrl itself; `chunked` leaves out Content-Length.
+   */
+  addMedia(m: FakeMediaInput): FakeMedia;
+  /** Requests for media: the MediaUrl ones and the signed ones. */
+  mediaRequests(): RecordedRequest[];
+  /** Gives an account a number (IncomingPhoneNumbers), optionally inside a Messaging Service. */
+  addNumber(accountSid: string, phone: string, opts?: { messagingServiceSid?: string }): FakeIncomingNumber;
+  /** The numbers as they stand now (updates through the API included), all or one account's. */
+  numbers(accountSid?: string): FakeIncomingNumber[];
   reset(): void;
   stop(): Promise<void>;
 }
 
 const hex = (bytes: number): string => randomBytes(bytes).toString("hex");
+
+export interface FakeMediaInput {
+  accountSid: string;
+  bytes: Buffer;
+  contentType: string;
+  messageSid?: string;
+  redirect?: 301 | 302 | 303 | 307 | 308 | false;
+  chunked?: boolean;
+}
+
+export interface FakeMedia {
+  /** The MediaUrl Twilio would put in the webhook. */
+  url: string;
+  messageSid: string;
+  mediaSid: string;
+  /** Path of the signed URL the MediaUrl redirects to (undefined with redirect: false). */
+  signedPath?: string;
+}
 
 /** Twilio's RFC 2822 dates: `Thu, 24 Aug 2023 05:01:45 +0000`. */
 export function rfc2822(d: Date = new Date()): string {
@@ -145,6 +199,17 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
   const waiters = new Set<() => void>();
   // Hung requests keep their response open until stop(), as a silent upstream would.
   const hung = new Set<ServerResponse>();
+  const media = new Map<string, FakeMediaInput & FakeMedia>(); // by MediaUrl path
+  const signed = new Map<string, FakeMediaInput>(); // by signed path
+
+  const serveBytes = (res: ServerResponse, m: FakeMediaInput): void => {
+    res.writeHead(200, { "Content-Type": m.contentType, ...(m.chunked ? {} : { "Content-Length": String(m.bytes.length) }) });
+    if (m.chunked) {
+      // Several writes without Content-Length: the reader can only count.
+      for (let i = 0; i < m.bytes.length; i += 64 * 1024) res.write(m.bytes.subarray(i, i + 64 * 1024));
+      res.end();
+    } else res.end(m.bytes);
+  };
 
   /** The authenticated account sid, or undefined after answering 401. */
   const authenticate = (req: IncomingMessage, res: ServerResponse): string | undefined => {
@@ -261,6 +326,17 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
     return true;
   };
 
+  const incoming: FakeIncomingNumber[] = [];
+
+  /** GET IncomingPhoneNumbers.json: PhoneNumber is a pattern at Twilio (digits, '*' wildcards); here a digits substring. */
+  const listNumbers = (res: ServerResponse, accountSid: string, url: URL): void => {
+    const pattern = (url.searchParams.get("PhoneNumber") ?? "").replace(/\D/g, "");
+    const pageSize = Math.min(1000, Math.max(1, Number(url.searchParams.get("PageSize") ?? 50) || 50));
+    const matching = incoming.filter((n) => n.account_sid === accountSid && n.phone_number.replace(/\D/g, "").includes(pattern)).slice(0, pageSize);
+    const uri = `${url.pathname}?${url.searchParams.toString()}`;
+    json(res, 200, { first_page_uri: uri, end: Math.max(0, matching.length - 1), previous_page_uri: null, incoming_phone_numbers: matching, uri, page_size: pageSize, start: 0, next_page_uri: null, page: 0 });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const rawBody = await readBody(req);
     const path = req.url ?? "/";
@@ -296,6 +372,34 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
       if (account === undefined) return;
       const msg = created.find((m) => m.sid === fetchMatch[2] && m.account_sid === fetchMatch[1] && m.account_sid === account);
       return msg ? json(res, 200, msg) : notFound(res, pathname);
+    }
+    const numbersMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\.json$/.exec(pathname);
+    const numberMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\/([^/]+)\.json$/.exec(pathname);
+    if ((numbersMatch && req.method === "GET") || (numberMatch && req.method === "POST")) {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if ((numbersMatch ?? numberMatch)![1] !== account) return notFound(res, pathname);
+      if (numbersMatch) return listNumbers(res, account, new URL(path, "http://fake"));
+      const n = incoming.find((x) => x.sid === numberMatch![2] && x.account_sid === account);
+      if (!n) return notFound(res, pathname);
+      // Only the fields Twilio lets you update that the gateway uses; others are accepted and ignored.
+      const smsUrl = first(rec.form["SmsUrl"]);
+      const smsMethod = first(rec.form["SmsMethod"]);
+      if (smsUrl !== undefined) n.sms_url = smsUrl;
+      if (smsMethod !== undefined) n.sms_method = smsMethod.toUpperCase();
+      n.date_updated = rfc2822();
+      return json(res, 200, n);
+    }
+    const signedMedia = signed.get(pathname);
+    if (signedMedia && req.method === "GET") return serveBytes(res, signedMedia); // the signature in the query is the key: no auth
+    const m = media.get(pathname);
+    if (m && req.method === "GET") {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if (account !== m.accountSid) return notFound(res, pathname);
+      if (m.redirect === false || !m.signedPath) return serveBytes(res, m);
+      res.writeHead(m.redirect ?? 307, { Location: `${m.signedPath}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires=14400&X-Amz-Signature=${hex(32)}` });
+      return void res.end();
     }
     if (!authenticate(req, res)) return;
     return notFound(res, pathname);
@@ -342,6 +446,48 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
         }, timeoutMs);
         if (!check()) waiters.add(onRequest);
       });
+    },
+    addNumber(accountSid: string, phone: string, o: { messagingServiceSid?: string } = {}): FakeIncomingNumber {
+      const sid = "PN" + hex(16);
+      const now = rfc2822();
+      const n: FakeIncomingNumber = {
+        sid,
+        account_sid: accountSid,
+        phone_number: phone,
+        friendly_name: phone,
+        sms_url: "https://demo.twilio.com/welcome/sms/reply",
+        sms_method: "POST",
+        sms_application_sid: o.messagingServiceSid ?? "",
+        sms_fallback_url: "",
+        sms_fallback_method: "POST",
+        voice_url: "",
+        voice_method: "POST",
+        capabilities: { voice: true, sms: true, mms: true, fax: false },
+        api_version: "2010-04-01",
+        date_created: now,
+        date_updated: now,
+        status: "in-use",
+        origin: "twilio",
+        uri: `/2010-04-01/Accounts/${accountSid}/IncomingPhoneNumbers/${sid}.json`,
+      };
+      incoming.push(n);
+      return n;
+    },
+    numbers(accountSid?: string): FakeIncomingNumber[] {
+      return incoming.filter((n) => accountSid === undefined || n.account_sid === accountSid);
+    },
+    addMedia(input: FakeMediaInput): FakeMedia {
+      const messageSid = input.messageSid ?? "MM" + hex(16);
+      const mediaSid = "ME" + hex(16);
+      const path = `/2010-04-01/Accounts/${input.accountSid}/Messages/${messageSid}/Media/${mediaSid}`;
+      const signedPath = input.redirect === false ? undefined : `/fake-s3/media/${hex(16)}`;
+      const entry = { ...input, url: `http://127.0.0.1:${port}${path}`, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
+      media.set(path, entry);
+      if (signedPath) signed.set(signedPath, input);
+      return { url: entry.url, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
+    },
+    mediaRequests(): RecordedRequest[] {
+      return requests.filter((r) => /\/Media\/ME[0-9a-f]+$|^\/fake-s3\//.test(r.path.split("?")[0] ?? ""));
     },
     reset(): void {
       requests.length = 0;

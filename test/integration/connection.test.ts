@@ -5,13 +5,16 @@ import { createServer, type AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { startGateway, type TestGateway } from "../support/gateway.js";
+import { killAtExit } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, type StanzaElement } from "../support/xmpp-client.js";
+import { connectClient, xml, type StanzaElement } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SECRET = "the-right-secret";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** the server startXmppServer picks (XMPP_SERVER, default prosody) */
+const KIND = process.env.XMPP_SERVER ?? "prosody";
 
 let redis: RedisServer;
 let server: XmppServer;
@@ -27,14 +30,16 @@ function env(over: Record<string, string> = {}): Record<string, string> {
   return { XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, REDIS_URL: redis.url, ...over };
 }
 
-/** Runs the real entry point and returns its exit code and stderr. */
-function runMain(extraEnv: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+/** Runs the real entry point and returns its exit code and stderr (a generous bound: tsx compiles src/ at start, seconds on a busy machine). */
+function runMain(extraEnv: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ADMIN_TOKEN: "test-admin-token-0123456789", HTTP_PORT: "0", LOG_LEVEL: "silent", ...extraEnv },
       stdio: ["ignore", "ignore", "pipe"],
     });
+    // killed if this file's process ends first (e.g. a timeout): no gateway left retrying a stopped server
+    killAtExit(child);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
@@ -69,21 +74,45 @@ test("a missing variable is a start-up error naming it", async () => {
   assert.match(stderr, /ADMIN_TOKEN: is required/);
 });
 
-test("a second instance gets conflict, keeps retrying, and says so in /readyz", async (t) => {
-  const first = await startGateway(env());
-  t.after(() => first.stop());
-  await first.waitOnline();
-  const second = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "1000" }));
-  t.after(() => second.stop());
-  const end = Date.now() + 10_000;
-  while (!second.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-  assert.equal(second.gateway.xmppState().conflict, true);
-  assert.deepEqual(second.fatal, [], "conflict is not fatal");
-  const ready = await second.gateway.http.inject({ method: "GET", url: "/readyz" });
-  assert.equal(ready.statusCode, 200, "still accepts messages durably");
-  assert.match(ready.body, /conflict/);
-  assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
-});
+// Prosody (and Openfire without allowMultiple) accept one connection per component: the second gets
+// <conflict/>. ejabberd accepts several and routes each stanza to one of them (FACTS D).
+test(
+  KIND === "ejabberd"
+    ? "a second instance is accepted too (ejabberd balances between connections), and both serve the domain"
+    : "a second instance gets conflict, keeps retrying, and says so in /readyz",
+  async (t) => {
+    const first = await startGateway(env());
+    t.after(() => first.stop());
+    await first.waitOnline();
+    const second = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "1000" }));
+    t.after(() => second.stop());
+    if (server.kind === "ejabberd") {
+      await second.waitOnline();
+      assert.equal(second.gateway.xmppState().conflict, false);
+      assert.deepEqual(second.fatal, []);
+      const ready = await second.gateway.http.inject({ method: "GET", url: "/readyz" });
+      assert.equal(ready.statusCode, 200);
+      assert.doesNotMatch(ready.body, /conflict/);
+      assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
+      // Whichever connection ejabberd picks answers: several pings, every one with a result.
+      const alice = await connectClient({ server, username: "alice", password: "alice-pw" });
+      t.after(() => alice.stop());
+      for (let i = 0; i < 6; i++) {
+        const pong = await alice.iq(xml("iq", { type: "get", to: DOMAIN }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+        assert.equal(pong.attrs.type, "result", pong.toString());
+      }
+      return;
+    }
+    const end = Date.now() + 10_000;
+    while (!second.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(second.gateway.xmppState().conflict, true);
+    assert.deepEqual(second.fatal, [], "conflict is not fatal");
+    const ready = await second.gateway.http.inject({ method: "GET", url: "/readyz" });
+    assert.equal(ready.statusCode, 200, "still accepts messages durably");
+    assert.match(ready.body, /conflict/);
+    assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
+  },
+);
 
 test("after the XMPP server restarts, the gateway reconnects and delivers what arrived meanwhile, stamped", async (t) => {
   const gw = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "200", XMPP_RECONNECT_MAX_MS: "1000" }));

@@ -57,6 +57,7 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { b
           HTTP_PORT: String(port),
           LOG_LEVEL: "info",
           JOURNAL_DIR: join(dir, "journal"),
+          MEDIA_DIR: join(dir, "media"),
           ...env,
           ...extraEnv,
         },

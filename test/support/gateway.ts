@@ -22,7 +22,10 @@ export async function startGateway(env: Record<string, string>, opts: { listen?:
   // Each gateway its own journal: a shared ./data/journal would let one test replay another's SMS.
   const journalDir = mkdtempSync(join(tmpdir(), "sb-journal-"));
   removeDirAtExit(journalDir);
-  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", JOURNAL_DIR: journalDir, ...env });
+  // Likewise re-hosted media (a test may pass its own MEDIA_DIR to look at the files).
+  const mediaDir = mkdtempSync(join(tmpdir(), "sb-media-"));
+  removeDirAtExit(mediaDir);
+  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", JOURNAL_DIR: journalDir, MEDIA_DIR: mediaDir, ...env });
   const fatal: string[] = [];
   const gateway = await createGateway(config, createLogger(config.LOG_LEVEL), { onFatal: (m) => fatal.push(m) });
   await gateway.start({ listen: opts.listen ?? false });

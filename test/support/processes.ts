@@ -73,6 +73,17 @@ export interface SpawnedProcess {
 }
 
 /**
+ * SIGKILLs `child` when this process exits or is signalled (as spawnTracked does), unless it has
+ * exited by then: for processes spawned with their own stdio handling.
+ */
+export function killAtExit(child: ChildProcess): void {
+  installHooks();
+  const tracked: Tracked = { child, group: false };
+  children.add(tracked);
+  child.once("exit", () => children.delete(tracked));
+}
+
+/**
  * Spawns `cmd` with stdout/stderr appended to `logFile`, unref'd (a forgotten server
  * does not keep the test process alive) and killed with SIGKILL when the process exits.
  * `group: true` spawns it in its own process group and signals the whole group

@@ -10,14 +10,30 @@ export const keys = {
   numberUsers: (phone: string) => `${P}:number:${phone}:users`,
   /** SET of every linked bare JID, for listing. No TTL. */
   users: `${P}:users`,
+  /** STRING the AccountSid a bare JID registered its own provider account with (REGISTRATION=byo). No TTL: removed on unregister. */
+  userAccount: (jid: string) => `${P}:user:${jid}:account`,
+  /** HASH a user's own provider account: authToken (sealed, SECRETS_KEY). No TTL: removed with its last number. */
+  account: (accountSid: string) => `${P}:account:${accountSid}`,
+  /** HASH number → bare JID, the numbers registered under an account. No TTL: entries removed on unregister. */
+  accountNumbers: (accountSid: string) => `${P}:account:${accountSid}:numbers`,
   /** HASH webhook target: url, allow (JSON), secret (sealed, SECRETS_KEY), tokenHash (SHA-256), createdAt, updatedAt. No TTL: removed on delete. */
   webhook: (name: string) => `${P}:webhook:${name}`,
   /** SET of every webhook target name, for listing. No TTL. */
   webhooks: `${P}:webhooks`,
+  /**
+   * HASH opt-out ledger of one of our numbers: their number → JSON {at, source} while they are opted
+   * out (STOP, OptOutType, error 21610); the field is removed when they opt back in. No TTL: consent
+   * does not expire.
+   */
+  optOuts: (ourNumber: string) => `${P}:optout:${ourNumber}`,
+  /** SET of the contact localparts a bare JID has been introduced to (presence subscribe + nick). No TTL. */
+  introduced: (jid: string) => `${P}:user:${jid}:introduced`,
   /** HASH message record. TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
   message: (id: string) => `${P}:msg:${id}`,
   /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */
   providerId: (sid: string) => `${P}:sid:${sid}`,
+  /** STRING token of a re-hosted media item, by message id and index ("SM…:0"): a redelivery reuses it. TTL: MEDIA_RETENTION. */
+  mediaToken: (key: string) => `${P}:media:${key}`,
   /** STRING idempotency marker of an inbound webhook (MessageSid). TTL: DEDUPE_TTL. */
   seen: (key: string) => `${P}:seen:${key}`,
   /** STREAM toward XMPP users, partitioned by conversation. Trimmed by deleting acknowledged entries. */

@@ -108,10 +108,18 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   /** Waits, but returns at once when the pipeline stops or is woken (the next hop came back). */
   function delay(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => (clearTimeout(t), resolve());
-      const t = setTimeout(resolve, ms);
-      stopping.signal.addEventListener("abort", done, { once: true });
-      wakeup.signal.addEventListener("abort", done, { once: true });
+      const stop = stopping.signal;
+      const wake = wakeup.signal;
+      // Listeners are removed on every path: the stop signal lives as long as the process.
+      const done = () => {
+        clearTimeout(t);
+        stop.removeEventListener("abort", done);
+        wake.removeEventListener("abort", done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      stop.addEventListener("abort", done, { once: true });
+      wake.addEventListener("abort", done, { once: true });
     });
   }
 

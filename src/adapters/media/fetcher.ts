@@ -1,0 +1,136 @@
+// Fetches inbound MMS media from the provider (FACTS A4). With "Enforce HTTP Auth on Media URLs" the
+// MediaUrl on api.twilio.com needs Basic auth with the account's credentials and answers with a
+// redirect to a short-lived signed URL elsewhere (S3). Redirects are followed by hand so that the
+// credentials go to the first request on the Twilio API origin and to nothing else: a signed URL
+// needs none, and whoever hosts it must never see them.
+import { isIP } from "node:net";
+import { Agent, type Dispatcher } from "undici";
+import { MediaFetchError, type FetchedMedia, type MediaFetcher } from "../../core/media.js";
+import { classifyAddress, guardedLookup, isLocalhostName, systemResolver, type Resolver } from "../webhook/ssrf.js";
+
+export interface ProviderCredentials {
+  username: string;
+  password: string;
+}
+
+export interface MediaFetcherOptions {
+  /** Origin whose media URLs get credentials: TWILIO_API_URL's, else https://api.twilio.com. */
+  providerOrigin: string;
+  /**
+   * The credentials of the account a media URL belongs to (its /Accounts/AC…/ path segment), or
+   * undefined to fetch without. Given by the composition root: today the gateway's own account; users
+   * with their own Twilio account get theirs.
+   */
+  credentialsFor(accountSid: string): ProviderCredentials | undefined | Promise<ProviderCredentials | undefined>;
+  /** Bound on one fetch, redirects and body included. */
+  timeoutMs: number;
+  maxRedirects?: number;
+  /**
+   * Other origins (redirect targets, sandbox-injected URLs) may not reach private, loopback or
+   * link-local addresses unless this is set (the SSRF guard of webhook targets). The provider origin
+   * is the operator's own setting and is trusted.
+   */
+  allowPrivate?: boolean;
+  resolve?: Resolver;
+}
+
+const ACCOUNT_IN_PATH = /\/Accounts\/(AC[0-9a-fA-F]{32})\//;
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function header(res: Dispatcher.ResponseData, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Drops a body we will not read. undici reports a destroyed body as an error: nobody listens, so swallow it. */
+function drop(body: Dispatcher.ResponseData["body"]): void {
+  body.on("error", () => undefined);
+  body.destroy();
+}
+
+function codeOf(e: unknown): string | undefined {
+  for (let cur: unknown = e, i = 0; cur && i < 5; cur = (cur as { cause?: unknown }).cause, i++) {
+    const code = (cur as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { close(): Promise<void> } {
+  const providerOrigin = new URL(opts.providerOrigin).origin;
+  const maxRedirects = opts.maxRedirects ?? 3;
+  const allowPrivate = opts.allowPrivate ?? false;
+  const common = { connections: 8, keepAliveTimeout: 4_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs };
+  const trusted = new Agent({ ...common, connect: { timeout: opts.timeoutMs } });
+  const guarded = new Agent({ ...common, connect: { timeout: opts.timeoutMs, lookup: guardedLookup(allowPrivate, opts.resolve ?? systemResolver) } });
+
+  async function fetchMedia(raw: string, signal?: AbortSignal): Promise<FetchedMedia> {
+    const deadline = AbortSignal.timeout(opts.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new MediaFetchError("not a valid URL", true);
+    }
+    for (let hop = 0; ; hop++) {
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new MediaFetchError(`${url.protocol} URLs are not fetched`, true);
+      const isProvider = url.origin === providerOrigin;
+      if (!isProvider && !allowPrivate) {
+        // IP literals never reach the guarded lookup (net.connect skips it): judged here.
+        const host = url.hostname.replace(/^\[|\]$/g, "");
+        const verdict = isIP(host) ? classifyAddress(host) : isLocalhostName(host) ? { allowed: false, range: "loopback" } : { allowed: true, range: "" };
+        if (!verdict.allowed) throw new MediaFetchError(`${url.hostname} is a ${verdict.range} address`, true);
+      }
+      const headers: Record<string, string> = { "user-agent": "Switchboard-Media/1", accept: "*/*" };
+      if (hop === 0 && isProvider) {
+        const sid = ACCOUNT_IN_PATH.exec(url.pathname)?.[1];
+        const cred = sid ? await opts.credentialsFor(sid) : undefined;
+        if (cred) headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
+      }
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await (isProvider ? trusted : guarded).request({ origin: url.origin, path: url.pathname + url.search, method: "GET", headers, signal: combined });
+      } catch (e) {
+        if (deadline.aborted) throw new MediaFetchError(`no answer within ${opts.timeoutMs} ms`, false);
+        const code = codeOf(e);
+        const forbidden = code === "ERR_WEBHOOK_FORBIDDEN_ADDRESS";
+        throw new MediaFetchError(forbidden ? `${url.hostname} resolves to a private address` : `request to ${url.host} failed (${code ?? "error"})`, forbidden);
+      }
+      const status = res.statusCode;
+      const location = header(res, "location");
+      if (REDIRECTS.has(status) && location) {
+        drop(res.body);
+        if (hop >= maxRedirects) throw new MediaFetchError(`more than ${maxRedirects} redirects`, true);
+        try {
+          url = new URL(location, url);
+        } catch {
+          throw new MediaFetchError("unreadable redirect", true);
+        }
+        continue;
+      }
+      if (status !== 200) {
+        drop(res.body);
+        // 404 right after the webhook can be media Twilio has not finished storing; 408/425/429/5xx pass.
+        const permanent = status >= 400 && status < 500 && ![404, 408, 425, 429].includes(status);
+        throw new MediaFetchError(`HTTP ${status}`, permanent); // no URL: this text reaches the user
+      }
+      const type = header(res, "content-type");
+      const length = Number(header(res, "content-length"));
+      const body = res.body;
+      return {
+        ...(type ? { contentType: type } : {}),
+        ...(Number.isSafeInteger(length) && length >= 0 ? { length } : {}),
+        body,
+        discard: () => drop(body),
+      };
+    }
+  }
+
+  return {
+    fetch: fetchMedia,
+    async close() {
+      await Promise.all([trusted.close(), guarded.close()]);
+    },
+  };
+}

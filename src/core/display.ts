@@ -1,0 +1,9 @@
+// How numbers are shown to people (notes, errors, nicknames). Pure.
+import { parsePhoneNumberFromString } from "libphonenumber-js/max";
+
+/** International format (`+1 555 222 3333`) for an E.164 number; anything else unchanged. */
+export function displayNumber(number: string): string {
+  if (!number.startsWith("+")) return number;
+  const n = parsePhoneNumberFromString(number);
+  return n?.isPossible() ? n.formatInternational() : number;
+}
