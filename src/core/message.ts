@@ -75,6 +75,23 @@ export interface MessageRecord {
 }
 
 /** An outgoing message waiting to be handed to the provider. */
+/** The record of a message an XMPP user just sent, before its next hop has seen it. */
+export function newOutgoingRecord(m: { id: string; channel: MessageRecord["channel"]; jid: string; stanzaId?: string; contactJid: string; receiptRequested: boolean; now: number }): MessageRecord {
+  return {
+    id: m.id,
+    direction: "out",
+    channel: m.channel,
+    jid: m.jid,
+    stanzaId: m.stanzaId,
+    contactJid: m.contactJid,
+    // A receipt names the original's id (XEP-0184 §5): without one there is nothing to answer.
+    receiptRequested: m.receiptRequested && Boolean(m.stanzaId),
+    status: "pending",
+    createdAt: m.now,
+    updatedAt: m.now,
+  };
+}
+
 /** An outgoing message waiting for its next hop: the SMS provider, or a webhook target. */
 export type OutboundJob = SmsJob | WebhookJob;
 

@@ -7,7 +7,7 @@ import { displayNumber } from "./display.js";
 import type { OnNetText } from "./on-net.js";
 import { optedOutRefusal } from "./opt-out.js";
 import { segmentsProblem } from "./segments.js";
-import { newMessageId, type OutboundJob, type XmppDelivery } from "./message.js";
+import { newMessageId, newOutgoingRecord, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
 import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
 import { createWebhookOut } from "./webhook-out.js";
@@ -145,18 +145,7 @@ export function createOutbound(deps: OutboundDeps) {
 
     const id = newMessageId();
     const now = Date.now();
-    await deps.messages.create({
-      id,
-      direction: "out",
-      channel: "sms",
-      jid: msg.from,
-      stanzaId: msg.stanzaId,
-      contactJid: msg.to,
-      receiptRequested: msg.receiptRequested && Boolean(msg.stanzaId),
-      status: "pending",
-      createdAt: now,
-      updatedAt: now,
-    });
+    await deps.messages.create(newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now }));
     // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
     const account = await deps.accountOf?.(msg.fromBare);
     await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) });

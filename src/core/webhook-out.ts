@@ -2,7 +2,7 @@
 // answer becomes a reply, a receipt or an error reply. The same durable pipeline as SMS carries it.
 import { GatewayError } from "../errors.js";
 import type { WebhookJob, XmppDelivery } from "./message.js";
-import { newMessageId } from "./message.js";
+import { newMessageId, newOutgoingRecord } from "./message.js";
 import { GiveUp, type DeliveryMeta, type MessageStore, type Pipeline, type WebhookSender, type WebhookStore } from "./ports.js";
 import { backoff } from "./retry-policy.js";
 import { abortableSleep, SendInterrupted } from "./sleep.js";
@@ -52,18 +52,7 @@ export function createWebhookOut(deps: WebhookOutDeps) {
     }
     const id = newMessageId();
     const now = Date.now();
-    await deps.messages.create({
-      id,
-      direction: "out",
-      channel: "webhook",
-      jid: msg.from,
-      stanzaId: msg.stanzaId,
-      contactJid: contact(msg.name),
-      receiptRequested: msg.receiptRequested && Boolean(msg.stanzaId),
-      status: "pending",
-      createdAt: now,
-      updatedAt: now,
-    });
+    await deps.messages.create(newOutgoingRecord({ id, channel: "webhook", jid: msg.from, stanzaId: msg.stanzaId, contactJid: contact(msg.name), receiptRequested: msg.receiptRequested, now }));
     const job: WebhookJob = { channel: "webhook", id, from: msg.fromBare, to: msg.name, body: msg.body, mediaUrls: msg.mediaUrls, acceptedAt: now };
     await deps.pipeline.enqueueOutbound(job);
     deps.log.info({ msgId: id, webhook: msg.name }, "webhook message queued");
