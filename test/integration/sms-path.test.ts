@@ -71,7 +71,7 @@ async function postSigned(path: string, params: Record<string, string>, opts: { 
   return gw.gateway.http.inject({
     method: "POST",
     url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": opts.badSignature ? `x${sig.slice(1)}` : sig },
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": opts.badSignature ? `${sig[0] === "x" ? "y" : "x"}${sig.slice(1)}` : sig },
     payload: new URLSearchParams(params).toString(),
   });
 }
