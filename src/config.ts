@@ -47,7 +47,7 @@ export const CONFIG_VARIABLES = {
   OUTBOUND_DEADLINE_MS: { schema: int(100, 7 * 86_400_000).default(10 * 60_000), doc: "Sends the provider refused as transient (429, 503, unreachable) are retried, honouring Retry-After, until this long after the first try; then the sender gets an error reply" },
   OUTBOUND_RETRY_BASE_MS: { schema: int(10, 600_000).default(1000), doc: "First retry delay of a transient provider failure (doubles with jitter)" },
   MESSAGE_RETENTION: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a message record is kept after its final state" },
-  DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a seen MessageSid is remembered to drop repeated webhooks" },
+  DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds an idempotency key (a Twilio MessageSid, an Idempotency-Key, a user's stanza id) is remembered, so a repeat is not delivered or texted twice" },
   PIPELINE_PARTITIONS: { schema: int(1, 256).default(8), doc: "Stream partitions per direction; one conversation always maps to one partition (ordering)" },
   INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "Name of this instance in the Redis consumer group; keep it stable across restarts (default: the host name)" },
   XMPP_DELIVERY_DEADLINE_MS: { schema: int(60_000, 365 * 86_400_000).default(3 * 86_400_000), doc: "A message still not delivered to XMPP this long after it arrived becomes a dead letter" },

@@ -1,4 +1,6 @@
 // The message model: records, status ranks, and the items that travel through the pipeline.
+import { createHash } from "node:crypto";
+
 import { monotonicFactory } from "ulid";
 
 export const MESSAGE_STATUSES = [
@@ -168,6 +170,15 @@ const ulid = monotonicFactory();
 /** A new sortable unique message id. */
 export function newMessageId(): string {
   return ulid();
+}
+
+/**
+ * The idempotency key of a user's message: its sender and stanza id. A client resends an unanswered
+ * message with its id unchanged (after a stream it could not resume, or by hand), and the gateway
+ * must not text the phone twice for it. Hashed: stanza ids are the sender's to choose, of any length.
+ */
+export function userStanzaKey(fromBare: string, stanzaId: string): string {
+  return `stanza:${createHash("sha256").update(`${fromBare}\n${stanzaId}`).digest("base64url")}`;
 }
 
 /** The id of an inbound SMS is its provider id, so a replay keeps it. */

@@ -7,7 +7,7 @@ import { displayNumber } from "./display.js";
 import type { OnNetText } from "./on-net.js";
 import { optedOutRefusal } from "./opt-out.js";
 import { segmentsProblem } from "./segments.js";
-import { newMessageId, newOutgoingRecord, type OutboundJob, type XmppDelivery } from "./message.js";
+import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
 import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
 import { createWebhookOut } from "./webhook-out.js";
@@ -43,6 +43,8 @@ export const MAX_BODY_CHARS = 1600; // Twilio's limit (FACTS A3)
 
 export type AcceptResult =
   | { outcome: "queued"; id: string }
+  /** The sender sent this stanza id before and it was accepted then: nothing is sent again. */
+  | { outcome: "repeat"; id: string }
   /** `notice`: a short note the user should see from the contact (why nothing was sent). */
   | { outcome: "ignored"; reason: string; notice?: string };
 
@@ -103,9 +105,17 @@ export function createOutbound(deps: OutboundDeps) {
     // Chat states, markers, receipts: nothing to send (XEP-0085 §5.5: never turn them into messages).
     if (!body.trim() && oobUrls.length === 0) return { outcome: "ignored", reason: "no body" };
 
+    // A resent stanza (same sender, same id) that was accepted before is answered by the first one.
+    const repeatKey = msg.stanzaId ? userStanzaKey(msg.fromBare, msg.stanzaId) : undefined;
+    const first = repeatKey && (await deps.pipeline.idForDedupeKey(repeatKey));
+    if (first) {
+      deps.log.info({ msgId: first }, "repeat of a message already accepted: not sent again");
+      return { outcome: "repeat", id: first };
+    }
+
     if (address.kind === "webhook") {
       const { text, mediaUrls } = splitMedia(body, oobUrls);
-      const id = await webhookOut.accept({ from: msg.from, fromBare: msg.fromBare, name: address.name, stanzaId: msg.stanzaId, body: text, mediaUrls, receiptRequested: msg.receiptRequested });
+      const id = await webhookOut.accept({ from: msg.from, fromBare: msg.fromBare, name: address.name, stanzaId: msg.stanzaId, body: text, mediaUrls, receiptRequested: msg.receiptRequested, ...(repeatKey ? { repeatKey } : {}) });
       return { outcome: "queued", id };
     }
     const destination = destinationOf(address);
@@ -148,7 +158,11 @@ export function createOutbound(deps: OutboundDeps) {
     await deps.messages.create(newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now }));
     // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
     const account = await deps.accountOf?.(msg.fromBare);
-    await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) });
+    // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
+    if (!(await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
+      deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");
+      return { outcome: "repeat", id };
+    }
     deps.log.info({ msgId: id }, "outbound message queued");
     return { outcome: "queued", id };
   }

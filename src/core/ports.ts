@@ -268,8 +268,8 @@ export interface Pipeline {
   idForDedupeKey(dedupeKey: string): Promise<string | undefined>;
   /** Items waiting toward XMPP in the partition `item` would go to (overload signal). */
   backlogFor(item: XmppDelivery): Promise<number>;
-  /** Toward the provider. */
-  enqueueOutbound(job: OutboundJob): Promise<void>;
+  /** Toward the provider. Returns false when `dedupeKey` was already seen (nothing stored). */
+  enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean>;
   /** Starts consumers. A handler resolves when the item is done, or throws to leave it queued. */
   consume(handlers: {
     toXmpp: XmppSink;

@@ -37,6 +37,8 @@ export interface WebhookMessage {
   body: string;
   mediaUrls: string[];
   receiptRequested: boolean;
+  /** Idempotency key (userStanzaKey): a second message under it is not queued. */
+  repeatKey?: string;
 }
 
 export function createWebhookOut(deps: WebhookOutDeps) {
@@ -54,7 +56,10 @@ export function createWebhookOut(deps: WebhookOutDeps) {
     const now = Date.now();
     await deps.messages.create(newOutgoingRecord({ id, channel: "webhook", jid: msg.from, stanzaId: msg.stanzaId, contactJid: contact(msg.name), receiptRequested: msg.receiptRequested, now }));
     const job: WebhookJob = { channel: "webhook", id, from: msg.fromBare, to: msg.name, body: msg.body, mediaUrls: msg.mediaUrls, acceptedAt: now };
-    await deps.pipeline.enqueueOutbound(job);
+    if (!(await deps.pipeline.enqueueOutbound(job, msg.repeatKey))) {
+      deps.log.info({ msgId: id, webhook: msg.name }, "repeat of a message already queued: not queued again");
+      return id;
+    }
     deps.log.info({ msgId: id, webhook: msg.name }, "webhook message queued");
     return id;
   }

@@ -171,6 +171,21 @@ describe("XMPP → SMS", () => {
     await alice.expectNone(isErrorFor("retry-1"), 300);
   });
 
+  test("a resent stanza id texts the phone once; a new id or another sender is a new text", async () => {
+    const count = (body: string) => twilio.created.filter((m) => m.body === body).length;
+    const before = twilio.requests.length;
+    // The same id twice at once (a client resending while the first is still in flight), then again later.
+    await Promise.all([alice.send(chat(CONTACT, "only once", { id: "resend-1" })), alice.send(chat(CONTACT, "only once", { id: "resend-1" }))]);
+    await twilio.waitForRequests(before + 1, 5000);
+    await alice.send(chat(CONTACT, "only once", { id: "resend-1" }));
+    await alice.send(chat(CONTACT, "only once", { id: "resend-2" })); // the same words under a new id: a new text
+    const end = Date.now() + 5000;
+    while (count("only once") < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300)); // a third create, if one were coming, comes now
+    assert.equal(count("only once"), 2);
+    await alice.expectNone(isErrorFor("resend-1"), 100);
+  });
+
   test("an unlinked user gets registration-required and nothing is sent", async () => {
     const before = twilio.requests.length;
     await bob.send(chat(CONTACT, "am I linked?", { id: "bob-1" }));

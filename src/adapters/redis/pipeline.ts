@@ -101,8 +101,14 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
   }
 
-  async function enqueueOutbound(job: OutboundJob): Promise<void> {
-    await redis.xAdd(keys.outboxStream(partitionOf(`${job.from}|${job.to}`)), "*", { d: JSON.stringify(job) });
+  async function enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean> {
+    const stream = keys.outboxStream(partitionOf(`${job.from}|${job.to}`));
+    const payload = JSON.stringify(job);
+    if (dedupeKey === undefined) {
+      await redis.xAdd(stream, "*", { d: payload });
+      return true;
+    }
+    return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, job.id] })) === 1;
   }
 
   /** Waits, but returns at once when the pipeline stops or is woken (the next hop came back). */
