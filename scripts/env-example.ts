@@ -19,7 +19,8 @@ for (const [name, v] of Object.entries(CONFIG_VARIABLES) as [keyof typeof CONFIG
   const def = (v.schema as { _zod?: { def?: { defaultValue?: unknown } } })._zod?.def?.defaultValue;
   const value = EXAMPLES[name] ?? (def === undefined ? "" : String(def));
   const required = def === undefined && !(v.schema as { safeParse(x: unknown): { success: boolean } }).safeParse(undefined).success;
-  lines.push(`# ${v.doc}${required ? " (required)" : def === undefined ? " (optional)" : ` (default: ${String(def)})`}`);
+  const note = "defaultNote" in v ? v.defaultNote : undefined;
+  lines.push(`# ${v.doc}${required ? " (required)" : note ? ` (default: ${note})` : def === undefined ? " (optional)" : ` (default: ${String(def)})`}`);
   lines.push(`${name}=${value}`, "");
 }
 process.stdout.write(lines.join("\n"));

@@ -18,6 +18,7 @@ import { createTwilioProvider } from "./adapters/twilio/provider.js";
 import { createAccountProviders } from "./adapters/twilio/account-providers.js";
 import { createTwilioNumbers } from "./adapters/twilio/numbers.js";
 import { createCommands } from "./core/commands.js";
+import { createForgetUser } from "./core/forget-user.js";
 import { routeByAccount } from "./core/provider-router.js";
 import { createRegistration } from "./core/registration.js";
 import { createWebhookSender } from "./adapters/webhook/sender.js";
@@ -28,6 +29,11 @@ import { createOnNet } from "./core/on-net.js";
 import { createMediaPreparer, withMediaPreparation } from "./core/media.js";
 import { createSpool, parseSpooledSms } from "./core/spool.js";
 import { createOutbound } from "./core/outbound.js";
+import { createAccessPolicy } from "./core/access.js";
+import { createSendLimits } from "./core/limits.js";
+import { createRedisUsageCounter } from "./adapters/redis/usage-counter.js";
+import { createMetrics } from "./metrics.js";
+import { instrumentInbound, instrumentOutbound, instrumentProvider, instrumentWebhookSender, instrumentXmppSink } from "./instrument.js";
 import type { SmsProvider } from "./core/ports.js";
 import { buildHttp } from "./http/server.js";
 import { withUrlFragment } from "./http/twilio-routes.js";
@@ -46,6 +52,11 @@ export interface Gateway {
   /** Base URL of the HTTP listener once started. */
   url(): string;
   xmppState(): ReturnType<ReturnType<typeof createConnection>["state"]>;
+  /**
+   * The component's xmpp.js entity. Tests and the fuzz run (fuzz/fuzz.ts) hand it parsed stanzas with
+   * `emit("element", el)`, exactly as if the XMPP server had sent them; answers go out to the server.
+   */
+  xmppEntity: ReturnType<typeof createConnection>["xmpp"];
   /** Deletes expired re-hosted media now (it also runs periodically); returns how many. */
   sweepMedia(): Promise<number>;
 }
@@ -78,6 +89,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     maxBounces: config.XMPP_MAX_BOUNCES,
     claimIdleMs: config.PIPELINE_CLAIM_IDLE_MS,
     holdToXmpp: config.TEST_HOLD_TO_XMPP,
+    deadLetterRetentionS: config.DEAD_LETTER_RETENTION,
   });
   // The opt-out ledger and the contacts each user was introduced to (issue 5, items 3–5).
   const optOuts = createRedisOptOutStore(redis);
@@ -133,6 +145,19 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       })
     : undefined;
   const providerNumbers = byo ? createTwilioNumbers(twilioApi) : undefined;
+  // Re-hosted media: files in MEDIA_DIR, tokens (and the list of each user's) in Redis.
+  const mediaFiles = createDiskMediaStore(config.MEDIA_DIR);
+  const mediaTokens = createRedisMediaTokens(redis);
+  // What unlinking or unregistering deletes, on every path (admin API, XEP-0077, commands). Stored
+  // credentials go even when REGISTRATION is no longer byo.
+  const forgetUser = createForgetUser({
+    links,
+    accounts: accountStore ?? createRedisAccountStore(redis, createSecretBox(config.SECRETS_KEY)),
+    pipeline,
+    introductions,
+    media: { index: mediaTokens, files: mediaFiles },
+    log: log.child({ sub: "forget" }),
+  });
   const registration = createRegistration({
     mode: config.REGISTRATION,
     links,
@@ -140,21 +165,50 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     smsUrl: `${config.PUBLIC_URL}/twilio/sms${config.TWILIO_URL_FRAGMENT ? `#${config.TWILIO_URL_FRAGMENT}` : ""}`,
     defaultRegion: config.DEFAULT_REGION,
     log: log.child({ sub: "registration" }),
+    forget: forgetUser,
   });
   const commands = createCommands({ domain: config.XMPP_DOMAIN, registration });
 
+  // Who may use the gateway, and what they may spend (issue 6). The counters live in Redis, so
+  // several instances share them.
+  const access = createAccessPolicy(config.ALLOWED_DOMAINS);
+  const limitsLog = log.child({ sub: "limits" });
+  const counter = (name: string, limit: number, windowS: number, staysTripped = false) => createRedisUsageCounter(redis, { name, limit, windowS, staysTripped });
+  const limits = createSendLimits({
+    settings: { allowedCountries: config.ALLOWED_COUNTRIES, blockedNumberTypes: config.BLOCKED_NUMBER_TYPES, defaultRegion: config.DEFAULT_REGION },
+    userRate: counter("user-rate", config.USER_MESSAGES_PER_MINUTE, 60),
+    userDaily: counter("user-daily-segments", config.USER_SEGMENTS_PER_DAY, 86_400),
+    breaker: counter("breaker", config.BREAKER_SEGMENTS_PER_HOUR, 3600, true),
+    events: {
+      refused: (limit) => metrics.limitRefused(limit),
+      breakerTripped: ({ limit, resetInMs }) => {
+        metrics.breakerTripped();
+        limitsLog.error({ limit, resumesInS: Math.ceil(resetInMs / 1000) }, `breaker tripped: more than ${limit} SMS segments this hour; all sending is stopped until the hour ends or DELETE /api/v1/breaker`);
+      },
+    },
+  });
+  // Gauges are read at scrape time; `connection` is created further down (the closure runs later).
+  const metrics = createMetrics({
+    breaker: () => limits.breakerStatus(),
+    queues: () => pipeline.stats(),
+    journal: () => spool.journalStatus(),
+    xmpp: () => connection.state(),
+  });
+
   const outbound = createOutbound({
+    access,
+    limits,
     links,
     messages,
     pipeline,
-    provider: accountProviders ? routeByAccount(provider, accountProviders) : provider,
+    provider: instrumentProvider(accountProviders ? routeByAccount(provider, accountProviders) : provider, metrics),
     ...(accountStore ? { accountOf: (jid: string) => accountStore.accountOf(jid) } : {}),
     notLinkedHint: byo ? "register your own Twilio number with the gateway's Register command (write \"register\" to the gateway for how)." : "ask its operator to link one.",
     log: log.child({ sub: "outbound" }),
     retry: { baseMs: config.OUTBOUND_RETRY_BASE_MS, deadlineMs: config.OUTBOUND_DEADLINE_MS },
     // A message found at the provider by a lookup takes the status path: receipt or error as usual.
     applyStatus: (u) => inbound.applyStatus(u),
-    webhooks: { store: webhooks, sender: webhookSender, deadlineMs: config.WEBHOOK_DEADLINE_MS },
+    webhooks: { store: webhooks, sender: instrumentWebhookSender(webhookSender, metrics), deadlineMs: config.WEBHOOK_DEADLINE_MS },
     domain: config.XMPP_DOMAIN,
     optOuts,
     maxSegments: config.MAX_SEGMENTS,
@@ -167,6 +221,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     secret: config.XMPP_SECRET,
     reconnect: { minMs: config.XMPP_RECONNECT_MIN_MS, maxMs: config.XMPP_RECONNECT_MAX_MS },
     handshakeTimeoutMs: config.XMPP_HANDSHAKE_TIMEOUT_MS,
+    maxStanzaBytes: config.XMPP_MAX_STANZA_BYTES,
     log: log.child({ sub: "xmpp" }),
     onFatal: hooks.onFatal,
   });
@@ -174,7 +229,6 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   connection.onOnline(() => pipeline.wake());
   // Inbound MMS media are fetched and re-hosted just before delivery (core/media.ts).
   const mediaLog = log.child({ sub: "media" });
-  const mediaFiles = createDiskMediaStore(config.MEDIA_DIR);
   const mediaFetcher = createMediaFetcher({
     providerOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
     // The account a media URL belongs to (its /Accounts/AC…/ segment) → its credentials: the gateway's
@@ -190,7 +244,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const mediaPreparer = createMediaPreparer({
     fetcher: mediaFetcher,
     files: mediaFiles,
-    tokens: createRedisMediaTokens(redis),
+    tokens: mediaTokens,
     publicUrl: config.PUBLIC_URL,
     maxBytes: config.MEDIA_MAX_BYTES,
     retentionS: config.MEDIA_RETENTION,
@@ -203,20 +257,29 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     );
   let mediaSweeper: NodeJS.Timeout | undefined;
 
-  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound, webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration } });
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound: instrumentOutbound(outbound, metrics), webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration }, access });
 
   const http = await buildHttp({
     publicUrl: config.PUBLIC_URL,
+    version: VERSION,
     adminToken: config.ADMIN_TOKEN,
     bodyLimit: config.HTTP_BODY_LIMIT,
     log,
     links,
+    forgetUser,
+    access,
+    limits,
+    metrics,
+    adminAuthFailures: counter("admin-auth-failures", config.ADMIN_AUTH_FAILURES_PER_MINUTE, 60),
+    webhookInRate: counter("webhook-in", config.WEBHOOK_IN_PER_MINUTE, 60),
+    trustProxy: config.TRUST_PROXY,
     messages,
     webhooks,
     domain: config.XMPP_DOMAIN,
     webhookInMaxBacklog: config.WEBHOOK_IN_MAX_BACKLOG,
     checkWebhookUrl: (url) => webhookSender.checkUrl(url),
-    inbound: spool, // the webhooks accept through the spool: Redis, or the journal while Redis is away
+    inbound: instrumentInbound(spool, metrics), // the webhooks accept through the spool: Redis, or the journal while Redis is away
+    outbound: instrumentOutbound(outbound, metrics), // POST /api/v1/test-messages (switchboard send)
     provider: withUrlFragment(provider, config.TWILIO_URL_FRAGMENT),
     ...(accountProviders ? { accounts: accountProviders } : {}),
     ...(config.TWILIO_ACCOUNT_SID ? { mainAccountSid: config.TWILIO_ACCOUNT_SID } : {}),
@@ -224,6 +287,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     pipeline,
     media: mediaFiles,
     health: {
+      breaker: () => limits.breakerStatus(),
       provider: provider.name,
       xmpp: () => connection.state(),
       journal: () => spool.journalStatus(),
@@ -250,12 +314,14 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     config,
     url: () => listening,
     xmppState: () => connection.state(),
+    xmppEntity: connection.xmpp,
     sweepMedia,
     async start(opts = {}) {
       pipeline.consume({
-        toXmpp: withMediaPreparation(xmppOut, mediaPreparer),
+        toXmpp: withMediaPreparation(instrumentXmppSink(xmppOut, metrics), mediaPreparer),
         outbound: (job, meta) => outbound.process(job, meta),
         onDeadLetter: async (dl) => {
+          metrics.deadLettered(dl.queue);
           // The XMPP user who sent a message that will not go out hears about it.
           if (dl.queue === "outbound") await outbound.reportError(dl.item.id, "cancel", "undefined-condition", `This message was not delivered: ${dl.reason}`);
         },

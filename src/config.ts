@@ -2,12 +2,23 @@
 // that .env.example lists exactly these names.
 import { z } from "zod";
 import { isSupportedCountry } from "libphonenumber-js";
+import { parentDomain } from "./core/access.js";
 
 const bool = z
   .enum(["true", "false", "1", "0", "yes", "no"])
   .transform((v) => v === "true" || v === "1" || v === "yes");
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A comma-separated list, each item checked by `item`; "*" alone means "any". */
+const list = (item: RegExp, what: string) =>
+  z
+    .string()
+    .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
+    .refine((xs) => xs.length > 0, "must not be empty")
+    .refine((xs) => (xs.includes("*") ? xs.length === 1 : xs.every((x) => item.test(x))), `must be * or a comma-separated list of ${what}`);
+
+const NUMBER_TYPES = ["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "VOICEMAIL", "PERSONAL_NUMBER", "TOLL_FREE", "FIXED_LINE", "VOIP", "FIXED_LINE_OR_MOBILE", "MOBILE"] as const;
 
 const secretBase64 = z
   .string()
@@ -42,12 +53,14 @@ export const CONFIG_VARIABLES = {
   XMPP_RECONNECT_MIN_MS: { schema: int(100, 600_000).default(1000), doc: "First reconnect delay to the XMPP server (doubles with jitter)" },
   XMPP_RECONNECT_MAX_MS: { schema: int(1000, 3_600_000).default(60_000), doc: "Cap of the reconnect delay" },
   XMPP_HANDSHAKE_TIMEOUT_MS: { schema: int(500, 600_000).default(15_000), doc: "Watchdog: restart a connection that is not online this long after connecting" },
+  XMPP_MAX_STANZA_BYTES: { schema: int(16 * 1024, 64 * 1024 * 1024).default(1024 * 1024), doc: "Largest stanza accepted from the XMPP server, in bytes; a larger one closes the stream (policy-violation) and the gateway reconnects" },
   TWILIO_TIMEOUT_MS: { schema: int(500, 120_000).default(15_000), doc: "Timeout of one Twilio API request" },
   TWILIO_MAX_CONNECTIONS: { schema: int(1, 1024).default(16), doc: "Concurrent connections to the Twilio API" },
   OUTBOUND_DEADLINE_MS: { schema: int(100, 7 * 86_400_000).default(10 * 60_000), doc: "Sends the provider refused as transient (429, 503, unreachable) are retried, honouring Retry-After, until this long after the first try; then the sender gets an error reply" },
   OUTBOUND_RETRY_BASE_MS: { schema: int(10, 600_000).default(1000), doc: "First retry delay of a transient provider failure (doubles with jitter)" },
   MESSAGE_RETENTION: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds a message record is kept after its final state" },
   DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds an idempotency key (a Twilio MessageSid, an Idempotency-Key, a user's stanza id) is remembered, so a repeat is not delivered or texted twice" },
+  DEAD_LETTER_RETENTION: { schema: int(60, 10 * 365 * 86400).default(30 * 86400), doc: "Seconds a dead letter (a message given up on, body included so it can be retried) is kept; older ones are deleted" },
   PIPELINE_PARTITIONS: { schema: int(1, 256).default(8), doc: "Stream partitions per direction; one conversation always maps to one partition (ordering)" },
   INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "Name of this instance in the Redis consumer group; keep it stable across restarts (default: the host name)" },
   XMPP_DELIVERY_DEADLINE_MS: { schema: int(60_000, 365 * 86_400_000).default(3 * 86_400_000), doc: "A message still not delivered to XMPP this long after it arrived becomes a dead letter" },
@@ -60,6 +73,15 @@ export const CONFIG_VARIABLES = {
   MEDIA_MAX_BYTES: { schema: int(1024, 100 * 1024 * 1024).default(5 * 1024 * 1024), doc: "Largest incoming media item fetched and re-hosted, in bytes; a larger one is replaced by a note" },
   MEDIA_RETENTION: { schema: int(1, 10 * 365 * 86400).default(30 * 86400), doc: "Seconds re-hosted media stay available (so archived messages keep working); then deleted" },
   MEDIA_FETCH_TIMEOUT_MS: { schema: int(500, 120_000).default(15_000), doc: "Bound on fetching one media item from the provider (redirects and body included); tried 3 times" },
+  ALLOWED_DOMAINS: { schema: list(/^[a-z0-9-]+(\.[a-z0-9-]+)*$/i, "domains such as example.com").optional(), doc: "Domains whose users may register, send texts and reach webhook targets (comma-separated; * = any server on the federated network). Everyone else gets auth/forbidden", defaultNote: "the parent domain of XMPP_DOMAIN, e.g. example.com for sms.example.com" },
+  USER_MESSAGES_PER_MINUTE: { schema: int(0, 1_000_000).default(30), doc: "Messages (texts, webhook messages) one user may send per minute; more are refused with policy-violation (0 = no limit)" },
+  USER_SEGMENTS_PER_DAY: { schema: int(0, 100_000_000).default(500), doc: "SMS segments one user may send per day (an MMS counts 1); more are refused until the day's window ends (0 = no limit)" },
+  BREAKER_SEGMENTS_PER_HOUR: { schema: int(0, 100_000_000).default(3000), doc: "Gateway-wide breaker: when all users together pass this many SMS segments in an hour, all sending stops until the hour's window ends or an operator resets it (DELETE /api/v1/breaker); 0 = off" },
+  ALLOWED_COUNTRIES: { schema: list(/^[A-Z]{2}$/i, "ISO 3166 country codes such as US,CA").transform((xs) => xs.map((x) => x.toUpperCase())).refine((xs) => xs.every((x) => x === "*" || isSupportedCountry(x)), "must list countries known to libphonenumber (e.g. US,CA,GB)").optional(), doc: "Countries texts may be sent to (comma-separated ISO codes; * = any)", defaultNote: "the country of DEFAULT_REGION" },
+  BLOCKED_NUMBER_TYPES: { schema: list(new RegExp(`^(${NUMBER_TYPES.join("|")})$`), `number types (${NUMBER_TYPES.join(", ")})`).default(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "VOICEMAIL", "PERSONAL_NUMBER"]), doc: "Destination number types refused when the type is known from the number's plan (comma-separated)" },
+  WEBHOOK_IN_PER_MINUTE: { schema: int(0, 10_000_000).default(600), doc: "Messages one webhook token may post to the message-in API per minute; more get 429 with Retry-After (0 = no limit)" },
+  ADMIN_AUTH_FAILURES_PER_MINUTE: { schema: int(1, 1_000_000).default(10), doc: "Failed admin-token checks one client address may make per minute; then 429 with Retry-After until the minute ends" },
+  TRUST_PROXY: { schema: z.string().transform((v): boolean | string => (v === "true" ? true : v === "false" ? false : v)).default(false), doc: "Whether a reverse proxy's X-Forwarded-For names the client address (per-address limits): false, true, or the proxy addresses/CIDRs, comma-separated" },
   SHUTDOWN_TIMEOUT_MS: { schema: int(100, 600_000).default(10_000), doc: "Bound on a graceful stop after SIGTERM" },
 } as const;
 
@@ -68,7 +90,12 @@ const shape = Object.fromEntries(Object.entries(CONFIG_VARIABLES).map(([k, v]) =
 const envSchema = z.object(shape);
 type Env = z.output<typeof envSchema>;
 
-export type Config = Omit<Env, "SMS_PROVIDER" | "PUBLIC_URL"> & { SMS_PROVIDER: "twilio" | "sandbox"; PUBLIC_URL: string };
+export type Config = Omit<Env, "SMS_PROVIDER" | "PUBLIC_URL" | "ALLOWED_DOMAINS" | "ALLOWED_COUNTRIES"> & {
+  SMS_PROVIDER: "twilio" | "sandbox";
+  PUBLIC_URL: string;
+  ALLOWED_DOMAINS: string[];
+  ALLOWED_COUNTRIES: string[];
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -98,5 +125,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (provider === "twilio" && !c.PUBLIC_URL) {
     throw new ConfigError("invalid configuration: PUBLIC_URL: is required with Twilio (the URL Twilio posts webhooks to, e.g. https://sms.example.com)");
   }
-  return { ...c, SMS_PROVIDER: provider, PUBLIC_URL: c.PUBLIC_URL ?? `http://${c.HTTP_HOST}:${c.HTTP_PORT}` };
+  return {
+    ...c,
+    SMS_PROVIDER: provider,
+    PUBLIC_URL: c.PUBLIC_URL ?? `http://${c.HTTP_HOST}:${c.HTTP_PORT}`,
+    ALLOWED_DOMAINS: c.ALLOWED_DOMAINS ?? [parentDomain(c.XMPP_DOMAIN)],
+    ALLOWED_COUNTRIES: c.ALLOWED_COUNTRIES ?? [c.DEFAULT_REGION],
+  };
 }

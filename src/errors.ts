@@ -20,6 +20,7 @@ const CODES = {
   not_allowed: { http: 403, title: "Forbidden", condition: "not-allowed", type: "cancel" },
   not_found: { http: 404, title: "Not Found", condition: "item-not-found", type: "cancel" },
   conflict: { http: 409, title: "Conflict", condition: "conflict", type: "cancel" },
+  rate_limited: { http: 429, title: "Too Many Requests", condition: "policy-violation", type: "wait" },
   policy_violation: { http: 429, title: "Too Many Requests", condition: "policy-violation", type: "modify" },
   resource_constraint: { http: 503, title: "Service Unavailable", condition: "resource-constraint", type: "wait" },
   unavailable: { http: 503, title: "Service Unavailable", condition: "service-unavailable", type: "cancel" },
@@ -34,12 +35,15 @@ export class GatewayError extends Error {
     readonly code: ErrorCode,
     /** Shown to the user (stanza <text/>, problem detail). */
     readonly userText: string,
-    opts?: { cause?: unknown; logText?: string; field?: string },
+    opts?: { cause?: unknown; logText?: string; field?: string; retryAfterMs?: number },
   ) {
     super(opts?.logText ?? userText, opts?.cause === undefined ? undefined : { cause: opts.cause });
     this.field = opts?.field;
+    this.retryAfterMs = opts?.retryAfterMs;
   }
   readonly field: string | undefined;
+  /** When trying again makes sense (rate limits): HTTP answers carry it as Retry-After. */
+  readonly retryAfterMs: number | undefined;
 
   get httpStatus(): number {
     return CODES[this.code].http;

@@ -44,7 +44,16 @@ export function parseContactLocalpart(localpart: string): ContactAddress {
 /** E.164 for a string that is already international (`+…`), or undefined when it is not a possible number. */
 export function toE164(input: string): string | undefined {
   const n = parsePhoneNumberFromString(input);
-  return n?.isPossible() ? n.number : undefined;
+  return n?.isPossible() ? fixpoint(n.number) : undefined;
+}
+
+/**
+ * `e164` when it reads back as itself. libphonenumber drops a national prefix written after the
+ * country code (`+550…` → `+55…`): such a result would change again each time it is read, so a
+ * number stored from it could never be written to as a contact.
+ */
+function fixpoint(e164: string): string | undefined {
+  return parsePhoneNumberFromString(e164)?.number === e164 ? e164 : undefined;
 }
 
 /** Reads a number as a person would type it (national format allowed via `region`). */
@@ -52,7 +61,7 @@ export function normalizeNumber(input: string, region: string): string | undefin
   const cleaned = input.trim();
   if (!cleaned || cleaned.length > 64) return undefined;
   const n = parsePhoneNumberFromString(cleaned, region as CountryCode);
-  return n?.isPossible() ? n.number : undefined;
+  return n?.isPossible() ? fixpoint(n.number) : undefined;
 }
 
 /**
@@ -61,7 +70,9 @@ export function normalizeNumber(input: string, region: string): string | undefin
  */
 export function senderLocalpart(from: string): string {
   const trimmed = from.trim();
-  if (trimmed.startsWith("+")) return toE164(trimmed) ?? trimmed;
+  // Not a possible number: keep its digits only, so a sender address never puts "/", "@", spaces or
+  // control characters into a JID (the XMPP server would close the component stream over it).
+  if (trimmed.startsWith("+")) return toE164(trimmed) ?? `+${trimmed.replace(/[^0-9]/g, "")}`;
   if (/^[0-9]+$/.test(trimmed)) return trimmed;
   return `~${trimmed.toLowerCase().replace(/[^a-z0-9._-]/g, "")}`;
 }

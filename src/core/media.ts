@@ -152,8 +152,23 @@ export interface MediaFiles {
 
 /** The idempotency map: (message id, media index) → token. */
 export interface MediaTokens {
-  /** The token reserved for `key`: the first caller's (SET NX), kept `ttlS` seconds. */
-  reserve(key: string, ttlS: number): Promise<string>;
+  /**
+   * The token reserved for `key`: the first caller's (SET NX), kept `ttlS` seconds. `owner`: the bare
+   * JID the media is delivered to; the token is listed under it, so it can be deleted with the user.
+   */
+  reserve(key: string, ttlS: number, owner?: string): Promise<string>;
+}
+
+/** The media tokens listed per user (see MediaTokens.reserve's owner). */
+export interface MediaIndex {
+  /** The tokens of the media delivered to `jid`; the list is forgotten. */
+  takeOwned(jid: string): Promise<string[]>;
+}
+
+/** Deletes re-hosted media before their time (the user they were delivered to is forgotten). */
+export interface MediaRemover {
+  /** Deletes the item's files; false when there were none. */
+  remove(token: string): Promise<boolean>;
 }
 
 export interface MediaPreparerDeps {
@@ -195,10 +210,10 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
   const urlOf = (token: string, m: StoredMedia) => `${deps.publicUrl}/media/${token}/${m.filename}`;
   const tooLarge = (src: MediaSource) => ({ note: `[${nounOf(src.contentType)} was not shown: it is larger than this gateway's limit of ${megabytes(deps.maxBytes)}]` });
 
-  async function rehostOne(messageId: string, index: number, src: MediaSource, signal?: AbortSignal): Promise<Rehosted> {
+  async function rehostOne(messageId: string, owner: string, index: number, src: MediaSource, signal?: AbortSignal): Promise<Rehosted> {
     // A type the provider already named and we refuse is not fetched at all.
     if (src.contentType && !mediaTypeOf(src.contentType)) return refusedType(src.contentType);
-    const token = await deps.tokens.reserve(`${messageId}:${index}`, deps.retentionS);
+    const token = await deps.tokens.reserve(`${messageId}:${index}`, deps.retentionS, owner);
     const existing = await deps.files.get(token);
     if (existing) return { url: urlOf(token, existing) }; // a redelivery: same URL as the first time
     let reason = "";
@@ -253,7 +268,8 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
    */
   async function prepare(item: XmppDelivery, meta: Pick<DeliveryMeta, "signal">): Promise<XmppDelivery> {
     if (item.kind !== "chat" || !item.media?.length) return item;
-    const results = await Promise.all(item.media.map((src, i) => rehostOne(item.id, i, src, meta.signal)));
+    const owner = item.to.split("/")[0]!;
+    const results = await Promise.all(item.media.map((src, i) => rehostOne(item.id, owner, i, src, meta.signal)));
     const urls = results.flatMap((r) => ("url" in r ? [r.url] : []));
     const notes = results.flatMap((r) => ("note" in r ? [r.note] : []));
     const { media: _sources, ...rest } = item;

@@ -4,9 +4,11 @@ import { GatewayError } from "../errors.js";
 import { destinationOf, parseContactLocalpart } from "./addresses.js";
 import { CORRECTION_PREFIX, reactionText, retractionNotice } from "./chat-extensions.js";
 import { displayNumber } from "./display.js";
+import type { AccessPolicy } from "./access.js";
+import type { SendLimits } from "./limits.js";
 import type { OnNetText } from "./on-net.js";
 import { optedOutRefusal } from "./opt-out.js";
-import { segmentsProblem } from "./segments.js";
+import { countSegments, segmentsProblem } from "./segments.js";
 import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
 import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
@@ -71,12 +73,17 @@ export interface OutboundDeps {
   notLinkedHint?: string;
   /** Delivers a text to another user of this gateway over XMPP (core/on-net.ts); absent: always SMS. */
   onNet?: (t: OnNetText) => Promise<void>;
+  /** ALLOWED_DOMAINS: users of other servers may not send. */
+  access?: AccessPolicy;
+  /** Rate, quota, destination and breaker limits (core/limits.ts); absent: no limits. */
+  limits?: SendLimits;
 }
 
 export function createOutbound(deps: OutboundDeps) {
   const optOuts = deps.optOuts;
   /** Throws GatewayError (rendered as a stanza error by the caller) or returns what was done. */
   async function accept(msg: ChatFromUser): Promise<AcceptResult> {
+    if (deps.access && !deps.access.allows(msg.fromBare)) throw new GatewayError("forbidden", deps.access.refusal(msg.fromBare));
     if (msg.type === "groupchat") {
       throw new GatewayError("not_acceptable", "Group chats are not supported by this SMS gateway yet; send a one-to-one message.");
     }
@@ -112,6 +119,7 @@ export function createOutbound(deps: OutboundDeps) {
       deps.log.info({ msgId: first }, "repeat of a message already accepted: not sent again");
       return { outcome: "repeat", id: first };
     }
+    await deps.limits?.admitMessage(msg.fromBare);
 
     if (address.kind === "webhook") {
       const { text, mediaUrls } = splitMedia(body, oobUrls);
@@ -146,12 +154,17 @@ export function createOutbound(deps: OutboundDeps) {
       return { outcome: "queued", id };
     }
 
+    deps.limits?.checkDestination(destination);
     if (text.length > MAX_BODY_CHARS) {
       throw new GatewayError("not_acceptable", `The message is ${text.length} characters long; SMS allows at most ${MAX_BODY_CHARS}.`);
     }
     // An MMS body is not split into segments; only plain texts are counted.
-    const tooLong = mediaUrls.length === 0 ? segmentsProblem(text, deps.maxSegments ?? 10) : undefined;
+    // Counted once (the calculator is costly on long texts): the limit and the quota use the same figure.
+    const segments = mediaUrls.length === 0 ? countSegments(text) : undefined;
+    const tooLong = segments ? segmentsProblem(segments, deps.maxSegments ?? 10) : undefined;
     if (tooLong) throw new GatewayError("not_acceptable", tooLong);
+    // What it costs: an MMS is billed as one message; a text by its segments.
+    await deps.limits?.admitSms(msg.fromBare, Math.max(1, segments?.segments ?? 1));
 
     const id = newMessageId();
     const now = Date.now();

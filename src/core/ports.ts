@@ -97,6 +97,8 @@ export interface OptOutStore {
 export interface IntroductionStore {
   /** Marks the pair; true only the first time (the caller then sends the introduction). */
   introduce(jid: string, contactLocal: string): Promise<boolean>;
+  /** Forgets every contact `jid` was introduced to (the user unlinked or unregistered). */
+  forget(jid: string): Promise<void>;
 }
 
 /** A user's own provider credentials (REGISTRATION=byo). */
@@ -128,6 +130,8 @@ export interface ProviderNumber {
   sid: string;
   phone: string;
   smsUrl: string;
+  /** The HTTP method of smsUrl (Twilio: POST or GET), when the provider says. */
+  smsMethod?: string;
   /** Set when a Messaging Service handles the number's inbound messages (its settings override smsUrl). */
   messagingServiceSid?: string;
 }
@@ -280,6 +284,12 @@ export interface Pipeline {
   /** Stops taking new work, finishes (or returns to the queue) what is in hand. */
   stop(): Promise<void>;
   deadLetters(limit: number): Promise<DeadLetter[]>;
+  /**
+   * Moves every queued item (both directions, all partitions, items in hand included) for which
+   * `select` gives a reason to the dead letters, with that reason. The onDeadLetter hook is not told
+   * (nobody is sent an error about them). Returns how many were moved.
+   */
+  deadLetterWhere(select: (queue: DeadLetter["queue"], item: XmppDelivery | OutboundJob) => string | undefined): Promise<number>;
   /** Puts a dead letter back in its queue; false when there is no such dead letter. */
   retryDeadLetter(id: string): Promise<boolean>;
 }

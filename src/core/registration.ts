@@ -4,6 +4,7 @@
 // theirs, points its webhook here, and keeps their credentials sealed).
 import { GatewayError } from "../errors.js";
 import { normalizeNumber } from "./addresses.js";
+import { createForgetUser, type ForgetUser } from "./forget-user.js";
 import type { AccountStore, LinkStore, ProviderAccounts } from "./ports.js";
 
 export type RegistrationMode = "admin" | "byo";
@@ -18,6 +19,11 @@ export interface RegistrationDeps {
   smsUrl: string;
   defaultRegion: string;
   log: { info(o: object, m: string): void };
+  /**
+   * Deletes everything kept about a user who unregisters (core/forget-user.ts): link, credentials,
+   * queued work, introductions, media. Default: the link and the credentials only.
+   */
+  forget?: ForgetUser;
 }
 
 export interface RegistrationInput {
@@ -44,6 +50,7 @@ export const maskNumber = (p: string): string => (p.length > 6 ? `${p.slice(0, p
 
 export function createRegistration(deps: RegistrationDeps) {
   const { mode } = deps;
+  const forget = deps.forget ?? createForgetUser({ links: deps.links, ...(deps.accounts ? { accounts: deps.accounts } : {}), log: deps.log });
 
   async function status(jid: string): Promise<RegistrationStatus> {
     const [phone, accountSid] = await Promise.all([deps.links.phoneOf(jid), deps.accounts?.accountOf(jid)]);
@@ -101,13 +108,11 @@ export function createRegistration(deps: RegistrationDeps) {
     return { phone: input.phone, notes };
   }
 
-  /** Removes the link and any stored credentials. False when there was nothing to remove. */
+  /** Removes the link, any stored credentials, and the rest of what is kept about the user (forget-user.ts). False when there was nothing to remove. */
   async function unregister(jid: string): Promise<{ removed: boolean; phone?: string; hadCredentials: boolean }> {
-    const phone = await deps.links.phoneOf(jid);
-    const removed = await deps.links.unlink(jid);
-    const { accountSid } = (await deps.accounts?.remove(jid)) ?? {};
-    if (removed || accountSid) deps.log.info({ jid, credentials: Boolean(accountSid) }, "unregistered");
-    return { removed: removed || Boolean(accountSid), hadCredentials: Boolean(accountSid), ...(phone ? { phone } : {}) };
+    const res = await forget(jid);
+    if (res.removed) deps.log.info({ jid, credentials: res.hadCredentials }, "unregistered");
+    return { removed: res.removed, hadCredentials: res.hadCredentials, ...(res.phone ? { phone: res.phone } : {}) };
   }
 
   return { mode, status, register, unregister };

@@ -18,18 +18,22 @@ export interface SegmentInfo {
 export function countSegments(body: string): SegmentInfo {
   const m = new SegmentedMessage(body, "auto", false);
   const encoding = m.encodingName;
-  const info: SegmentInfo = { segments: body === "" ? 0 : m.segmentsCount, encoding, characters: [...body].length };
+  // The calculator never splits a grapheme, so a cluster longer than a segment (zalgo text, a run of
+  // joiners) counts as one segment; carriers split anywhere. Never fewer than the bits need.
+  const atLeast = m.messageSize <= 1120 ? 1 : Math.ceil(m.messageSize / (encoding === "GSM-7" ? 153 * 7 : 67 * 16));
+  const info: SegmentInfo = { segments: body === "" ? 0 : Math.max(m.segmentsCount, atLeast), encoding, characters: [...body].length };
   const first = encoding === "UCS-2" ? m.getNonGsmCharacters()[0] : undefined;
-  if (first !== undefined) info.firstNonGsm = first;
+  // (a grapheme can be long: only its start is shown)
+  if (first !== undefined) info.firstNonGsm = first.length > 8 ? [...first].slice(0, 4).join("") : first;
   return info;
 }
 
 // Per segment of a multi-part message (the rest of 140 bytes carries the concatenation header).
 const PER_SEGMENT = { "GSM-7": 153, "UCS-2": 67 } as const;
 
-/** Why a body is refused for having more segments than `max`, or undefined when it fits. */
-export function segmentsProblem(body: string, max: number): string | undefined {
-  const s = countSegments(body);
+/** Why a body (or its count, when already made) is refused for having more segments than `max`, or undefined when it fits. */
+export function segmentsProblem(body: string | SegmentInfo, max: number): string | undefined {
+  const s = typeof body === "string" ? countSegments(body) : body;
   if (s.segments <= max) return undefined;
   const head = `The message is ${s.characters} characters long, which is ${s.segments} SMS segments in ${s.encoding}; this gateway sends at most ${max} segments per message.`;
   if (s.encoding === "GSM-7") return `${head} Shorten it or split it into several messages.`;

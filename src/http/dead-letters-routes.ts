@@ -16,6 +16,9 @@ const deadLetter = z.object({
   to: z.string(),
 });
 
+/** A Redis stream id: two unsigned 64-bit numbers (Redis refuses a larger one with an error). */
+const isStreamId = (id: string) => /^\d{1,20}-\d{1,20}$/.test(id) && id.split("-").every((part) => BigInt(part) <= 0xffff_ffff_ffff_ffffn);
+
 export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter"> }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
@@ -40,7 +43,7 @@ export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<P
     },
   );
 
-  r.post("/api/v1/dead-letters/:id/retry", { schema: { params: z.object({ id: z.string().regex(/^\d+-\d+$/, "must be a dead-letter id such as 1732600000000-0") }) } }, async (request, reply) => {
+  r.post("/api/v1/dead-letters/:id/retry", { schema: { params: z.object({ id: z.string().refine(isStreamId, "must be a dead-letter id such as 1732600000000-0") }) } }, async (request, reply) => {
     if (!(await deps.pipeline.retryDeadLetter(request.params.id))) {
       return sendProblem(reply, { title: "Not Found", status: 404, detail: `No dead letter ${request.params.id}.` });
     }

@@ -10,6 +10,8 @@ export interface HealthSource {
   journal?(): Promise<{ writable: boolean; pending: number; error?: string }>;
   xmpp(): { online: boolean; status: string; conflict: boolean; reconnects: number; lastError?: string };
   provider: string;
+  /** The gateway-wide breaker; a tripped breaker is reported but keeps the gateway ready (inbound still flows). */
+  breaker?(): Promise<{ tripped: boolean; used: number; limit: number; resetInMs: number }>;
 }
 
 export function healthRoutes(app: FastifyInstance, health: HealthSource): void {
@@ -17,6 +19,8 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource): void {
 
   app.get("/readyz", async (_request, reply) => {
     const [redis, journal] = await Promise.all([health.redisOk(), health.journal?.()]);
+    // The breaker lives in Redis: while Redis is away it cannot be read (and must not slow the probe).
+    const breaker = redis ? await health.breaker?.().catch(() => undefined) : undefined;
     const writable = journal?.writable === true;
     const xmpp = health.xmpp();
     const body = {
@@ -32,6 +36,13 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource): void {
         ...(xmpp.lastError ? { lastError: xmpp.lastError } : {}),
       },
       provider: health.provider,
+      ...(breaker && breaker.limit > 0
+        ? {
+            breaker: breaker.tripped
+              ? { tripped: true, note: `sending stopped: ${breaker.used} SMS segments this hour passed the limit of ${breaker.limit}; resumes in ${Math.ceil(breaker.resetInMs / 1000)} s or on DELETE /api/v1/breaker`, resetsInSeconds: Math.ceil(breaker.resetInMs / 1000) }
+              : { tripped: false, segmentsThisHour: breaker.used, limitPerHour: breaker.limit },
+          }
+        : {}),
     };
     return reply.code(redis || writable ? 200 : 503).send(body);
   });

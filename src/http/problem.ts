@@ -29,6 +29,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
     }
     if (isGatewayError(err)) {
       if (err.httpStatus >= 500) request.log.error({ err }, "request failed");
+      if (err.retryAfterMs !== undefined) reply.header("retry-after", String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
       return sendProblem(reply, { title: err.title, status: err.httpStatus, detail: err.userText, ...(err.field ? { field: err.field } : {}) });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

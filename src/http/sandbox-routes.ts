@@ -21,7 +21,7 @@ const injectBody = z.object({
   from: z.string().min(1).max(64),
   to: e164("to"),
   body: z.string().max(1600).default(""),
-  media: z.array(z.url()).max(10).optional(),
+  media: z.array(z.url().max(2048)).max(10).optional(),
 });
 
 export function sandboxRoutes(app: FastifyInstance, deps: { sandbox: SandboxProvider; inbound: Inbound }): void {

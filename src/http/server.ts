@@ -3,15 +3,23 @@ import formbody from "@fastify/formbody";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { SandboxProvider } from "../adapters/sandbox/provider.js";
+import type { ForgetUser } from "../core/forget-user.js";
 import type { Inbound } from "../core/inbound.js";
+import type { Outbound } from "../core/outbound.js";
 import type { LinkStore, MessageStore, Pipeline, SmsProvider } from "../core/ports.js";
 import type { Logger } from "../logger.js";
+import type { AccessPolicy } from "../core/access.js";
+import type { SendLimits, UsageCounter } from "../core/limits.js";
+import type { Metrics } from "../metrics.js";
 import { bearerAuth } from "./admin-auth.js";
+import { docsRoutes, installDocs } from "./docs.js";
+import { limitsRoutes } from "./limits-routes.js";
 import { deadLettersRoutes } from "./dead-letters-routes.js";
 import { healthRoutes, type HealthSource } from "./health-routes.js";
 import { mediaRoutes, type MediaReader } from "./media-routes.js";
-import { installProblemHandlers } from "./problem.js";
+import { installProblemHandlers, sendProblem } from "./problem.js";
 import { sandboxRoutes } from "./sandbox-routes.js";
+import { testMessagesRoute } from "./test-messages-route.js";
 import { twilioRoutes, type TwilioRoutesDeps } from "./twilio-routes.js";
 import { usersRoutes } from "./users-routes.js";
 import { webhookMessagesRoute } from "./webhook-messages-route.js";
@@ -19,41 +27,75 @@ import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
 
 export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "accounts" | "mainAccountSid"> {
   publicUrl: string;
+  /** Shown in the API documentation. */
+  version?: string;
   adminToken: string;
   bodyLimit: number;
   log: Logger;
   links: LinkStore;
+  /** Run by DELETE /api/v1/users/{jid}: the link and everything else kept about the user. */
+  forgetUser?: ForgetUser;
   messages: MessageStore;
   inbound: Inbound;
+  /** The XMPP → outside path (core/outbound.ts): POST /api/v1/test-messages queues through it. */
+  outbound?: Pick<Outbound, "accept">;
   provider: SmsProvider;
   sandbox?: SandboxProvider;
   pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter" | "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
   domain: string;
   webhookInMaxBacklog: number;
   health: HealthSource;
+  /** ALLOWED_DOMAINS: links and message-in recipients must be users of a served domain. */
+  access?: AccessPolicy;
+  limits?: SendLimits;
+  metrics?: Metrics;
+  /** Failed admin-token checks per client address (ADMIN_AUTH_FAILURES_PER_MINUTE). */
+  adminAuthFailures?: UsageCounter;
+  /** Messages per minute per webhook token on the message-in API (WEBHOOK_IN_PER_MINUTE). */
+  webhookInRate?: UsageCounter;
+  /** Fastify's trustProxy (TRUST_PROXY): whose X-Forwarded-For names the client address. */
+  trustProxy?: boolean | string;
   /** Re-hosted MMS media, served at /media/<token>/<name> (no admin token: the token in the URL is the key). */
   media?: MediaReader;
 }
 
 export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log.child({ sub: "http" }) as FastifyBaseLogger, bodyLimit: deps.bodyLimit, logController: new LogController({ disableRequestLogging: true }) });
+  const app = Fastify({ loggerInstance: deps.log.child({ sub: "http" }) as FastifyBaseLogger, bodyLimit: deps.bodyLimit, logController: new LogController({ disableRequestLogging: true }), trustProxy: deps.trustProxy ?? false,
+    // A JID in a path may be up to 3071 characters (percent-encoded: more); the router's default of 100
+    // would answer a long one 404. Node's 16 KiB header limit bounds the URL anyway.
+    routerOptions: { maxParamLength: 16 * 1024 },
+    // A URL the router cannot decode (a bad %-escape) gets a problem answer too, not Fastify's own JSON.
+    frameworkErrors: (err, _request, reply) => void sendProblem(reply, { title: "Bad Request", status: 400, detail: err.message }),
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
+  await installDocs(app, { version: deps.version ?? "0.0.0", publicUrl: deps.publicUrl });
   await app.register(formbody, { bodyLimit: deps.bodyLimit });
 
   healthRoutes(app, deps.health);
+  docsRoutes(app);
   twilioRoutes(app, deps);
   if (deps.media) mediaRoutes(app, deps.media);
   // Authenticated by each target's own token, so outside the admin context.
-  webhookMessagesRoute(app, { domain: deps.domain, webhooks: deps.webhooks, pipeline: deps.pipeline, maxBacklog: deps.webhookInMaxBacklog });
+  webhookMessagesRoute(app, {
+    domain: deps.domain,
+    webhooks: deps.webhooks,
+    pipeline: deps.pipeline,
+    maxBacklog: deps.webhookInMaxBacklog,
+    ...(deps.access ? { access: deps.access } : {}),
+    ...(deps.webhookInRate ? { rate: deps.webhookInRate, onRateLimited: () => deps.metrics?.limitRefused("webhook_in_rate") } : {}),
+    onAccepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
+  });
 
   // Everything under the admin token, in its own encapsulated context.
   await app.register(async (admin) => {
-    admin.addHook("onRequest", bearerAuth(deps.adminToken));
+    admin.addHook("onRequest", bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined));
+    limitsRoutes(admin, { ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
     usersRoutes(admin, deps);
     webhooksRoutes(admin, deps);
     deadLettersRoutes(admin, deps);
+    if (deps.outbound) testMessagesRoute(admin, { domain: deps.domain, links: deps.links, outbound: deps.outbound, inbound: deps.inbound });
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
   });
   return app;

@@ -3,6 +3,8 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { parseUserBareJid, toE164 } from "../core/addresses.js";
+import type { ForgetUser } from "../core/forget-user.js";
+import type { AccessPolicy } from "../core/access.js";
 import type { LinkStore } from "../core/ports.js";
 import { sendProblem } from "./problem.js";
 
@@ -30,12 +32,16 @@ const phoneBody = z.object({
 
 const link = z.object({ jid: z.string(), phone: z.string() });
 
-export function usersRoutes(app: FastifyInstance, deps: { links: LinkStore }): void {
+/** `forgetUser`: what DELETE runs (core/forget-user.ts); without it, DELETE removes the link only. */
+export function usersRoutes(app: FastifyInstance, deps: { links: LinkStore; forgetUser?: ForgetUser; access?: AccessPolicy }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.put("/api/v1/users/:jid", { schema: { params: jidParam, body: phoneBody, response: { 200: link, 201: link } } }, async (request, reply) => {
     const { jid } = request.params;
     const { phone } = request.body;
+    if (deps.access && !deps.access.allows(jid)) {
+      return sendProblem(reply, { title: "Bad Request", status: 400, detail: `params.jid: ${jid} is not on a domain this gateway serves (ALLOWED_DOMAINS: ${deps.access.domains.join(", ")}); it could not use the number.`, field: "params.jid" });
+    }
     const res = await deps.links.link(jid, phone);
     request.log.info({ jid, created: res.created }, "user linked");
     return reply.code(res.created ? 201 : 200).send({ jid, phone });
@@ -48,7 +54,10 @@ export function usersRoutes(app: FastifyInstance, deps: { links: LinkStore }): v
   });
 
   r.delete("/api/v1/users/:jid", { schema: { params: jidParam } }, async (request, reply) => {
-    if (!(await deps.links.unlink(request.params.jid))) {
+    // Everything kept about the user goes (link, credentials, queued work, media), even when the link
+    // itself was gone already: a second DELETE finishes what an interrupted first one started.
+    const removed = deps.forgetUser ? (await deps.forgetUser(request.params.jid)).removed : await deps.links.unlink(request.params.jid);
+    if (!removed) {
       return sendProblem(reply, { title: "Not Found", status: 404, detail: `${request.params.jid} is not linked to a number.` });
     }
     request.log.info({ jid: request.params.jid }, "user unlinked");

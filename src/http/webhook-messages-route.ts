@@ -1,6 +1,8 @@
 // Message in: a bot, CI job or alert adapter POSTs a message that arrives from `name@D`
 // (GATEWAY.md "Outside → XMPP" 6). Authenticated by the target's own token, not the admin token.
 import type { FastifyInstance } from "fastify";
+import type { AccessPolicy } from "../core/access.js";
+import type { UsageCounter } from "../core/limits.js";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { parseUserBareJid, WEBHOOK_NAME } from "../core/addresses.js";
@@ -10,6 +12,7 @@ import { isAllowed } from "../core/webhook-out.js";
 import { sendProblem } from "./problem.js";
 
 const MAX_BODY = 10_000;
+const MAX_URL = 2048;
 
 const messageIn = z
   .object({
@@ -19,7 +22,9 @@ const messageIn = z
     text: z.string().max(MAX_BODY).optional(),
     type: z.enum(["chat", "normal", "headline"]).optional(),
     subject: z.string().max(256).optional(),
-    media: z.array(z.url({ protocol: /^https?$/ })).max(10).optional(),
+    // Each URL is written twice into the stanza (body and XEP-0066): bounded so that a message always
+    // fits the XMPP server's stanza limit (Prosody: 512 KiB), which would otherwise close the link.
+    media: z.array(z.url({ protocol: /^https?$/ }).max(MAX_URL)).max(10).optional(),
   })
   .superRefine((v, ctx) => {
     if (!parseUserBareJid(v.to)) ctx.addIssue({ code: "custom", path: ["to"], message: "must be a bare JID such as alice@example.com" });
@@ -33,6 +38,13 @@ export interface MessageInDeps {
   pipeline: Pick<Pipeline, "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
   /** Above this many waiting deliveries in the partition, answer 503 with Retry-After. */
   maxBacklog: number;
+  /** ALLOWED_DOMAINS: recipients must be users of a served domain. */
+  access?: AccessPolicy;
+  /** Messages per minute per webhook token. */
+  rate?: UsageCounter;
+  onRateLimited?(): void;
+  /** A message taken (fresh: not a repeated Idempotency-Key). */
+  onAccepted?(fresh: boolean): void;
 }
 
 export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps): void {
@@ -62,6 +74,17 @@ export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps):
       const to = parseUserBareJid(b.to)!;
       const target = await deps.webhooks.get(name);
       if (!target) return sendProblem(reply, { title: "Unauthorized", status: 401, detail: "A valid token for this webhook is required." });
+      if (deps.access && !deps.access.allows(to)) {
+        return sendProblem(reply, { title: "Forbidden", status: 403, detail: `${to} is not a user of a domain this gateway serves (${deps.access.domains.join(", ")}); messages go to those users only.`, field: "body.to" });
+      }
+      if (deps.rate && deps.rate.limit > 0) {
+        const taken = await deps.rate.take(name, 1);
+        if (!taken.ok) {
+          deps.onRateLimited?.();
+          reply.header("retry-after", String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))));
+          return sendProblem(reply, { title: "Too Many Requests", status: 429, detail: `This token may post at most ${deps.rate.limit} messages a minute; retry after the Retry-After delay.` });
+        }
+      }
       if (!isAllowed(target.allow, to)) {
         return sendProblem(reply, { title: "Forbidden", status: 403, detail: `${name} may not message ${to}: it is not in the webhook's allow list.`, field: "body.to" });
       }
@@ -84,6 +107,7 @@ export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps):
       const key = request.headers["idempotency-key"];
       const dedupeKey = key ? `webhook:${name}:${key}` : undefined;
       const fresh = await deps.pipeline.enqueueToXmpp(item, dedupeKey);
+      deps.onAccepted?.(fresh);
       const id = fresh || !dedupeKey ? item.id : ((await deps.pipeline.idForDedupeKey(dedupeKey)) ?? item.id);
       request.log.info({ msgId: id, webhook: name, repeat: !fresh }, fresh ? "webhook message queued" : "repeated Idempotency-Key; not queued again");
       return reply.code(202).send({ id });

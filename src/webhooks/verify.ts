@@ -35,6 +35,9 @@ export interface VerifyOptions {
 /** True when the signature is ours over this body and timestamp, and the timestamp is fresh. */
 export function verifySignature(opts: VerifyOptions): boolean {
   const { secret, timestamp, body, signature } = opts;
+  // Headers arrive as whatever the receiver's framework makes of them (undefined, arrays): never throw.
+  if (typeof secret !== "string" || typeof timestamp !== "string" || typeof signature !== "string") return false;
+  if (typeof body !== "string" && !Buffer.isBuffer(body)) return false;
   if (!secret || !/^\d{1,12}$/.test(timestamp)) return false;
   const now = opts.now ?? Date.now() / 1000;
   if (Math.abs(now - Number(timestamp)) > (opts.toleranceS ?? 300)) return false;

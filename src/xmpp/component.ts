@@ -2,12 +2,13 @@
 // and IQs get the answers a good XMPP citizen gives (GATEWAY.md "XMPP citizenship"), and queued
 // deliveries are written to the server.
 import xml, { type Element } from "@xmpp/xml";
-import type { IncomingContext } from "@xmpp/component";
+import type { Component, IncomingContext } from "@xmpp/component";
+import type { AccessPolicy } from "../core/access.js";
 import { normalizeNumber, parseContactLocalpart, type ContactAddress } from "../core/addresses.js";
 import { isAllowed } from "../core/webhook-out.js";
 import { deliveryKey, type XmppDelivery } from "../core/message.js";
 import type { ChatFromUser, Outbound } from "../core/outbound.js";
-import { RetryLater, type DeliveryMeta, type WebhookStore, type XmppOut } from "../core/ports.js";
+import { GiveUp, RetryLater, type DeliveryMeta, type WebhookStore, type XmppOut } from "../core/ports.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import type { Connection } from "./connection.js";
@@ -16,7 +17,7 @@ import type { Note, Registration } from "../core/registration.js";
 import { commandItems, commandNodeInfo, installAdhoc } from "./adhoc.js";
 import { installRegisterIq } from "./register-iq.js";
 import { readExtensions, type MessageExtensions } from "./extensions.js";
-import { deliveryStanza, errorElement, errorReply, NS, presence } from "./stanzas.js";
+import { deliveryStanza, errorElement, errorReply, MAX_DELIVERY_BYTES, NS, presence } from "./stanzas.js";
 
 export interface ComponentOptions {
   connection: Connection;
@@ -28,6 +29,8 @@ export interface ComponentOptions {
   version: string;
   /** User commands (core/commands.ts): served as XEP-0077, XEP-0050 and chat to the domain itself. */
   commands?: { list: Command[]; registration: Pick<Registration, "status" | "mode"> };
+  /** ALLOWED_DOMAINS: who may send, register and run commands (everyone may still disco and ping). */
+  access?: AccessPolicy;
   /** A delivery this long after acceptance carries XEP-0203 <delay/>. */
   lateAfterMs?: number;
   barrierTimeoutMs?: number;
@@ -75,6 +78,13 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       return;
     }
     if (!ctx.from || !ctx.to) return;
+    const fromBare = ctx.from.bare().toString();
+    if (opts.access && !opts.access.allows(fromBare)) {
+      // Chat states and receipts from a stranger are dropped; anything with words gets the reason.
+      if (stanza.getChild("body")) await send(errorReply(stanza, "auth", "forbidden", opts.access.refusal(fromBare)));
+      log.info({ domain: ctx.from.domain }, "message from a domain this gateway does not serve refused");
+      return;
+    }
     if (!ctx.to.local) return onMessageToGateway(ctx);
     try {
       // Reactions, retractions, corrections: their fallback bodies (XEP-0428) are for old clients, not
@@ -257,8 +267,18 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   });
 
   if (opts.commands) {
-    installRegisterIq(iqCallee, { commands: opts.commands.list, registration: opts.commands.registration, tell });
-    installAdhoc(iqCallee, { commands: opts.commands.list });
+    // Registration and commands are for the served domains: a stranger gets forbidden, saying why.
+    const access = opts.access;
+    const served: Component["iqCallee"] = access
+      ? {
+          get: (ns, name, handler) =>
+            iqCallee.get(ns, name, (ctx) => (access.allows(ctx.from?.bare().toString() ?? "") ? handler(ctx) : errorElement("auth", "forbidden", access.refusal(ctx.from?.bare().toString() ?? "")))),
+          set: (ns, name, handler) =>
+            iqCallee.set(ns, name, (ctx) => (access.allows(ctx.from?.bare().toString() ?? "") ? handler(ctx) : errorElement("auth", "forbidden", access.refusal(ctx.from?.bare().toString() ?? "")))),
+        }
+      : iqCallee;
+    installRegisterIq(served, { commands: opts.commands.list, registration: opts.commands.registration, tell });
+    installAdhoc(served, { commands: opts.commands.list });
   }
 
   return {
@@ -270,6 +290,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       const onlineSince = opts.connection.state().onlineSince ?? 0;
       const late = item.kind === "chat" && (meta.attempt > 1 || item.acceptedAt < onlineSince || Date.now() - item.acceptedAt > lateAfterMs);
       const el = deliveryStanza(item, { domain: opts.domain, late });
+      // A stanza over the server's limit would close the whole link, again at every retry: refuse it.
+      const bytes = Buffer.byteLength(el.toString());
+      if (bytes > MAX_DELIVERY_BYTES) throw new GiveUp(`the message is ${bytes} bytes as a stanza, more than the ${MAX_DELIVERY_BYTES} an XMPP server is sure to accept`);
       if (el.attrs.id) inFlight.set(el.attrs.id, { key: deliveryKey(item), at: Date.now() });
       try {
         await xmpp.send(el);

@@ -4,6 +4,7 @@
 // `online`, and patient retries on `conflict` (another instance holds the domain).
 import { component, type Component } from "@xmpp/component";
 import type { Logger } from "../logger.js";
+import { DEFAULT_MAX_STANZA_BYTES, guardStream } from "./stream-guard.js";
 
 export interface ConnectionOptions {
   service: string;
@@ -11,6 +12,8 @@ export interface ConnectionOptions {
   secret: string;
   reconnect: { minMs: number; maxMs: number };
   handshakeTimeoutMs: number;
+  /** XMPP_MAX_STANZA_BYTES: a larger stanza from the server closes the stream (stream-guard.ts). */
+  maxStanzaBytes?: number;
   log: Logger;
   /** Called once with a one-line explanation when the configuration is certainly wrong. */
   onFatal(message: string): void;
@@ -47,6 +50,8 @@ export function createConnection(opts: ConnectionOptions) {
   // xmpp.js's own reconnect uses a fixed delay; we schedule its reconnect ourselves with backoff.
   xmpp.reconnect.stop();
   xmpp.timeout = Math.min(opts.handshakeTimeoutMs, 10_000);
+  // Hostile input both ways: invalid XML characters out, oversized or unparsable stanzas in.
+  guardStream(xmpp, { maxStanzaBytes: opts.maxStanzaBytes ?? DEFAULT_MAX_STANZA_BYTES, log: opts.log });
 
   const random = opts.random ?? Math.random;
   const state: ConnectionState = { status: "offline", online: false, everOnline: false, reconnects: 0, conflict: false };

@@ -30,6 +30,13 @@ export const NS = {
   fasten: "urn:xmpp:fasten:0",
 } as const;
 
+/**
+ * Largest delivery written to the server, in bytes. Prosody closes a component stream that sends a
+ * stanza over 512 KiB (component_stanza_size_limit); the largest legitimate delivery (10,000
+ * characters of text and 10 media links of 2,048, every character escaped) is about 310 KB.
+ */
+export const MAX_DELIVERY_BYTES = 400 * 1024;
+
 /** RFC 6120 §8.3: `<error type><condition/><text xml:lang='en'>…</text></error>`. */
 export function errorElement(type: StanzaErrorType, condition: string, text?: string): Element {
   return xml(

@@ -67,6 +67,21 @@ export interface FakeIncomingNumber {
   uri: string;
 }
 
+/** A Messaging Service resource (v1), the fields the gateway reads plus a few. */
+export interface FakeMessagingService {
+  sid: string; // MG…
+  account_sid: string;
+  friendly_name: string;
+  inbound_request_url: string | null;
+  inbound_method: string;
+  fallback_url: string | null;
+  status_callback: string | null;
+  use_inbound_webhook_on_number: boolean;
+  date_created: string;
+  date_updated: string;
+  url: string;
+}
+
 /**
  * An error answer (optionally with a Retry-After header), no answer ("hang"), a socket dropped before
  * anything was stored ("drop") or after the message was stored ("store-then-drop": Twilio created it,
@@ -101,6 +116,11 @@ export interface FakeTwilio {
   addNumber(accountSid: string, phone: string, opts?: { messagingServiceSid?: string }): FakeIncomingNumber;
   /** The numbers as they stand now (updates through the API included), all or one account's. */
   numbers(accountSid?: string): FakeIncomingNumber[];
+  /**
+   * A Messaging Service (messaging.twilio.com/v1/Services/{MG…}) of an account, with its incoming-message
+   * setting: a webhook URL, or "defer to sender's webhook" (use_inbound_webhook_on_number).
+   */
+  addMessagingService(accountSid: string, opts?: { sid?: string; inboundRequestUrl?: string | null; useInboundWebhookOnNumber?: boolean }): FakeMessagingService;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -327,6 +347,7 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
   };
 
   const incoming: FakeIncomingNumber[] = [];
+  const services: FakeMessagingService[] = [];
 
   /** GET IncomingPhoneNumbers.json: PhoneNumber is a pattern at Twilio (digits, '*' wildcards); here a digits substring. */
   const listNumbers = (res: ServerResponse, accountSid: string, url: URL): void => {
@@ -389,6 +410,34 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
       if (smsMethod !== undefined) n.sms_method = smsMethod.toUpperCase();
       n.date_updated = rfc2822();
       return json(res, 200, n);
+    }
+    // The account itself (GET /2010-04-01/Accounts/{Sid}.json): how a client checks its credentials.
+    const accountMatch = /^\/2010-04-01\/Accounts\/([^/]+)\.json$/.exec(pathname);
+    if (accountMatch && req.method === "GET") {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if (accountMatch[1] !== account) return notFound(res, pathname);
+      const since = rfc2822(new Date(Date.UTC(2020, 0, 1)));
+      return json(res, 200, {
+        sid: account,
+        friendly_name: "My first Twilio account",
+        owner_account_sid: account,
+        status: "active",
+        type: "Full",
+        auth_token: opts.accounts[account],
+        date_created: since,
+        date_updated: since,
+        uri: `/2010-04-01/Accounts/${account}.json`,
+        subresource_uris: { incoming_phone_numbers: `/2010-04-01/Accounts/${account}/IncomingPhoneNumbers.json`, messages: `/2010-04-01/Accounts/${account}/Messages.json` },
+      });
+    }
+    // Messaging Services live on messaging.twilio.com (v1, no .json suffix); the base-URL override sends them here too.
+    const serviceMatch = /^\/v1\/Services\/([^/]+)$/.exec(pathname);
+    if (serviceMatch && req.method === "GET") {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      const service = services.find((x) => x.sid === serviceMatch[1] && x.account_sid === account);
+      return service ? json(res, 200, service) : notFound(res, pathname);
     }
     const signedMedia = signed.get(pathname);
     if (signedMedia && req.method === "GET") return serveBytes(res, signedMedia); // the signature in the query is the key: no auth
@@ -475,6 +524,25 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
     },
     numbers(accountSid?: string): FakeIncomingNumber[] {
       return incoming.filter((n) => accountSid === undefined || n.account_sid === accountSid);
+    },
+    addMessagingService(accountSid: string, o: { sid?: string; inboundRequestUrl?: string | null; useInboundWebhookOnNumber?: boolean } = {}): FakeMessagingService {
+      const sid = o.sid ?? "MG" + hex(16);
+      const now = rfc2822();
+      const service: FakeMessagingService = {
+        sid,
+        account_sid: accountSid,
+        friendly_name: `Service ${sid.slice(-4)}`,
+        inbound_request_url: o.inboundRequestUrl ?? null,
+        inbound_method: "POST",
+        fallback_url: null,
+        status_callback: null,
+        use_inbound_webhook_on_number: o.useInboundWebhookOnNumber ?? false,
+        date_created: now,
+        date_updated: now,
+        url: `https://messaging.twilio.com/v1/Services/${sid}`,
+      };
+      services.push(service);
+      return service;
     },
     addMedia(input: FakeMediaInput): FakeMedia {
       const messageSid = input.messageSid ?? "MM" + hex(16);

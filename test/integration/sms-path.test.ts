@@ -349,12 +349,12 @@ describe("admin API", () => {
   });
 
   test("link, read, list, replace, conflict, unlink", async () => {
-    const carol = "carol@example.com";
+    const carol = `carol@${server.domain}`;
     assert.equal((await gw.admin("PUT", `/api/v1/users/${carol}`, { phone: "+15550002222" })).status, 201);
     assert.deepEqual((await gw.admin("GET", `/api/v1/users/${carol}`)).json, { jid: carol, phone: "+15550002222" });
     const replaced = await gw.admin("PUT", `/api/v1/users/${carol}`, { phone: "+15550003333" });
     assert.equal(replaced.status, 200);
-    const conflict = await gw.admin("PUT", `/api/v1/users/dave@example.com`, { phone: ALICE_NUMBER });
+    const conflict = await gw.admin("PUT", `/api/v1/users/dave@${server.domain}`, { phone: ALICE_NUMBER });
     assert.equal(conflict.status, 409);
     assert.match(JSON.stringify(conflict.json), /already linked/);
     const list = (await gw.admin("GET", "/api/v1/users")).json as { users: { jid: string; phone: string }[] };
@@ -363,17 +363,17 @@ describe("admin API", () => {
     assert.equal((await gw.admin("GET", `/api/v1/users/${carol}`)).status, 404);
     assert.equal((await gw.admin("DELETE", `/api/v1/users/${carol}`)).status, 404);
     // The old number is free again.
-    assert.equal((await gw.admin("PUT", `/api/v1/users/dave@example.com`, { phone: "+15550002222" })).status, 201);
+    assert.equal((await gw.admin("PUT", `/api/v1/users/dave@${server.domain}`, { phone: "+15550002222" })).status, 201);
   });
 
   test("bad input is a problem naming the field", async () => {
-    const badPhone = await gw.admin("PUT", "/api/v1/users/erin@example.com", { phone: "12" });
+    const badPhone = await gw.admin("PUT", `/api/v1/users/erin@${server.domain}`, { phone: "12" });
     assert.equal(badPhone.status, 400);
     assert.equal((badPhone.json as { field: string }).field, "body.phone");
     const badJid = await gw.admin("PUT", `/api/v1/users/${encodeURIComponent("erin@example.com/res")}`, { phone: "+15550004444" });
     assert.equal(badJid.status, 400);
     assert.equal((badJid.json as { field: string }).field, "params.jid");
-    const missing = await gw.admin("PUT", "/api/v1/users/erin@example.com", {});
+    const missing = await gw.admin("PUT", `/api/v1/users/erin@${server.domain}`, {});
     assert.equal((missing.json as { field: string }).field, "body.phone");
   });
 });

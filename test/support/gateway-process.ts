@@ -58,6 +58,7 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { b
           LOG_LEVEL: "info",
           JOURNAL_DIR: join(dir, "journal"),
           MEDIA_DIR: join(dir, "media"),
+          USER_MESSAGES_PER_MINUTE: "0", // tests send in bursts no person would
           ...env,
           ...extraEnv,
         },

@@ -18,16 +18,20 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(env: Record<string, string>, opts: { listen?: boolean } = {}): Promise<TestGateway> {
+/** `logLines`: every log line (JSON, at LOG_LEVEL=debug unless env says otherwise) is pushed there. */
+export async function startGateway(env: Record<string, string>, opts: { listen?: boolean; logLines?: string[] } = {}): Promise<TestGateway> {
   // Each gateway its own journal: a shared ./data/journal would let one test replay another's SMS.
   const journalDir = mkdtempSync(join(tmpdir(), "sb-journal-"));
   removeDirAtExit(journalDir);
   // Likewise re-hosted media (a test may pass its own MEDIA_DIR to look at the files).
   const mediaDir = mkdtempSync(join(tmpdir(), "sb-media-"));
   removeDirAtExit(mediaDir);
-  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", LOG_LEVEL: process.env.LOG ? "debug" : "silent", JOURNAL_DIR: journalDir, MEDIA_DIR: mediaDir, ...env });
+  // Tests send in bursts no person would: the per-user rate is off unless a test sets it (limits.test.ts).
+  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", USER_MESSAGES_PER_MINUTE: "0", LOG_LEVEL: process.env.LOG || opts.logLines ? "debug" : "silent", JOURNAL_DIR: journalDir, MEDIA_DIR: mediaDir, ...env });
   const fatal: string[] = [];
-  const gateway = await createGateway(config, createLogger(config.LOG_LEVEL), { onFatal: (m) => fatal.push(m) });
+  const lines = opts.logLines;
+  const logger = lines ? createLogger(config.LOG_LEVEL, { write: (line: string) => void lines.push(line) }) : createLogger(config.LOG_LEVEL);
+  const gateway = await createGateway(config, logger, { onFatal: (m) => fatal.push(m) });
   await gateway.start({ listen: opts.listen ?? false });
   return {
     gateway,

@@ -66,6 +66,7 @@ const createClient = untypedClient as (opts: {
 
 export interface ConnectClientOptions {
   server: XmppServer;
+  /** "alice" on the server's domain, or "mallory@elsewhere.example" on its foreign-looking VirtualHost */
   username: string;
   password: string;
   /** default: a random one chosen by the server */
@@ -120,10 +121,12 @@ function describeReceived(received: readonly StanzaElement[]): string {
 
 /** Logs in `username` on `server` (plain TCP to 127.0.0.1:c2sPort) and sends initial presence. */
 export async function connectClient(opts: ConnectClientOptions): Promise<TestClient> {
-  const { server, username, password } = opts;
+  const { server, password } = opts;
+  // "mallory@elsewhere.example": an account on the server's second (foreign-looking) VirtualHost.
+  const [username, domain] = opts.username.includes("@") ? opts.username.split("@", 2) as [string, string] : [opts.username, server.domain];
   const xmpp = createClient({
     service: `xmpp://127.0.0.1:${server.c2sPort}`,
-    domain: server.domain,
+    domain,
     username,
     password,
     ...(opts.resource === undefined ? {} : { resource: opts.resource }),
@@ -160,7 +163,7 @@ export async function connectClient(opts: ConnectClientOptions): Promise<TestCli
     const cause = err instanceof Error ? err : new Error(String(err));
     const more = errors.filter((e) => e !== cause).map((e) => e.message);
     throw new Error(
-      `connectClient ${username}@${server.domain} via 127.0.0.1:${server.c2sPort} (${server.kind}) failed: ${cause.name}: ${cause.message}` +
+      `connectClient ${username}@${domain} via 127.0.0.1:${server.c2sPort} (${server.kind}) failed: ${cause.name}: ${cause.message}` +
         (more.length > 0 ? ` (also: ${more.join("; ")})` : ""),
       { cause },
     );

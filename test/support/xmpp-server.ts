@@ -35,7 +35,7 @@ export interface XmppUser {
 export interface StartXmppServerOptions {
   /** default: process.env.XMPP_SERVER ?? "prosody" */
   kind?: XmppServerKind;
-  /** accounts on the VirtualHost, created before start */
+  /** accounts on the VirtualHost, created before start ("name", or "name@elsewhere.example" on FOREIGN_DOMAIN) */
   users?: XmppUser[];
   /** the component's domain, e.g. "sms.localhost" (must differ from the VirtualHost) */
   componentDomain: string;
@@ -73,6 +73,17 @@ export interface XmppServer {
 }
 
 const DOMAIN = "localhost";
+/**
+ * A second VirtualHost on the same server, standing for a foreign server on the federated network (the
+ * gateway serves DOMAIN's users only by default). An account there is named "user@elsewhere.example".
+ */
+export const FOREIGN_DOMAIN = "elsewhere.example";
+
+/** "mallory@elsewhere.example" → ["mallory", "elsewhere.example"]; "alice" → ["alice", DOMAIN]. */
+function userAndHost(username: string): [string, string] {
+  const at = username.indexOf("@");
+  return at < 0 ? [username, DOMAIN] : [username.slice(0, at), username.slice(at + 1)];
+}
 const READY_TIMEOUT_MS = 20_000;
 
 export async function startXmppServer(opts: StartXmppServerOptions): Promise<XmppServer> {
@@ -172,18 +183,20 @@ async function startProsody(opts: StartXmppServerOptions): Promise<XmppServer> {
     }),
     "",
     `VirtualHost ${luaString(DOMAIN)}`,
+    `VirtualHost ${luaString(FOREIGN_DOMAIN)}`,
     "",
   ].join("\n");
 
-  const register = async (username: string, password: string): Promise<void> => {
+  const register = async (account: string, password: string): Promise<void> => {
+    const [username, host] = userAndHost(account);
     try {
-      await execFileP(prosodyctl, ["--config", configFile, "register", username, DOMAIN, password], {
+      await execFileP(prosodyctl, ["--config", configFile, "register", username, host, password], {
         cwd: dir,
         timeout: 15_000,
       });
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`prosodyctl register ${username}@${DOMAIN} failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`);
+      throw new Error(`prosodyctl register ${username}@${host} failed: ${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`);
     }
   };
 
@@ -280,6 +293,7 @@ async function startEjabberd(opts: StartXmppServerOptions): Promise<XmppServer> 
     "log_rotate_count: 0",
     "hosts:",
     `  - ${DOMAIN}`,
+    `  - ${FOREIGN_DOMAIN}`,
     "s2s_access: none",
     "auth_method: internal",
     "auth_password_format: scram",
@@ -369,19 +383,20 @@ async function startEjabberd(opts: StartXmppServerOptions): Promise<XmppServer> 
       });
       return { ok: res.ok, status: res.status, body: await res.text() };
     } catch (err) {
-      throw new Error(`ejabberd: ${command} ${args.user ?? ""}@${DOMAIN} failed: ${(err as Error).message}`);
+      throw new Error(`ejabberd: ${command} ${args.user ?? ""}@${args.host ?? DOMAIN} failed: ${(err as Error).message}`);
     }
   };
-  const register = async (username: string, password: string): Promise<void> => {
-    const res = await api("register", { user: username, host: DOMAIN, password });
+  const register = async (account: string, password: string): Promise<void> => {
+    const [username, host] = userAndHost(account);
+    const res = await api("register", { user: username, host, password });
     if (res.ok) return;
     if (/already registered/i.test(res.body)) {
       // like prosodyctl register: an existing account gets the new password
-      const cp = await api("change_password", { user: username, host: DOMAIN, newpass: password });
+      const cp = await api("change_password", { user: username, host, newpass: password });
       if (cp.ok) return;
-      throw new Error(`ejabberd: change_password ${username}@${DOMAIN} failed: HTTP ${cp.status} ${cp.body}`);
+      throw new Error(`ejabberd: change_password ${username}@${host} failed: HTTP ${cp.status} ${cp.body}`);
     }
-    throw new Error(`ejabberd: register ${username}@${DOMAIN} failed: HTTP ${res.status} ${res.body}`);
+    throw new Error(`ejabberd: register ${username}@${host} failed: HTTP ${res.status} ${res.body}`);
   };
 
   let proc: SpawnedProcess | undefined;

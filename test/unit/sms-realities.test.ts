@@ -107,6 +107,9 @@ function memoryIntroductions(): IntroductionStore {
       seen.add(k);
       return true;
     },
+    async forget(jid) {
+      for (const k of seen) if (k.startsWith(`${jid}|`)) seen.delete(k);
+    },
   };
 }
 

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { MediaTooLargeError, type MediaFiles, type StoredMedia } from "../../core/media.js";
+import { MediaTooLargeError, type MediaFiles, type MediaRemover, type StoredMedia } from "../../core/media.js";
 
 /** base64url of 32 bytes, nothing else: the only names ever joined to MEDIA_DIR (no traversal). */
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -18,7 +18,7 @@ export function isMediaToken(s: string): boolean {
   return TOKEN.test(s);
 }
 
-export interface DiskMediaStore extends MediaFiles {
+export interface DiskMediaStore extends MediaFiles, MediaRemover {
   /** The bytes of unexpired media, opened (a sweep that runs meanwhile cannot cut the answer short). */
   open(token: string): Promise<{ meta: StoredMedia; stream: Readable } | undefined>;
   /** Deletes expired media and crash leftovers; returns how many media were deleted. */
@@ -96,6 +96,15 @@ export function createDiskMediaStore(dir: string): DiskMediaStore {
       } catch {
         return undefined;
       }
+    },
+
+    async remove(token) {
+      if (!isMediaToken(token)) return false;
+      // Metadata first: from then on it is never served, even if the bytes outlive a crash (swept later).
+      const had = await stat(metaPath(token)).then(() => true, () => false);
+      await rm(metaPath(token), { force: true });
+      await rm(dataPath(token), { force: true });
+      return had;
     },
 
     async sweep(now = Date.now()) {

@@ -10,11 +10,11 @@ export const keys = {
   numberUsers: (phone: string) => `${P}:number:${phone}:users`,
   /** SET of every linked bare JID, for listing. No TTL. */
   users: `${P}:users`,
-  /** STRING the AccountSid a bare JID registered its own provider account with (REGISTRATION=byo). No TTL: removed on unregister. */
+  /** STRING the AccountSid a bare JID registered its own provider account with (REGISTRATION=byo). No TTL: removed on unlink/unregister. */
   userAccount: (jid: string) => `${P}:user:${jid}:account`,
   /** HASH a user's own provider account: authToken (sealed, SECRETS_KEY). No TTL: removed with its last number. */
   account: (accountSid: string) => `${P}:account:${accountSid}`,
-  /** HASH number → bare JID, the numbers registered under an account. No TTL: entries removed on unregister. */
+  /** HASH number → bare JID, the numbers registered under an account. No TTL: entries removed on unlink/unregister. */
   accountNumbers: (accountSid: string) => `${P}:account:${accountSid}:numbers`,
   /** HASH webhook target: url, allow (JSON), secret (sealed, SECRETS_KEY), tokenHash (SHA-256), createdAt, updatedAt. No TTL: removed on delete. */
   webhook: (name: string) => `${P}:webhook:${name}`,
@@ -26,9 +26,14 @@ export const keys = {
    * does not expire.
    */
   optOuts: (ourNumber: string) => `${P}:optout:${ourNumber}`,
-  /** SET of the contact localparts a bare JID has been introduced to (presence subscribe + nick). No TTL. */
+  /** SET of the contact localparts a bare JID has been introduced to (presence subscribe + nick). No TTL: removed on unlink/unregister. */
   introduced: (jid: string) => `${P}:user:${jid}:introduced`,
-  /** HASH message record. TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
+  /**
+   * SET of the tokens of re-hosted media delivered to a bare JID, so unlinking/unregistering can delete
+   * them. TTL: MEDIA_RETENTION, renewed with each new item (it outlives its newest file, never less).
+   */
+  userMedia: (jid: string) => `${P}:user:${jid}:media`,
+  /** HASH message record (no body). TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
   message: (id: string) => `${P}:msg:${id}`,
   /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */
   providerId: (sid: string) => `${P}:sid:${sid}`,
@@ -36,11 +41,26 @@ export const keys = {
   mediaToken: (key: string) => `${P}:media:${key}`,
   /** STRING idempotency marker of an inbound webhook (MessageSid). TTL: DEDUPE_TTL. */
   seen: (key: string) => `${P}:seen:${key}`,
-  /** STREAM toward XMPP users, partitioned by conversation. Trimmed by deleting acknowledged entries. */
+  /**
+   * STREAM toward XMPP users, partitioned by conversation; entries carry bodies. Trimmed by deleting
+   * acknowledged entries; entries addressed to a user who unlinks are moved to the dead letters.
+   */
   toXmppStream: (partition: number) => `${P}:stream:to-xmpp:${partition}`,
-  /** STREAM toward the provider, partitioned by conversation. Trimmed by deleting acknowledged entries. */
+  /**
+   * STREAM toward the provider, partitioned by conversation; entries carry bodies. Trimmed by deleting
+   * acknowledged entries; jobs of a user who unlinks are moved to the dead letters.
+   */
   outboxStream: (partition: number) => `${P}:stream:outbox:${partition}`,
-  /** STREAM of items given up on, with the reason. Capped (approximately) at DEAD_LETTER_MAX entries. */
+  /**
+   * STRING usage counters of the limits (rate-limiter-flexible: `<prefix>:<key>`, e.g. a user's messages
+   * this minute, their segments today, the gateway's segments this hour). TTL: the limit's window.
+   */
+  limitPrefix: (name: string) => `${P}:limit:${name}`,
+  /**
+   * STREAM of items given up on, with the reason and the item (bodies included, so they can be retried).
+   * Entries older than DEAD_LETTER_RETENTION are trimmed (XTRIM MINID, run periodically by the
+   * pipeline); also capped (approximately) at DEAD_LETTER_MAX entries.
+   */
   deadLetters: `${P}:stream:dead`,
 } as const;
 

@@ -42,6 +42,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'attempt'
 return 1
 `;
 
+// KEYS: record. ARGV: field, now. 1 = marked now, 0 = marked before or no record. Never creates a hash
+// (a record that expired meanwhile would come back as a one-field hash without a TTL).
+const MARK_ONCE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+`;
+
 export function createRedisMessageStore(redis: Redis, opts: { retentionS: number }): MessageStore {
   return {
     async create(r) {
@@ -69,7 +76,7 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
       return { record: deserialize(h), changed: res[0] === 1 };
     },
     async markOnce(id, what) {
-      return (await redis.hSetNX(keys.message(id), `once:${what}`, String(Date.now()))) === 1;
+      return (await redis.eval(MARK_ONCE, { keys: [keys.message(id)], arguments: [`once:${what}`, String(Date.now())] })) === 1;
     },
     async idForProviderId(sid) {
       return (await redis.get(keys.providerId(sid))) ?? undefined;

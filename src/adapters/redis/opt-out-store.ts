@@ -23,5 +23,8 @@ export function createRedisIntroductionStore(redis: Redis): IntroductionStore {
     async introduce(jid, contactLocal) {
       return (await redis.sAdd(keys.introduced(jid), contactLocal)) === 1;
     },
+    async forget(jid) {
+      await redis.del(keys.introduced(jid));
+    },
   };
 }

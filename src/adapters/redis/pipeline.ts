@@ -25,7 +25,21 @@ end
 return 0
 `;
 
+// An entry leaves its stream for the dead letters: deleted, acknowledged and added there in one step,
+// and only if it is still in its stream. So an entry another consumer finished meanwhile (or one
+// already dead-lettered by deadLetterWhere) is never dead-lettered as well.
+// KEYS: stream, dead letters. ARGV: group, entry id, stream name, queue, reason, at, payload, cap.
+// 1 = moved, 0 = no longer in the stream.
+const MOVE_TO_DEAD = `
+if redis.call('XDEL', KEYS[1], ARGV[2]) == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[8], '*', 'stream', ARGV[3], 'queue', ARGV[4], 'reason', ARGV[5], 'at', ARGV[6], 'd', ARGV[7])
+return 1
+`;
+
 const BATCH = 32;
+/** Entries read at a time when a whole stream is scanned (deadLetterWhere). */
+const SCAN_BATCH = 200;
 
 export interface PipelineOptions {
   partitions: number;
@@ -44,6 +58,10 @@ export interface PipelineOptions {
   retryDelayMs?: { min: number; max: number };
   /** Test hook: consumers toward XMPP do not start (messages are accepted and wait). */
   holdToXmpp?: boolean;
+  /** Dead letters older than this are trimmed (DEAD_LETTER_RETENTION); undefined: kept (up to DEAD_LETTER_MAX). */
+  deadLetterRetentionS?: number;
+  /** How often the dead letters are trimmed while consuming (default: the retention, at most hourly). */
+  deadLetterSweepMs?: number;
 }
 
 interface Entry {
@@ -56,8 +74,18 @@ type Handlers = Parameters<Pipeline["consume"]>[0];
 export type RedisPipeline = Pipeline & {
   /** Ends the current backoff waits: the next hop is back. */
   wake(): void;
+  /** Deletes dead letters older than deadLetterRetentionS (it also runs periodically); returns how many. */
+  trimDeadLetters(now?: number): Promise<number>;
   depth(): Promise<{ toXmpp: number; outbox: number }>;
+  /** What waits in each queue (all partitions) and for how long, and how many dead letters are kept (metrics). */
+  stats(now?: number): Promise<QueueStats>;
 };
+
+export interface QueueStats {
+  toXmpp: { depth: number; oldestAgeMs: number };
+  outbox: { depth: number; oldestAgeMs: number };
+  deadLetters: number;
+}
 
 export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOptions): RedisPipeline {
   const blockMs = opts.blockMs ?? 2000;
@@ -71,6 +99,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   let running = false;
   let stopping = new AbortController();
   let wakeup = new AbortController();
+  let deadLetterSweeper: NodeJS.Timeout | undefined;
+  /** Outbound jobs in hand here, by "stream id": deadLetterWhere ends their waits at once. */
+  const inHand = new Map<string, AbortController>();
   const ensured = new Set<string>();
 
   function partitionOf(conversation: string): number {
@@ -134,14 +165,21 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     await redis.multi().xAck(stream, GROUP, ids).xDel(stream, ids).exec();
   }
 
+  /** Moves an entry from its stream to the dead letters; false when it had already left the stream. */
+  async function moveToDead(stream: string, queue: DeadLetter["queue"], entry: Entry, reason: string, at: number): Promise<boolean> {
+    const moved = await redis.eval(MOVE_TO_DEAD, {
+      keys: [stream, keys.deadLetters],
+      arguments: [GROUP, entry.id, stream, queue, reason, String(at), entry.message.d ?? "", String(DEAD_LETTER_MAX)],
+    });
+    return moved === 1;
+  }
+
   async function deadLetter(handlers: Handlers, stream: string, queue: DeadLetter["queue"], entry: Entry, reason: string): Promise<void> {
     const at = Date.now();
-    await redis
-      .multi()
-      .xAdd(keys.deadLetters, "*", { stream, queue, reason, at: String(at), d: entry.message.d ?? "" }, { TRIM: { strategy: "MAXLEN", strategyModifier: "~", threshold: DEAD_LETTER_MAX } })
-      .xAck(stream, GROUP, entry.id)
-      .xDel(stream, entry.id)
-      .exec();
+    if (!(await moveToDead(stream, queue, entry, reason, at))) {
+      log.warn({ stream, entry: entry.id }, "entry already left its stream; not dead-lettered");
+      return;
+    }
     log.error({ stream, entry: entry.id, reason }, "dead-lettered");
     const item = parse<XmppDelivery | OutboundJob>(entry);
     if (item && handlers.onDeadLetter) {
@@ -171,7 +209,14 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     while (running) {
       let entries: Entry[];
       try {
-        if (!reader.isOpen) await reader.connect();
+        if (!reader.isOpen) {
+          await reader.connect();
+          // Stopped while connecting: node-redis would keep a client destroyed mid-connect reconnecting.
+          if (!running) {
+            reader.destroy();
+            return;
+          }
+        }
         await ensureGroup(stream);
         const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: BATCH, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
         entries = ((res as { messages: (Entry | null)[] }[] | null)?.[0]?.messages ?? []).filter((e): e is Entry => e !== null);
@@ -305,15 +350,36 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
           continue;
         }
-        const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: stopping.signal };
-        // A long provider backoff must not look abandoned to other consumers.
+        // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
+        // it again (it is ours) says whether it is still pending.
+        if ((await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
+          failures.delete(entry.id);
+          log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
+          continue;
+        }
+        // Aborted when the entry leaves the stream while in hand (dead-lettered by deadLetterWhere, here or
+        // on another instance): the handler's waits end and the job is not tried again.
+        const gone = new AbortController();
+        const handKey = `${stream} ${entry.id}`;
+        inHand.set(handKey, gone);
+        const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: AbortSignal.any([stopping.signal, gone.signal]) };
+        // A long provider backoff must not look abandoned to other consumers. Claiming nothing means
+        // the entry is no longer pending: it left the stream.
         const heartbeat = setInterval(() => {
-          redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id).catch(() => undefined);
+          redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id).then(
+            (ids) => void (ids.length === 0 && gone.abort()),
+            () => undefined,
+          );
         }, Math.max(1000, claimIdleMs / 3));
         try {
           await handlers.outbound(job, meta);
         } catch (err) {
           if (!running) return false; // stopped mid-way: stays pending for the next start
+          if (gone.signal.aborted) {
+            failures.delete(entry.id);
+            log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream while in hand (dead-lettered); not tried again");
+            continue;
+          }
           // The next hop or Redis is away, which is no fault of the job: try again later.
           if (err instanceof RetryLater || isRedisUnavailable(err)) return false;
           if (err instanceof GiveUp) {
@@ -330,6 +396,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           continue;
         } finally {
           clearInterval(heartbeat);
+          inHand.delete(handKey);
         }
         failures.delete(entry.id);
         await ack(stream, [entry.id]);
@@ -338,9 +405,18 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     };
   }
 
+  async function trimDeadLetters(now = Date.now()): Promise<number> {
+    if (opts.deadLetterRetentionS === undefined) return 0;
+    // Stream ids start with the time they were added (ms): MINID drops every entry older than that.
+    const trimmed = await redis.xTrim(keys.deadLetters, "MINID", String(now - opts.deadLetterRetentionS * 1000));
+    if (trimmed > 0) log.info({ trimmed }, "dead letters past DEAD_LETTER_RETENTION deleted");
+    return trimmed;
+  }
+
   return {
     enqueueToXmpp,
     enqueueOutbound,
+    trimDeadLetters,
     async idForDedupeKey(key) {
       const v = await redis.get(keys.seen(key));
       return v && v !== "1" ? v : undefined;
@@ -353,6 +429,12 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     consume(handlers) {
       running = true;
       stopping = new AbortController();
+      if (opts.deadLetterRetentionS !== undefined) {
+        const sweep = () => void trimDeadLetters().catch((err: unknown) => log.warn({ err: (err as Error).message }, "dead-letter trim failed"));
+        sweep();
+        deadLetterSweeper = setInterval(sweep, opts.deadLetterSweepMs ?? Math.min(opts.deadLetterRetentionS * 1000, 3600_000));
+        deadLetterSweeper.unref();
+      }
       for (let p = 0; p < opts.partitions; p++) {
         if (!opts.holdToXmpp) {
           const s = keys.toXmppStream(p);
@@ -365,6 +447,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     async stop() {
       running = false;
       stopping.abort();
+      clearInterval(deadLetterSweeper);
       // Blocked reads end at once; work in hand finishes (or returns to the queue) before this resolves.
       for (const r of readers) r.destroy();
       await Promise.allSettled(loops);
@@ -381,6 +464,32 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         out.push({ id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item });
       }
       return out;
+    },
+    async deadLetterWhere(select) {
+      let moved = 0;
+      for (let p = 0; p < opts.partitions; p++) {
+        for (const [stream, queue] of [[keys.toXmppStream(p), "to-xmpp"], [keys.outboxStream(p), "outbound"]] as const) {
+          // In batches: healthy streams are short, but a backlog (XMPP away for a day) need not be read at once.
+          let start = "-";
+          for (;;) {
+            const rows = (await redis.xRange(stream, start, "+", { COUNT: SCAN_BATCH })) ?? [];
+            for (const row of rows) {
+              const entry: Entry = { id: row.id, message: row.message as Record<string, string> };
+              const item = parse<XmppDelivery | OutboundJob>(entry);
+              const reason = item && select(queue, item);
+              if (!reason) continue;
+              if (await moveToDead(stream, queue, entry, reason, Date.now())) {
+                moved++;
+                inHand.get(`${stream} ${entry.id}`)?.abort();
+                log.info({ stream, entry: entry.id, msgId: item.id, reason }, "dead-lettered");
+              }
+            }
+            if (rows.length < SCAN_BATCH) break;
+            start = `(${rows[rows.length - 1]!.id}`;
+          }
+        }
+      }
+      return moved;
     },
     async retryDeadLetter(id) {
       const rows = await redis.xRange(keys.deadLetters, id, id);
@@ -400,6 +509,25 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         outbox += await redis.xLen(keys.outboxStream(p));
       }
       return { toXmpp, outbox };
+    },
+    async stats(now = Date.now()) {
+      // Entries leave their stream when acknowledged, so length = waiting + in hand, and the first
+      // entry's id (its arrival time in ms) dates the oldest.
+      const queue = async (streamOf: (p: number) => string) => {
+        const m = redis.multi();
+        for (let p = 0; p < opts.partitions; p++) m.xLen(streamOf(p)).xRange(streamOf(p), "-", "+", { COUNT: 1 });
+        const replies = (await m.exec()) as unknown[];
+        let depth = 0;
+        let oldest = now;
+        for (let i = 0; i < replies.length; i += 2) {
+          depth += Number(replies[i]);
+          const first = (replies[i + 1] as { id: string }[] | null)?.[0];
+          if (first) oldest = Math.min(oldest, Number(first.id.split("-")[0]));
+        }
+        return { depth, oldestAgeMs: depth > 0 ? Math.max(0, now - oldest) : 0 };
+      };
+      const [toXmpp, outbox, deadLetters] = await Promise.all([queue(keys.toXmppStream), queue(keys.outboxStream), redis.xLen(keys.deadLetters)]);
+      return { toXmpp, outbox, deadLetters };
     },
   };
 }

@@ -27,8 +27,9 @@ function accountError(e: unknown, doing: string): GatewayError {
   return new GatewayError("internal", `Twilio refused the request while ${doing} (${what}).`, { cause: e });
 }
 
-function toProviderNumber(n: Pick<IncomingPhoneNumberInstance, "sid" | "phoneNumber" | "smsUrl" | "smsApplicationSid">): ProviderNumber {
+function toProviderNumber(n: Pick<IncomingPhoneNumberInstance, "sid" | "phoneNumber" | "smsUrl" | "smsMethod" | "smsApplicationSid">): ProviderNumber {
   const out: ProviderNumber = { sid: n.sid, phone: n.phoneNumber, smsUrl: n.smsUrl ?? "" };
+  if (typeof n.smsMethod === "string" && n.smsMethod) out.smsMethod = n.smsMethod.toUpperCase();
   // A number in a Messaging Service carries the service's SID (MG…) as its SMS application: the
   // service's inbound settings then apply instead of the number's own smsUrl.
   if (typeof n.smsApplicationSid === "string" && n.smsApplicationSid.startsWith("MG")) out.messagingServiceSid = n.smsApplicationSid;

@@ -23,9 +23,13 @@ export interface WebhookSenderOptions {
 
 const EXCERPT_CHARS = 200;
 
-/** Origin and path only: query strings and userinfo of webhook URLs often carry tokens. */
+/**
+ * The origin only: the query string, the userinfo and often the path of a webhook URL carry its
+ * credential (Slack, Discord and Teams hooks are `https://host/<secret path>`). Reasons built with it
+ * reach the log, dead letters and the user's error replies.
+ */
 export function safeUrl(url: URL): string {
-  return url.origin + url.pathname;
+  return url.origin;
 }
 
 /** Printable one-line excerpt: control and format characters (incl. bidi overrides) become spaces. */
@@ -175,7 +179,9 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
       const location = header(res, "location");
       if (location) {
         try {
-          to = ` (Location: ${safeUrl(new URL(location, url))})`;
+          const target = new URL(location, url);
+          // Only for the answer (shown to the sender, never logged): the path helps fix the registration.
+          to = ` (Location: ${target.origin + target.pathname})`;
         } catch {
           /* unreadable Location: leave it out */
         }

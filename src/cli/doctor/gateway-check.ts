@@ -1,0 +1,68 @@
+// Is a gateway running at --url? Its /readyz body (no token needed) reports Redis, the journal, the
+// component link and the provider. While one runs, the doctor never opens a component connection of
+// its own (GATEWAY.md "Connection to the server"): it reads the link's state from here.
+import { probe } from "../api-client.js";
+import { fail, ok, skip, type Check } from "./types.js";
+
+export interface Readyz {
+  status: string;
+  redis?: string;
+  journal?: { writable: boolean; pending: number; error?: string };
+  xmpp?: { connected: boolean; status: string; reconnects: number; note?: string; lastError?: string };
+  provider?: string;
+  breaker?: { tripped: boolean; note?: string };
+}
+
+export type GatewayProbe =
+  /** A Switchboard gateway answered. */
+  | { state: "running"; readyz: Readyz }
+  /** Nothing listens there (connection refused, no such host): no gateway runs at that URL. */
+  | { state: "absent"; reason: string }
+  /** Something answered, or the answer timed out: whether a gateway runs cannot be told. */
+  | { state: "unknown"; reason: string };
+
+function isReadyz(v: unknown): v is Readyz {
+  return typeof v === "object" && v !== null && typeof (v as Readyz).status === "string" && typeof (v as Readyz).xmpp === "object";
+}
+
+export async function probeGateway(url: string, timeoutMs = 5000): Promise<GatewayProbe> {
+  const p = await probe(`${url}/readyz`, timeoutMs);
+  if (!p.answered) {
+    const absent = ["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"].includes(p.code);
+    return absent ? { state: "absent", reason: `${p.code}: ${p.message}` } : { state: "unknown", reason: `${p.code}: ${p.message}` };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(p.body);
+  } catch {
+    body = undefined;
+  }
+  if (isReadyz(body)) return { state: "running", readyz: body };
+  return { state: "unknown", reason: `GET ${url}/readyz answered ${p.status} ${p.contentType.split(";")[0] || "without a content type"}, not a Switchboard readiness report` };
+}
+
+export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean): Check {
+  if (g.state === "absent") {
+    const detail = `no gateway answers at ${url} (${g.reason})`;
+    return haveConfig
+      ? skip("gateway", `${detail}: checking with the local configuration, including a component handshake of its own`)
+      : fail("gateway", detail, "start the gateway, or point at it with --url or SWITCHBOARD_URL (or run doctor where its .env is)");
+  }
+  if (g.state === "unknown") {
+    return fail("gateway", `cannot tell whether a gateway runs at ${url}: ${g.reason}`, "point --url (or SWITCHBOARD_URL) at the gateway's own HTTP listener (HTTP_HOST:HTTP_PORT), not at another service");
+  }
+  const r = g.readyz;
+  const parts = [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`];
+  if (r.journal) parts.push(`journal ${r.journal.writable ? "writable" : "NOT writable"}, ${r.journal.pending} pending`);
+  if (r.breaker?.tripped) parts.push(`breaker TRIPPED (${r.breaker.note ?? "sending stopped"})`);
+  if (r.status === "unavailable") {
+    return fail("gateway", `the gateway at ${url} cannot store messages: ${parts.join(", ")}`, "Redis is unreachable from the gateway and its journal (JOURNAL_DIR) is not writable: bring Redis back (REDIS_URL) and make JOURNAL_DIR writable");
+  }
+  if (r.breaker?.tripped) {
+    return fail("gateway", `the gateway at ${url} runs but its breaker stopped all sending: ${parts.join(", ")}`, "wait for the hour to end, or reset it: curl -X DELETE -H \"Authorization: Bearer $ADMIN_TOKEN\" " + url + "/api/v1/breaker (and check BREAKER_SEGMENTS_PER_HOUR)");
+  }
+  if (r.status === "degraded") {
+    return fail("gateway", `the gateway at ${url} runs without Redis (inbound SMS wait in the journal): ${parts.join(", ")}`, "bring Redis back at REDIS_URL; the journal is replayed once it answers");
+  }
+  return ok("gateway", `running at ${url}: ${parts.join(", ")}`);
+}

@@ -1,0 +1,84 @@
+// Forgetting a user (issue 6 item 3, "Data lifecycle"): what unlinking or unregistering deletes. Every
+// path that ends a user's link goes through here — the admin API's DELETE /api/v1/users/{jid}, and
+// XEP-0077 <remove/>, the ad-hoc and the chat `unregister` (core/registration.ts) — so they all delete
+// the same things:
+//
+//  1. the link (user ⇄ number), first, so that nothing new is routed to or sent for them;
+//  2. their stored provider credentials (REGISTRATION=byo; the account's token goes with the last
+//     number registered under it);
+//  3. queued work: deliveries addressed to them ("recipient unlinked") and their messages still waiting
+//     for the provider or a webhook target ("sender unlinked") become dead letters with that reason —
+//     kept for DEAD_LETTER_RETENTION, where the operator can see (and retry) them, never silently lost;
+//  4. the contacts they were introduced to;
+//  5. the media re-hosted for them (files and index).
+//
+// Not deleted: message records and idempotency keys (no bodies, they expire on their own within
+// MESSAGE_RETENTION / DEDUPE_TTL), and the opt-out ledger of the number (a contact's STOP belongs to the
+// number, and the carrier keeps blocking texts to them whoever holds it next).
+import type { MediaIndex, MediaRemover } from "./media.js";
+import type { OutboundJob, XmppDelivery } from "./message.js";
+import type { AccountStore, DeadLetter, IntroductionStore, LinkStore, Pipeline } from "./ports.js";
+
+export const RECIPIENT_UNLINKED = "recipient unlinked";
+export const SENDER_UNLINKED = "sender unlinked";
+
+export interface ForgetUserDeps {
+  links: Pick<LinkStore, "phoneOf" | "unlink">;
+  /** Stored provider credentials (REGISTRATION=byo, or left from a time the gateway ran so). */
+  accounts?: Pick<AccountStore, "remove">;
+  pipeline?: Pick<Pipeline, "deadLetterWhere">;
+  introductions?: Pick<IntroductionStore, "forget">;
+  media?: { index: MediaIndex; files: MediaRemover };
+  log: { info(o: object, m: string): void };
+}
+
+export interface ForgetResult {
+  /** True when there was anything to remove (a link or stored credentials). */
+  removed: boolean;
+  /** The number they were linked to. */
+  phone?: string;
+  hadCredentials: boolean;
+  /** Queued items moved to the dead letters. */
+  deadLettered: number;
+  /** Re-hosted media items deleted. */
+  media: number;
+}
+
+const bareOf = (jid: string): string => jid.split("/")[0]!;
+
+/**
+ * Which queued items belong to the forgotten user, and why they are given up: deliveries toward
+ * XMPP addressed to them, and jobs toward the provider (from their number) or a webhook target
+ * (from their JID).
+ */
+export function unlinkedWork(jid: string, phone: string | undefined): (queue: DeadLetter["queue"], item: XmppDelivery | OutboundJob) => string | undefined {
+  return (queue, item) => {
+    if (queue === "to-xmpp") return bareOf(item.to) === jid ? RECIPIENT_UNLINKED : undefined;
+    const job = item as OutboundJob;
+    if (job.channel === "webhook") return bareOf(job.from) === jid ? SENDER_UNLINKED : undefined;
+    return phone !== undefined && job.from === phone ? SENDER_UNLINKED : undefined;
+  };
+}
+
+export function createForgetUser(deps: ForgetUserDeps) {
+  return async function forgetUser(jid: string): Promise<ForgetResult> {
+    const phone = await deps.links.phoneOf(jid);
+    const unlinked = await deps.links.unlink(jid);
+    const { accountSid } = (await deps.accounts?.remove(jid)) ?? {};
+    const deadLettered = (await deps.pipeline?.deadLetterWhere(unlinkedWork(jid, phone))) ?? 0;
+    await deps.introductions?.forget(jid);
+    let media = 0;
+    if (deps.media) {
+      for (const token of await deps.media.index.takeOwned(jid)) {
+        if (await deps.media.files.remove(token)) media++;
+      }
+    }
+    const removed = unlinked || Boolean(accountSid);
+    if (removed || deadLettered > 0 || media > 0) {
+      deps.log.info({ jid, credentials: Boolean(accountSid), deadLettered, media }, "user forgotten: link, credentials, queued work and media deleted");
+    }
+    return { removed, hadCredentials: Boolean(accountSid), deadLettered, media, ...(phone ? { phone } : {}) };
+  };
+}
+
+export type ForgetUser = ReturnType<typeof createForgetUser>;

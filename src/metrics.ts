@@ -1,0 +1,155 @@
+// Prometheus metrics (prom-client), served at GET /metrics. One registry per gateway, so tests that
+// run several gateways in one process do not share counters. Counters move where things happen
+// (src/instrument.ts wraps the ports); gauges are read from their sources at scrape time.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { LimitName } from "./core/limits.js";
+
+export type Direction = "in" | "out";
+export type Channel = "sms" | "webhook";
+
+export interface MetricsSources {
+  /** The breaker's state; rejects or undefined when it cannot be read (Redis away). */
+  breaker?(): Promise<{ tripped: boolean; used: number } | undefined>;
+  queues?(): Promise<{ toXmpp: { depth: number; oldestAgeMs: number }; outbox: { depth: number; oldestAgeMs: number }; deadLetters: number }>;
+  journal?(): Promise<{ writable: boolean; pending: number }>;
+  xmpp?(): { online: boolean; reconnects: number };
+}
+
+export function createMetrics(sources: MetricsSources = {}) {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry, prefix: "switchboard_" });
+  const read = async <T>(f: (() => Promise<T>) | undefined): Promise<T | undefined> => (f ? f().catch(() => undefined) : undefined);
+
+  const messages = new Counter({
+    name: "switchboard_messages_total",
+    help: "Messages by direction (in: toward XMPP users, out: from them), channel (sms, webhook) and outcome (accepted, duplicate, unrouted, journaled, refused, delivered, sent, failed, ambiguous, and provider statuses)",
+    labelNames: ["direction", "channel", "outcome"] as const,
+    registers,
+  });
+  const providerLatency = new Histogram({
+    name: "switchboard_provider_request_duration_seconds",
+    help: "Time of one SMS provider create request, by result (ok, permanent, retry, ambiguous)",
+    labelNames: ["result"] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15],
+    registers,
+  });
+  const webhookLatency = new Histogram({
+    name: "switchboard_webhook_request_duration_seconds",
+    help: "Time of one POST to a webhook target, by result (ok, permanent, retry)",
+    labelNames: ["result"] as const,
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers,
+  });
+  const providerErrors = new Counter({ name: "switchboard_provider_errors_total", help: "Provider error codes seen (Twilio codes such as 21211, or the HTTP status when there is none)", labelNames: ["code"] as const, registers });
+  const deadLettered = new Counter({ name: "switchboard_dead_letters_total", help: "Items given up on, by queue (to-xmpp, outbound)", labelNames: ["queue"] as const, registers });
+  const limitRefusals = new Counter({
+    name: "switchboard_limit_refusals_total",
+    help: "Messages refused by a limit, by limit (user_rate, user_daily_segments, destination_country, destination_type, breaker, webhook_in_rate, admin_auth_failures)",
+    labelNames: ["limit"] as const,
+    registers,
+  });
+  const breakerTrips = new Counter({ name: "switchboard_breaker_trips_total", help: "Times the gateway-wide segments-per-hour breaker tripped", registers });
+
+  new Gauge({
+    name: "switchboard_breaker_tripped",
+    help: "1 while the gateway-wide breaker stops all sending",
+    registers,
+    async collect() {
+      this.set((await read(sources.breaker))?.tripped ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "switchboard_breaker_segments_used",
+    help: "SMS segments counted by the breaker in its current hour",
+    registers,
+    async collect() {
+      this.set((await read(sources.breaker))?.used ?? 0);
+    },
+  });
+  const queueStats = () => read(sources.queues);
+  new Gauge({
+    name: "switchboard_queue_depth",
+    help: "Items waiting (or in hand) per queue: to-xmpp (toward XMPP users), outbox (toward the provider and webhook targets)",
+    labelNames: ["queue"] as const,
+    registers,
+    async collect() {
+      const q = await queueStats();
+      if (!q) return;
+      this.set({ queue: "to-xmpp" }, q.toXmpp.depth);
+      this.set({ queue: "outbox" }, q.outbox.depth);
+    },
+  });
+  new Gauge({
+    name: "switchboard_queue_oldest_age_seconds",
+    help: "Age of the oldest item per queue (0 when empty)",
+    labelNames: ["queue"] as const,
+    registers,
+    async collect() {
+      const q = await queueStats();
+      if (!q) return;
+      this.set({ queue: "to-xmpp" }, q.toXmpp.oldestAgeMs / 1000);
+      this.set({ queue: "outbox" }, q.outbox.oldestAgeMs / 1000);
+    },
+  });
+  new Gauge({
+    name: "switchboard_dead_letters",
+    help: "Dead letters kept (retryable with the admin API)",
+    registers,
+    async collect() {
+      const q = await queueStats();
+      if (q) this.set(q.deadLetters);
+    },
+  });
+  new Gauge({
+    name: "switchboard_journal_pending",
+    help: "Inbound SMS waiting in the local journal for Redis to come back",
+    registers,
+    async collect() {
+      const j = await read(sources.journal);
+      if (j) this.set(j.pending);
+    },
+  });
+  new Gauge({
+    name: "switchboard_journal_writable",
+    help: "1 when the local journal can take inbound SMS",
+    registers,
+    async collect() {
+      const j = await read(sources.journal);
+      this.set(j?.writable ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "switchboard_xmpp_connected",
+    help: "1 while the component link to the XMPP server is online",
+    registers,
+    collect() {
+      this.set(sources.xmpp?.().online ? 1 : 0);
+    },
+  });
+  // The connection counts its reconnects itself; the counter follows it at each scrape.
+  const reconnects = new Counter({ name: "switchboard_xmpp_reconnects_total", help: "Reconnects of the component link", registers });
+  let seenReconnects = 0;
+  const syncReconnects = () => {
+    const now = sources.xmpp?.().reconnects ?? 0;
+    if (now > seenReconnects) reconnects.inc(now - seenReconnects);
+    seenReconnects = Math.max(seenReconnects, now);
+  };
+
+  return {
+    registry,
+    async render(): Promise<string> {
+      syncReconnects();
+      return registry.metrics();
+    },
+    message: (direction: Direction, channel: Channel, outcome: string) => messages.inc({ direction, channel, outcome }),
+    providerRequest: (seconds: number, result: string) => providerLatency.observe({ result }, seconds),
+    providerError: (code: number | string) => providerErrors.inc({ code: String(code) }),
+    webhookRequest: (seconds: number, result: string) => webhookLatency.observe({ result }, seconds),
+    deadLettered: (queue: string) => deadLettered.inc({ queue }),
+    limitRefused: (limit: LimitName | "webhook_in_rate" | "admin_auth_failures") => limitRefusals.inc({ limit }),
+    breakerTripped: () => breakerTrips.inc(),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

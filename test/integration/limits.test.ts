@@ -1,0 +1,247 @@
+// Safe to expose (issue 6): who may use the gateway (ALLOWED_DOMAINS), abuse and cost limits, each
+// with a readable refusal and a metric. Real Redis, a real XMPP server with a second, foreign-looking
+// VirtualHost (mallory@elsewhere.example), the fake Twilio. Tests run in order and share the counters,
+// so each limit is exercised by its own user, and the gateway-wide breaker comes last.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { startGateway, ADMIN_TOKEN, type TestGateway } from "../support/gateway.js";
+import { startRedis, type RedisServer } from "../support/redis.js";
+import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { FOREIGN_DOMAIN, startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+
+const DOMAIN = "sms.localhost";
+const SID = `AC${"7".repeat(32)}`;
+const TOKEN = "limits-auth-token";
+const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+const MALLORY = `mallory@${FOREIGN_DOMAIN}`;
+const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"] as const;
+const NUMBERS = Object.fromEntries(USERS.map((u, i) => [u, `+1555010000${i + 1}`])) as Record<(typeof USERS)[number], string>;
+const CONTACT = `+15552223333@${DOMAIN}`;
+const THREE_SEGMENTS = "x".repeat(400); // GSM-7: 153 characters per segment once split
+
+let redis: RedisServer;
+let server: XmppServer;
+let twilio: FakeTwilio;
+let gw: TestGateway;
+const clients = {} as Record<(typeof USERS)[number], TestClient>;
+let mallory: TestClient;
+let seq = 0;
+
+before(async () => {
+  [redis, server, twilio] = await Promise.all([
+    startRedis(),
+    startXmppServer({
+      componentDomain: DOMAIN,
+      componentSecret: "limits",
+      users: [...USERS.map((u) => ({ username: u, password: `${u}-pw` })), { username: MALLORY, password: "mallory-pw" }],
+    }),
+    startFakeTwilio({ accounts: { [SID]: TOKEN } }),
+  ]);
+  gw = await startGateway({
+    XMPP_SERVICE: server.componentService,
+    XMPP_DOMAIN: DOMAIN, // ALLOWED_DOMAINS defaults to its parent: localhost
+    XMPP_SECRET: "limits",
+    REDIS_URL: redis.url,
+    PUBLIC_URL: "https://gw.example.test",
+    TWILIO_ACCOUNT_SID: SID,
+    TWILIO_AUTH_TOKEN: TOKEN,
+    TWILIO_API_URL: twilio.url,
+    SECRETS_KEY: randomBytes(32).toString("base64"),
+    WEBHOOK_ALLOW_PRIVATE: "true",
+    USER_MESSAGES_PER_MINUTE: "5",
+    USER_SEGMENTS_PER_DAY: "10",
+    BREAKER_SEGMENTS_PER_HOUR: "20",
+    WEBHOOK_IN_PER_MINUTE: "3",
+    ADMIN_AUTH_FAILURES_PER_MINUTE: "3",
+  });
+  await gw.waitOnline();
+  for (const u of USERS) assert.equal((await gw.admin("PUT", `/api/v1/users/${u}@${server.domain}`, { phone: NUMBERS[u] })).status, 201);
+  const conns = await Promise.all([...USERS.map((u) => connectClient({ server, username: u, password: `${u}-pw` })), connectClient({ server, username: MALLORY, password: "mallory-pw" })]);
+  USERS.forEach((u, i) => (clients[u] = conns[i]!));
+  mallory = conns[USERS.length]!;
+});
+
+after(async () => {
+  await Promise.allSettled([...Object.values(clients).map((c) => c.stop()), mallory?.stop()]);
+  await gw?.stop();
+  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
+});
+
+const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
+const condition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
+const errorType = (el: StanzaElement) => el.getChild("error")?.attrs.type;
+const text = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
+
+/** Sends a chat and resolves with the error reply, or undefined once the fake Twilio created it. */
+async function send(client: TestClient, body: string, to = CONTACT): Promise<StanzaElement | undefined> {
+  const id = `l${++seq}`;
+  const marker = `${body} #${id}`;
+  await client.send(xml("message", { to, type: "chat", id }, xml("body", {}, marker)));
+  const end = Date.now() + 5000;
+  for (;;) {
+    const err = client.received.find(isErrorFor(id));
+    if (err) return err;
+    if (twilio.created.some((m) => m.body === marker)) return undefined;
+    if (Date.now() > end) throw new Error(`neither an SMS nor an error for ${id}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function metric(name: string): Promise<number> {
+  const res = await gw.gateway.http.inject({ method: "GET", url: "/metrics", headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.equal(res.statusCode, 200);
+  const line = res.body
+    .split("\n")
+    .find((l) => l.startsWith(name));
+  return line ? Number(line.split(" ").pop()) : 0;
+}
+
+describe("ALLOWED_DOMAINS: a foreign JID is refused everywhere", () => {
+  test("sending a text: auth/forbidden naming the served domain, nothing sent", async () => {
+    const before = twilio.requests.length;
+    const err = await send(mallory, "cheap SMS please");
+    assert.ok(err, "an error reply");
+    assert.equal(condition(err), "forbidden");
+    assert.equal(errorType(err), "auth");
+    assert.match(text(err), /serves users of localhost only/);
+    assert.equal(twilio.requests.length, before);
+  });
+
+  test("registering: XEP-0077, ad-hoc and chat commands all say forbidden", async () => {
+    const form = await mallory.iq(xml("iq", { type: "get", to: DOMAIN }, xml("query", { xmlns: "jabber:iq:register" })));
+    assert.equal(form.attrs.type, "error");
+    assert.equal(condition(form), "forbidden");
+    assert.match(text(form), /localhost/);
+    const set = await mallory.iq(xml("iq", { type: "set", to: DOMAIN }, xml("query", { xmlns: "jabber:iq:register" }, xml("remove"))));
+    assert.equal(condition(set), "forbidden");
+    const cmd = await mallory.iq(xml("iq", { type: "set", to: DOMAIN }, xml("command", { xmlns: "http://jabber.org/protocol/commands", node: "register", action: "execute" })));
+    assert.equal(cmd.attrs.type, "error");
+    assert.equal(condition(cmd), "forbidden");
+    const chat = await send(mallory, "register", DOMAIN);
+    assert.equal(chat && condition(chat), "forbidden");
+    // Being a good XMPP citizen still: disco and ping answer everyone.
+    const disco = await mallory.iq(xml("iq", { type: "get", to: DOMAIN }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
+    assert.equal(disco.attrs.type, "result");
+  });
+
+  test("reaching a webhook target, even one whose allow list names the foreign domain", async () => {
+    const created = await gw.admin("PUT", "/api/v1/webhooks/opsbot", { url: "http://127.0.0.1:9/hook", allow: [`*@${FOREIGN_DOMAIN}`, `*@${server.domain}`] });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    const err = await send(mallory, "deploy", `opsbot@${DOMAIN}`);
+    assert.equal(err && condition(err), "forbidden");
+    // …and the message-in API does not deliver to a foreign JID either.
+    const token = (created.json as { token: string }).token;
+    const res = await gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/opsbot/messages", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, payload: JSON.stringify({ to: MALLORY, body: "hi" }) });
+    assert.equal(res.statusCode, 403);
+    assert.match(res.body, /serves \(localhost\)|localhost/);
+  });
+
+  test("the admin API will not link a foreign JID", async () => {
+    const res = await gw.admin("PUT", `/api/v1/users/${MALLORY}`, { phone: "+15550199999" });
+    assert.equal(res.status, 400);
+    assert.match(JSON.stringify(res.json), /ALLOWED_DOMAINS/);
+  });
+});
+
+describe("per-user limits", () => {
+  test("rate: the message past USER_MESSAGES_PER_MINUTE is refused with policy-violation and a wait", async () => {
+    for (let i = 0; i < 5; i++) assert.equal(await send(clients.alice, `burst ${i}`), undefined, `message ${i} goes out`);
+    const before = await metric('switchboard_limit_refusals_total{limit="user_rate"}');
+    const err = await send(clients.alice, "one too many");
+    assert.ok(err);
+    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorType(err), "wait");
+    assert.match(text(err), /at most 5 messages a minute.*send it again in \d+ seconds/);
+    assert.equal(await metric('switchboard_limit_refusals_total{limit="user_rate"}'), before + 1);
+    // Another user is not affected.
+    assert.equal(await send(clients.dave, "unrelated"), undefined);
+  });
+
+  test("daily quota in segments: a message that would pass it is refused and costs nothing", async () => {
+    for (let i = 0; i < 3; i++) assert.equal(await send(clients.bob, `${THREE_SEGMENTS} ${i}`), undefined);
+    const err = await send(clients.bob, `${THREE_SEGMENTS} one more`);
+    assert.ok(err);
+    assert.equal(condition(err), "policy-violation");
+    assert.match(text(err), /daily allowance of 10 SMS segments.*needs 3/);
+    // What was refused was not charged: a one-segment text still fits.
+    assert.equal(await send(clients.bob, "short"), undefined);
+  });
+
+  test("destinations: other countries and premium-rate numbers are refused, saying why", async () => {
+    const cases: [string, RegExp][] = [
+      ["+447700900123", /United Kingdom.*numbers in United States only/],
+      ["+18765551234", /Jamaica/],
+      ["+19005551234", /premium-rate/],
+      ["+882345678901", /not tied to a country/],
+    ];
+    for (const [number, why] of cases) {
+      const err = await send(clients.carol, "hello", `${number}@${DOMAIN}`);
+      assert.ok(err, `${number} is refused`);
+      assert.equal(condition(err), "not-allowed", number);
+      assert.match(text(err), why);
+    }
+    assert.equal(await send(clients.carol, "a US mobile is fine", `+14155552671@${DOMAIN}`), undefined);
+    assert.ok((await metric('switchboard_limit_refusals_total{limit="destination_country"}')) >= 3);
+    assert.ok((await metric('switchboard_limit_refusals_total{limit="destination_type"}')) >= 1);
+  });
+});
+
+describe("HTTP limits", () => {
+  test("message-in API: per-token rate, then 429 with Retry-After", async () => {
+    const created = await gw.admin("PUT", "/api/v1/webhooks/alertbot", { url: "http://127.0.0.1:9/hook", allow: [`dave@${server.domain}`] });
+    const token = (created.json as { token: string }).token;
+    const post = () =>
+      gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/alertbot/messages", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, payload: JSON.stringify({ to: `dave@${server.domain}`, body: "disk full" }) });
+    for (let i = 0; i < 3; i++) assert.equal((await post()).statusCode, 202);
+    const limited = await post();
+    assert.equal(limited.statusCode, 429);
+    assert.match(String(limited.headers["content-type"]), /problem\+json/);
+    assert.ok(Number(limited.headers["retry-after"]) >= 1);
+  });
+
+  test("admin API: failed tokens are limited per client address", async () => {
+    const call = (token: string, remoteAddress: string) => gw.gateway.http.inject({ method: "GET", url: "/api/v1/users", remoteAddress, headers: { authorization: `Bearer ${token}` } });
+    for (let i = 0; i < 3; i++) assert.equal((await call("guess-" + i, "203.0.113.9")).statusCode, 401);
+    const limited = await call("guess-4", "203.0.113.9");
+    assert.equal(limited.statusCode, 429);
+    assert.ok(Number(limited.headers["retry-after"]) >= 1);
+    // Locked out, even with the right token, until the window ends; other addresses are not.
+    assert.equal((await call(ADMIN_TOKEN, "203.0.113.9")).statusCode, 429);
+    assert.equal((await call(ADMIN_TOKEN, "198.51.100.7")).statusCode, 200);
+  });
+});
+
+describe("the gateway-wide breaker", () => {
+  test("trips on segments per hour, stops all sending, tells the operator, and can be reset", async () => {
+    assert.equal(await metric("switchboard_breaker_tripped"), 0);
+    let tripped: StanzaElement | undefined;
+    let sent = 0;
+    // Three users take turns, so that none meets their own rate or daily quota first.
+    const senders = [clients.erin, clients.frank, clients.grace, clients.erin, clients.frank, clients.grace, clients.erin, clients.frank, clients.grace];
+    for (const c of senders) {
+      tripped = await send(c, THREE_SEGMENTS);
+      if (tripped) break;
+      sent++;
+    }
+    assert.ok(tripped, `the breaker tripped (after ${sent} two-segment texts)`);
+    assert.equal(condition(tripped), "resource-constraint");
+    assert.match(text(tripped), /stopped sending.*limit of 20 SMS segments an hour.*operator/);
+    // Everyone is stopped now, even with a one-segment text.
+    const after = await send(clients.heidi, "tiny");
+    assert.equal(after && condition(after), "resource-constraint");
+    const ready = (await gw.gateway.http.inject({ method: "GET", url: "/readyz" })).json() as { status: string; breaker?: { tripped: boolean; note?: string } };
+    assert.equal(ready.status, "ready", "inbound still flows: the gateway stays ready");
+    assert.equal(ready.breaker?.tripped, true);
+    assert.match(ready.breaker?.note ?? "", /sending stopped/);
+    assert.equal(await metric("switchboard_breaker_tripped"), 1);
+    assert.equal(await metric("switchboard_breaker_trips_total"), 1);
+    const status = (await gw.admin("GET", "/api/v1/breaker")).json as { tripped: boolean };
+    assert.equal(status.tripped, true);
+
+    assert.equal((await gw.admin("DELETE", "/api/v1/breaker")).status, 204);
+    assert.equal(await send(clients.heidi, "after the reset"), undefined);
+    assert.equal(await metric("switchboard_breaker_tripped"), 0);
+  });
+});
