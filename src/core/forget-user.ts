@@ -4,11 +4,12 @@
 // the same things:
 //
 //  1. the link (user ⇄ number), first, so that nothing new is routed to or sent for them;
-//  2. their stored provider credentials (REGISTRATION=byo; the account's token goes with the last
-//     number registered under it);
-//  3. queued work: deliveries addressed to them ("recipient unlinked") and their messages still waiting
-//     for the provider or a webhook target ("sender unlinked") become dead letters with that reason —
+//  2. queued work (before the credentials, and swept again after them): deliveries addressed to them
+//     ("recipient unlinked") and their messages still waiting for the provider or a webhook target
+//     ("sender unlinked") become dead letters with that reason —
 //     kept for DEAD_LETTER_RETENTION, where the operator can see (and retry) them, never silently lost;
+//  3. their stored provider credentials (REGISTRATION=byo; the account's token goes with the last
+//     number registered under it);
 //  4. the contacts they were introduced to;
 //  5. the media re-hosted for them (files and index).
 //
@@ -64,8 +65,13 @@ export function createForgetUser(deps: ForgetUserDeps) {
   return async function forgetUser(jid: string): Promise<ForgetResult> {
     const phone = await deps.links.phoneOf(jid);
     const unlinked = await deps.links.unlink(jid);
+    // Queued work goes before the credentials: a job still retrying would otherwise find its account
+    // gone and queue an error reply to the user being forgotten. A second sweep takes what a job that
+    // was finishing meanwhile queued.
+    const select = unlinkedWork(jid, phone);
+    let deadLettered = (await deps.pipeline?.deadLetterWhere(select)) ?? 0;
     const { accountSid } = (await deps.accounts?.remove(jid)) ?? {};
-    const deadLettered = (await deps.pipeline?.deadLetterWhere(unlinkedWork(jid, phone))) ?? 0;
+    deadLettered += (await deps.pipeline?.deadLetterWhere(select)) ?? 0;
     await deps.introductions?.forget(jid);
     let media = 0;
     if (deps.media) {
