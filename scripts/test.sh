@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, CI: .ci/run). On a fresh Debian 12 it installs what the tests run for
-# real (apt-get, when root): Redis, Prosody, ejabberd and the slixmpp client stack; then: npm ci,
+# real (apt-get, when root): Redis, Prosody, ejabberd, the slixmpp client stack and Chromium (the
+# web phone's browser test, driven by playwright-core); then: npm ci,
 # npm run build (type-check), npm test.
 #
 #   bash scripts/test.sh                    # every test; integration tests on Prosody AND ejabberd,
@@ -32,7 +33,8 @@ fi
 # --- system packages: binary -> Debian package --------------------------------------------
 # ejabberd and python3-slixmpp are needed whatever XMPP_SERVERS says: the interop matrix
 # (test/interop/) runs on both servers with both client stacks.
-required=("redis-server:redis-server" "prosodyctl:prosody" "prosody:prosody" "ejabberdctl:ejabberd")
+# chromium: test/integration/web-phone.test.ts drives Debian's /usr/bin/chromium (headless).
+required=("redis-server:redis-server" "prosodyctl:prosody" "prosody:prosody" "ejabberdctl:ejabberd" "chromium:chromium")
 for server in $XMPP_SERVERS; do
   case "$server" in
     prosody|ejabberd) ;;

@@ -39,6 +39,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   "GET /media/:token/:name": { tag: "Media", auth: "media-token", summary: "A re-hosted MMS media item", description: "The unguessable token in the URL is the key; items expire after MEDIA_RETENTION." },
   "GET /sandbox/messages": { tag: "Sandbox", auth: "admin", summary: "What the sandbox provider sent and received (SMS_PROVIDER=sandbox only)" },
   "POST /sandbox/sms": { tag: "Sandbox", auth: "admin", summary: "Inject an incoming SMS into the sandbox" },
+  "GET /sandbox/events": { tag: "Sandbox", auth: "admin", summary: "Live sandbox messages (Server-Sent Events)", description: "text/event-stream: `ready` once subscribed, then one `message` event (the same fields as GET /sandbox/messages) for each new message and each status change; a comment heartbeat every 15 s." },
+  "GET /sandbox": { tag: "Sandbox", auth: "none", summary: "The web phone: sandbox conversations as chat threads, and a form to text the linked users", description: "A static page; it asks for the admin token once (kept in the tab's sessionStorage) and sends it as a bearer token on its own API calls." },
   "GET /docs": { tag: "Docs", auth: "none", summary: "This documentation, as a page" },
   "GET /docs/json": { tag: "Docs", auth: "none", summary: "This documentation, as OpenAPI 3.1 JSON" },
 };

@@ -1,5 +1,7 @@
 // The Fastify app, built but not listening (tests use inject; main listens).
 import formbody from "@fastify/formbody";
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { SandboxProvider } from "../adapters/sandbox/provider.js";
@@ -18,7 +20,7 @@ import { deadLettersRoutes } from "./dead-letters-routes.js";
 import { healthRoutes, type HealthSource } from "./health-routes.js";
 import { mediaRoutes, type MediaReader } from "./media-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem.js";
-import { sandboxRoutes } from "./sandbox-routes.js";
+import { sandboxPageRoute, sandboxRoutes } from "./sandbox-routes.js";
 import { testMessagesRoute } from "./test-messages-route.js";
 import { twilioRoutes, type TwilioRoutesDeps } from "./twilio-routes.js";
 import { usersRoutes } from "./users-routes.js";
@@ -67,6 +69,19 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
     // A URL the router cannot decode (a bad %-escape) gets a problem answer too, not Fastify's own JSON.
     frameworkErrors: (err, _request, reply) => void sendProblem(reply, { title: "Bad Request", status: 400, detail: err.message }),
   });
+  // A browser opens spare connections it may never send a request on (preconnect, e.g. after /sandbox or
+  // /docs). Node's close() does not count them idle, so it would wait on them for the keep-alive
+  // timeout; nothing is in flight on them, so they are ended first.
+  const unused = new Set<Socket>();
+  app.server.on("connection", (socket: Socket) => {
+    unused.add(socket);
+    socket.once("close", () => unused.delete(socket));
+  });
+  app.server.on("request", (request: IncomingMessage) => void unused.delete(request.socket));
+  app.addHook("preClose", async () => {
+    for (const socket of unused) socket.destroy();
+    unused.clear();
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
@@ -77,6 +92,8 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   docsRoutes(app);
   twilioRoutes(app, deps);
   if (deps.media) mediaRoutes(app, deps.media);
+  // The web phone's page loads without the token (it asks for it); its API calls are admin routes.
+  if (deps.sandbox) sandboxPageRoute(app);
   // Authenticated by each target's own token, so outside the admin context.
   webhookMessagesRoute(app, {
     domain: deps.domain,

@@ -122,3 +122,31 @@ test("lookup finds an unclaimed sent message by content, like Twilio's", async (
     await sb.close();
   }
 });
+
+test("onMessage hears each new message and each status change, until unsubscribed (the web phone's feed)", async () => {
+  const rec = recorder();
+  const sb = createSandboxProvider({ stepMs: 5, onStatus: (...a) => rec.onStatus(...a) });
+  const heard: [string, string, MessageStatus][] = [];
+  const off = sb.onMessage((m) => {
+    heard.push([m.direction, m.id, m.status]);
+    m.body = "changed by a listener"; // a copy: the kept message is not touched
+  });
+  const throwing = sb.onMessage(() => {
+    throw new Error("a bad listener");
+  });
+  sb.recordInbound({ id: "IN1", from: "+15552223333", to: "+15550001111", body: "hello" });
+  await sb.send({ id: "OUT1", from: "+15550001111", to: "+15552223333", body: "hi", mediaUrls: [] });
+  await rec.until(2);
+  assert.deepEqual(heard, [
+    ["in", "IN1", "received"],
+    ["out", "OUT1", "queued"],
+    ["out", "OUT1", "sent"],
+    ["out", "OUT1", "delivered"],
+  ]);
+  assert.deepEqual(sb.messages().map((m) => m.body), ["hello", "hi"]);
+  off();
+  throwing();
+  sb.recordInbound({ id: "IN2", from: "+15552223333", to: "+15550001111", body: "again" });
+  assert.equal(heard.length, 4);
+  await sb.close();
+});

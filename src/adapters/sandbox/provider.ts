@@ -41,6 +41,8 @@ export interface SandboxProviderOptions {
 export type SandboxProvider = SmsProvider & {
   messages(): SandboxMessage[];
   recordInbound(m: SandboxInbound): SandboxMessage;
+  /** Calls `listener` with a copy of each new message and of each message whose status changed; returns the unsubscribe. */
+  onMessage(listener: (m: SandboxMessage) => void): () => void;
   close(): Promise<void>;
 };
 
@@ -58,11 +60,23 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
   const limit = opts.limit ?? 1000;
   const list: SandboxMessage[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  const listeners = new Set<(m: SandboxMessage) => void>();
   let closed = false;
+
+  const emit = (m: SandboxMessage): void => {
+    for (const l of listeners) {
+      try {
+        l({ ...m, media: [...m.media] });
+      } catch (err) {
+        opts.onError?.(err);
+      }
+    }
+  };
 
   const push = (m: SandboxMessage): void => {
     list.push(m);
     if (list.length > limit) list.splice(0, list.length - limit);
+    emit(m);
   };
 
   const later = (fn: () => Promise<void>): void => {
@@ -77,6 +91,7 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
 
   const report = async (m: SandboxMessage, status: MessageStatus): Promise<void> => {
     m.status = status;
+    emit(m);
     try {
       await opts.onStatus(m.id, m.providerId, status);
     } catch (err) {
@@ -145,8 +160,14 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
       return { ...m, media: [...m.media] };
     },
 
+    onMessage(listener: (m: SandboxMessage) => void): () => void {
+      listeners.add(listener);
+      return () => void listeners.delete(listener);
+    },
+
     async close(): Promise<void> {
       closed = true;
+      listeners.clear();
       for (const t of timers) clearTimeout(t);
       timers.clear();
     },
