@@ -280,6 +280,7 @@ cat <<EOF
    curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' -H 'Content-Type: application/json' \\
      -d '{"from":"$CONTACT_PHONE","to":"$DEMO_PHONE","body":"Hi from the sandbox"}' $BASE/sandbox/sms
 
+ Web phone        $BASE/sandbox  (enter the admin token below; text $DEMO_PHONE from any number)
  Admin token      $ADMIN_TOKEN
  Health           curl -s $BASE/readyz
  Gateway log      $GATEWAY_LOG
