@@ -20,6 +20,13 @@ export function createMetrics(sources: MetricsSources = {}) {
   const registers = [registry];
   collectDefaultMetrics({ register: registry, prefix: "switchboard_" });
   const read = async <T>(f: (() => Promise<T>) | undefined): Promise<T | undefined> => (f ? f().catch(() => undefined) : undefined);
+  // Several gauges show parts of one reading (the queues, the breaker): a scrape reads each source once.
+  type Snapshot = { breaker: ReturnType<typeof readBreaker>; queues: ReturnType<typeof readQueues>; journal: ReturnType<typeof readJournal> };
+  const readBreaker = () => read(sources.breaker);
+  const readQueues = () => read(sources.queues);
+  const readJournal = () => read(sources.journal);
+  let snapshot: Snapshot | undefined;
+  const current = (): Snapshot => snapshot ?? { breaker: readBreaker(), queues: readQueues(), journal: readJournal() };
 
   const messages = new Counter({
     name: "switchboard_messages_total",
@@ -56,7 +63,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     help: "1 while the gateway-wide breaker stops all sending",
     registers,
     async collect() {
-      this.set((await read(sources.breaker))?.tripped ? 1 : 0);
+      this.set((await current().breaker)?.tripped ? 1 : 0);
     },
   });
   new Gauge({
@@ -64,17 +71,16 @@ export function createMetrics(sources: MetricsSources = {}) {
     help: "SMS segments counted by the breaker in its current hour",
     registers,
     async collect() {
-      this.set((await read(sources.breaker))?.used ?? 0);
+      this.set((await current().breaker)?.used ?? 0);
     },
   });
-  const queueStats = () => read(sources.queues);
   new Gauge({
     name: "switchboard_queue_depth",
     help: "Items waiting (or in hand) per queue: to-xmpp (toward XMPP users), outbox (toward the provider and webhook targets)",
     labelNames: ["queue"] as const,
     registers,
     async collect() {
-      const q = await queueStats();
+      const q = await current().queues;
       if (!q) return;
       this.set({ queue: "to-xmpp" }, q.toXmpp.depth);
       this.set({ queue: "outbox" }, q.outbox.depth);
@@ -86,7 +92,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     labelNames: ["queue"] as const,
     registers,
     async collect() {
-      const q = await queueStats();
+      const q = await current().queues;
       if (!q) return;
       this.set({ queue: "to-xmpp" }, q.toXmpp.oldestAgeMs / 1000);
       this.set({ queue: "outbox" }, q.outbox.oldestAgeMs / 1000);
@@ -97,7 +103,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     help: "Dead letters kept (retryable with the admin API)",
     registers,
     async collect() {
-      const q = await queueStats();
+      const q = await current().queues;
       if (q) this.set(q.deadLetters);
     },
   });
@@ -106,7 +112,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     help: "Inbound SMS waiting in the local journal for Redis to come back",
     registers,
     async collect() {
-      const j = await read(sources.journal);
+      const j = await current().journal;
       if (j) this.set(j.pending);
     },
   });
@@ -115,7 +121,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     help: "1 when the local journal can take inbound SMS",
     registers,
     async collect() {
-      const j = await read(sources.journal);
+      const j = await current().journal;
       this.set(j?.writable ? 1 : 0);
     },
   });
@@ -140,7 +146,12 @@ export function createMetrics(sources: MetricsSources = {}) {
     registry,
     async render(): Promise<string> {
       syncReconnects();
-      return registry.metrics();
+      snapshot = { breaker: readBreaker(), queues: readQueues(), journal: readJournal() };
+      try {
+        return await registry.metrics();
+      } finally {
+        snapshot = undefined;
+      }
     },
     message: (direction: Direction, channel: Channel, outcome: string) => messages.inc({ direction, channel, outcome }),
     providerRequest: (seconds: number, result: string) => providerLatency.observe({ result }, seconds),

@@ -76,7 +76,6 @@ export type RedisPipeline = Pipeline & {
   wake(): void;
   /** Deletes dead letters older than deadLetterRetentionS (it also runs periodically); returns how many. */
   trimDeadLetters(now?: number): Promise<number>;
-  depth(): Promise<{ toXmpp: number; outbox: number }>;
   /** What waits in each queue (all partitions) and for how long, and how many dead letters are kept (metrics). */
   stats(now?: number): Promise<QueueStats>;
 };
@@ -500,15 +499,6 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       await redis.multi().xAdd(m.stream, "*", { d: m.d }).xDel(keys.deadLetters, id).exec();
       log.info({ deadLetter: id, stream: m.stream }, "dead letter queued again");
       return true;
-    },
-    async depth() {
-      let toXmpp = 0;
-      let outbox = 0;
-      for (let p = 0; p < opts.partitions; p++) {
-        toXmpp += await redis.xLen(keys.toXmppStream(p));
-        outbox += await redis.xLen(keys.outboxStream(p));
-      }
-      return { toXmpp, outbox };
     },
     async stats(now = Date.now()) {
       // Entries leave their stream when acknowledged, so length = waiting + in hand, and the first
