@@ -113,8 +113,10 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
     // `lookup` goes through to net/tls.connect: the socket connects to an address we checked, while
     // Host and TLS SNI stay the URL's host name (undici sets both from the origin).
     connect: { timeout: opts.timeoutMs, lookup: guardedLookup(opts.allowPrivate, resolve) },
-    headersTimeout: opts.timeoutMs,
-    bodyTimeout: opts.timeoutMs,
+    // undici runs these on coarse timers that can fire up to ~0.5 s early; the exact deadline is the
+    // AbortSignal in send(), so these are only a backstop just behind it.
+    headersTimeout: opts.timeoutMs + 1_000,
+    bodyTimeout: opts.timeoutMs + 1_000,
   });
 
   async function send(rawUrl: string, secret: string, payload: WebhookPayload, signal?: AbortSignal): Promise<WebhookResult> {
