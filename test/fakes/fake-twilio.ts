@@ -211,7 +211,17 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export async function startFakeTwilio(opts: { accounts: Record<string, string> }): Promise<FakeTwilio> {
+export interface FakeTwilioOptions {
+  /** account sid → auth token */
+  accounts: Record<string, string>;
+  /** Keep every request and created message for inspection (default true). The benchmark turns it off. */
+  keep?: boolean;
+  /** Called with each message created (the benchmark counts and times them here). */
+  onCreate?: (msg: FakeMessageResource) => void;
+}
+
+export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
+  const keep = opts.keep ?? true;
   const requests: RecordedRequest[] = [];
   const created: FakeMessageResource[] = [];
   const failures: FakeFailure[] = [];
@@ -289,7 +299,8 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
       to,
       uri,
     };
-    created.push(msg);
+    if (keep) created.push(msg);
+    opts.onCreate?.(msg);
     if (answer) json(res, 201, msg);
     else res.socket?.destroy(); // stored, but the answer is lost on the way
   };
@@ -363,7 +374,7 @@ export async function startFakeTwilio(opts: { accounts: Record<string, string> }
     const path = req.url ?? "/";
     const isForm = (req.headers["content-type"] ?? "").startsWith("application/x-www-form-urlencoded");
     const rec: RecordedRequest = { method: req.method ?? "GET", path, headers: req.headers, form: isForm ? parseForm(rawBody) : {}, rawBody, at: Date.now() };
-    requests.push(rec);
+    if (keep) requests.push(rec);
     for (const w of [...waiters]) w();
 
     const pathname = new URL(path, "http://fake").pathname;
