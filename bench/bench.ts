@@ -7,6 +7,7 @@
 //   npm run bench -- --server ejabberd
 //   BENCH_SECONDS=10 npm run bench       # shorter measurement windows (default 30 s)
 //   BENCH_ONLY=inbound,outbound          # some flows only (inbound, outbound, webhook-in, webhook-out, backlog)
+//   BENCH_PROFILE=1                      # the gateway writes a CPU profile (bench/results/profiles/)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -34,6 +35,8 @@ const BASELINE_S = Number(process.env.BENCH_BASELINE_SECONDS ?? Math.min(10, MEA
 const WARMUP_S = 3;
 const RATE = Number(process.env.BENCH_RATE ?? 2000);
 const ONLY = new Set((process.env.BENCH_ONLY ?? "inbound,outbound,webhook-in,webhook-out,backlog").split(",").map((s) => s.trim()));
+/** BENCH_PROFILE=1: the gateway runs with --cpu-prof; its profile lands in bench/results/profiles/. */
+const PROFILE_DIR = process.env.BENCH_PROFILE ? fileURLToPath(new URL("./results/profiles/", import.meta.url)) : undefined;
 const IN_FLIGHT = 2000; // the closed loops' bound on messages accepted but not yet arrived
 const HTTP_CONCURRENCY = 64;
 
@@ -54,7 +57,11 @@ interface Row {
   cpuPercent?: number;
   peakRssMb?: number;
   baseline?: { name: string; throughput: number };
+  /** CPU (% of one core) of the benchmark itself, the XMPP server and Redis during the flow */
+  otherCpu?: Record<string, number>;
 }
+
+const otherPids: Record<string, number> = { bench: process.pid };
 
 const rows: Row[] = [];
 const baselines: Record<string, number> = {};
@@ -67,14 +74,19 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
   flows.set(tag, flow);
   const sampler = opts.pid === undefined ? undefined : new ProcessSampler(opts.pid);
   sampler?.start();
+  // the other processes' CPU says which part is the bottleneck
+  const others = Object.entries(otherPids).map(([name, pid]) => [name, new ProcessSampler(pid)] as const);
+  for (const [, o] of others) o.start();
   const result = await flow.run();
   const usage = sampler?.stop();
+  const otherCpu = Object.fromEntries(others.map(([name, o]) => [name, Math.round(o.stop().cpuPercent)]));
   flows.delete(tag);
   const row: Row = {
     flow: name,
     load: result.load,
     result,
     ...(usage ? { cpuPercent: usage.cpuPercent, peakRssMb: usage.peakRssMb } : {}),
+    otherCpu,
     ...(opts.baseline && baselines[opts.baseline] ? { baseline: { name: opts.baseline, throughput: baselines[opts.baseline]! } } : {}),
   };
   rows.push(row);
@@ -83,6 +95,7 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
     `${name} @ ${r.load}: ${Math.round(r.throughput)} msg/s delivered (intake ${Math.round(r.intake)}/s), e2e p50 ${r.e2e.p50.toFixed(1)} p99 ${r.e2e.p99.toFixed(1)} ms` +
       (r.ack ? `, ack p50 ${r.ack.p50.toFixed(1)} p99 ${r.ack.p99.toFixed(1)} ms` : "") +
       (usage ? `, gateway CPU ${usage.cpuPercent.toFixed(0)} %, peak RSS ${usage.peakRssMb.toFixed(0)} MB` : "") +
+      `, CPU elsewhere ${Object.entries(otherCpu).map(([k, v]) => `${k} ${v} %`).join(", ")}` +
       `, lost ${r.lost}, dup ${r.duplicates}, refused ${r.refused}${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ""}`,
   );
   return row;
@@ -147,6 +160,8 @@ async function main(): Promise<number> {
   const server = await startXmppServer({ kind: SERVER, componentDomain: DOMAIN, componentSecret: SECRET, users: USERS.map((u) => ({ username: u.name, password: u.password })) });
   const serverPid = findPid(server.dir);
   const redisPid = findPid(`--port ${new URL(redis.url).port}`) ?? findPid(`:${new URL(redis.url).port}`);
+  if (serverPid) otherPids[SERVER] = serverPid;
+  if (redisPid) otherPids.redis = redisPid;
   const twilio = await startFakeTwilio({ accounts: { [ACCOUNT_SID]: AUTH_TOKEN }, keep: false, onCreate: (m) => arrived(m.body) });
   const receiver = await startReceiver(arrived);
   let backlog: BacklogResult | undefined;
@@ -194,7 +209,7 @@ async function main(): Promise<number> {
         BREAKER_SEGMENTS_PER_HOUR: "0",
         WEBHOOK_IN_PER_MINUTE: "0",
       },
-      { built: true, nodeArgs: startNodeArgs() },
+      { built: true, nodeArgs: [...startNodeArgs(), ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])] },
     );
     try {
       await gw.start();
@@ -241,12 +256,16 @@ async function main(): Promise<number> {
         const isHttp = key === "inbound" || key === "webhook-in";
         await measure(name, `${tag}r`, { kind: "rate", perSecond: RATE }, send, { pid, baseline });
         await measure(name, `${tag}m`, { kind: "max", inFlight: IN_FLIGHT, concurrency: isHttp ? HTTP_CONCURRENCY : 1 }, send, { pid, baseline });
+        if (!gw.running()) throw new Error(`the gateway died during "${name}"; its log ends:\n${gw.log().split("\n").slice(-30).join("\n")}`);
       }
       await http.close();
       await Promise.all(clients.map((c) => c.close()));
     } finally {
-      await gw.kill();
+      // a profile is written on a clean exit only
+      if (PROFILE_DIR) await gw.terminate(30_000);
+      else await gw.kill();
     }
+    if (PROFILE_DIR) say(`gateway CPU profile in ${PROFILE_DIR} (summary: npx tsx bench/profile-summary.ts ${PROFILE_DIR}/*.cpuprofile)`);
     if (ONLY.has("backlog")) {
       say("backlog: 100,000 inbound SMS while the XMPP server is down");
       backlog = await runBacklog({ count: Number(process.env.BACKLOG_COUNT ?? 100_000), redisUrl: redis.url, log: say });

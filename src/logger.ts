@@ -21,6 +21,15 @@ const REDACT = [
   'req.headers["x-twilio-signature"]',
 ];
 
+/**
+ * Standard output written asynchronously: lines logged while a write is under way leave together in
+ * the next one, instead of one blocking write(2) per line (at a few thousand messages a second, a
+ * line or two each, that was a tenth of the gateway's time). Call flushSync() before process.exit.
+ */
+export function asyncStdout(): pino.DestinationStream & { flushSync(): void } {
+  return pino.destination({ dest: 1, sync: false });
+}
+
 export function createLogger(level: LevelWithSilent, destination?: pino.DestinationStream): Logger {
   return pino({ level, redact: { paths: REDACT, censor: "[redacted]" }, base: { svc: "switchboard" } }, destination);
 }

@@ -2,7 +2,7 @@
 import "dotenv/config";
 import { createGateway } from "./app.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
-import { createLogger } from "./logger.js";
+import { asyncStdout, createLogger } from "./logger.js";
 
 async function main(): Promise<void> {
   let config: Config;
@@ -15,7 +15,16 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.LOG_LEVEL);
+  const stdout = asyncStdout();
+  const log = createLogger(config.LOG_LEVEL, stdout);
+  const exit = (code: number): never => {
+    try {
+      stdout.flushSync();
+    } catch {
+      // nothing buffered, or stdout is gone: nothing more to save
+    }
+    process.exit(code);
+  };
   let stopping = false;
 
   const gateway = await createGateway(config, log, {
@@ -32,7 +41,7 @@ async function main(): Promise<void> {
     stopping = true;
     const timer = setTimeout(() => {
       log.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, "graceful stop took too long; exiting");
-      process.exit(code || 1);
+      exit(code || 1);
     }, config.SHUTDOWN_TIMEOUT_MS);
     timer.unref();
     try {
@@ -41,7 +50,7 @@ async function main(): Promise<void> {
       log.error({ err }, "error while stopping");
     }
     log.info("switchboard stopped");
-    process.exit(code);
+    exit(code);
   }
 
   process.once("SIGTERM", () => void shutdown(0));

@@ -2,6 +2,7 @@
 // segments, a destination-country allow list, refused number types, and a gateway-wide breaker on
 // segments per hour. The counters live behind a port (Redis in production) so every instance shares them.
 import { parsePhoneNumberFromString, type NumberType } from "libphonenumber-js/max";
+import { LRUCache } from "lru-cache";
 import { GatewayError } from "../errors.js";
 import { displayNumber } from "./display.js";
 
@@ -64,6 +65,27 @@ const TYPE_WORDS: Partial<Record<NonNullable<NumberType>, string>> = {
   VOIP: "a VoIP number",
 };
 
+interface NumberFacts {
+  country: string | undefined;
+  type: NumberType;
+}
+
+// Parsing a number with the full metadata costs ~50 µs, for every message, and the same few
+// destinations come back again and again: what the checks need is kept per number.
+const numberFacts = new LRUCache<string, NumberFacts>({ max: 20_000 });
+
+/** The country and type of an international number ("+…"). */
+function factsOf(destination: string): NumberFacts {
+  const known = numberFacts.get(destination);
+  if (known) return known;
+  const parsed = parsePhoneNumberFromString(destination);
+  // A number outside the plan (unassigned area code, e.g. +1 555…) has no country of its own: it is
+  // taken as the main country of its calling code, which cannot bill like a premium number can.
+  const facts: NumberFacts = { country: parsed?.country ?? parsed?.getPossibleCountries()[0], type: parsed?.getType() };
+  if (destination.length <= 64) numberFacts.set(destination, facts);
+  return facts;
+}
+
 function inWords(ms: number): string {
   const s = Math.max(1, Math.ceil(ms / 1000));
   if (s < 90) return `${s} second${s === 1 ? "" : "s"}`;
@@ -92,15 +114,13 @@ export function createSendLimits(deps: SendLimitsDeps) {
   /** Refuses destinations outside the allowed countries, and number types that are not for texting. */
   function checkDestination(destination: string): void {
     const isShortCode = !destination.startsWith("+");
-    const parsed = isShortCode ? undefined : parsePhoneNumberFromString(destination);
-    // A number outside the plan (unassigned area code, e.g. +1 555…) has no country of its own: it is
-    // taken as the main country of its calling code, which cannot bill like a premium number can.
-    const country = isShortCode ? settings.defaultRegion : (parsed?.country ?? parsed?.getPossibleCountries()[0]);
+    const facts = isShortCode ? undefined : factsOf(destination);
+    const country = isShortCode ? settings.defaultRegion : facts?.country;
     if (!anyCountry && (!country || !countries.has(country))) {
       const where = country ? `in ${regionName(country)}` : "not tied to a country this gateway can check";
       refuse("destination_country", new GatewayError("not_allowed", `${displayNumber(destination)} is ${where}; this gateway sends texts to numbers in ${countryList} only.`));
     }
-    const type = parsed?.getType();
+    const type = facts?.type;
     if (type && blockedTypes.has(type)) {
       refuse("destination_type", new GatewayError("not_allowed", `${displayNumber(destination)} is ${TYPE_WORDS[type] ?? `a number of type ${type}`}, which this gateway does not text (they can cost far more than an SMS).`));
     }

@@ -1,5 +1,5 @@
 // The message model: records, status ranks, and the items that travel through the pipeline.
-import { createHash } from "node:crypto";
+import { createHash, randomBytes, randomFillSync } from "node:crypto";
 
 import { monotonicFactory } from "ulid";
 
@@ -165,7 +165,21 @@ export function deliveryKey(item: XmppDelivery): string {
   return `${item.kind}:${item.id}`;
 }
 
-const ulid = monotonicFactory();
+// ulid's default PRNG calls crypto.getRandomValues once per character (16 calls for each id that
+// opens a new millisecond; later ids in the same millisecond increment the last one). A pool of
+// random bytes, refilled when used up, costs one call per 4096 characters. ulid takes
+// floor(prng() * 32), and 256 is a multiple of 32, so every character stays uniform.
+const randomPool = randomBytes(4096);
+let randomPoolAt = 0;
+function pooledPrng(): number {
+  if (randomPoolAt >= randomPool.length) {
+    randomFillSync(randomPool);
+    randomPoolAt = 0;
+  }
+  return randomPool[randomPoolAt++]! / 256;
+}
+
+const ulid = monotonicFactory(pooledPrng);
 
 /** A new sortable unique message id. */
 export function newMessageId(): string {

@@ -15,6 +15,7 @@ import type { Connection } from "./connection.js";
 import { runChatCommand, type Command } from "../core/commands.js";
 import type { Note, Registration } from "../core/registration.js";
 import { commandItems, commandNodeInfo, installAdhoc } from "./adhoc.js";
+import { createIntakeGate } from "./intake.js";
 import { installRegisterIq } from "./register-iq.js";
 import { readExtensions, type MessageExtensions } from "./extensions.js";
 import { deliveryStanza, errorElement, errorReply, MAX_DELIVERY_BYTES, NS, presence } from "./stanzas.js";
@@ -36,6 +37,11 @@ export interface ComponentOptions {
   barrierTimeoutMs?: number;
 }
 
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
 const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
 
 export function createComponent(opts: ComponentOptions): XmppOut {
@@ -44,15 +50,43 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   const lateAfterMs = opts.lateAfterMs ?? 10_000;
 
   const barrierTimeoutMs = opts.barrierTimeoutMs ?? 10_000;
-  // Stanza id → delivery, for what we wrote recently; bounces the server sent for them. Pruned by age:
-  // a bounce matters only to the barrier that follows its delivery.
-  const inFlight = new Map<string, { key: string; at: number }>();
+  // Stanza id → delivery, for what we wrote and no barrier has covered yet: a bounce for it can still
+  // come. Numbered in writing order (the Map keeps that order), so a barrier answered for everything up
+  // to its mark drops those entries from the front. Bounces are kept a while by age: a bounce matters
+  // only to the barrier that follows its delivery.
+  const inFlight = new Map<string, { key: string; seq: number }>();
+  let written = 0;
   const bounced = new Map<string, { reason: string; at: number }>();
   const KEEP_MS = 5 * 60_000;
-  function prune(): void {
+  function prune(coveredUpTo: number): void {
+    for (const [id, v] of inFlight) {
+      if (v.seq > coveredUpTo) break;
+      inFlight.delete(id);
+    }
     const old = Date.now() - KEEP_MS;
-    for (const [id, v] of inFlight) if (v.at < old) inFlight.delete(id);
-    for (const [k, v] of bounced) if (v.at < old) bounced.delete(k);
+    for (const [k, v] of bounced) {
+      if (v.at >= old) break;
+      bounced.delete(k);
+    }
+  }
+
+  const intake = createIntakeGate(() => (xmpp as unknown as { socket: { pause(): unknown; resume(): unknown } | null }).socket, { high: 256, low: 128 });
+
+  // Stanzas written within one turn of the event loop leave in one write (one syscall, and one read at
+  // the server) instead of one each.
+  let corked: CorkableSocket | undefined;
+  function writeBatched(stanza: string): void {
+    const conn = xmpp as unknown as { socket: CorkableSocket | null; write(s: string): Promise<void> };
+    const socket = conn.socket;
+    if (socket && corked !== socket && typeof socket.cork === "function") {
+      socket.cork();
+      corked = socket;
+      setImmediate(() => {
+        corked = undefined;
+        socket.uncork();
+      });
+    }
+    conn.write(stanza).catch((err: Error) => log.warn({ err: err.message }, "could not write a delivery; the barrier will fail and it goes out again"));
   }
 
   const send = (el: Element) =>
@@ -60,7 +94,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
 
   // Messages and presence. IQs are left to iqCallee below (answering them here too would send two replies).
   xmpp.middleware.use(async (ctx, next) => {
-    if (ctx.name === "message") return onMessage(ctx);
+    if (ctx.name === "message") return intake.track(onMessage(ctx));
     if (ctx.name === "presence") return onPresence(ctx);
     return next();
   });
@@ -73,6 +107,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       const err = stanza.getChild("error");
       const condition = err?.getChildElements().find((c) => c.getNS() === NS.stanzas && c.name !== "text")?.name ?? "undefined-condition";
       const text = err?.getChildText("text", NS.stanzas);
+      if (delivery) bounced.delete(delivery.key); // kept in arrival order (pruned from the front)
       if (delivery) bounced.set(delivery.key, { reason: text ? `${condition} (${text})` : condition, at: Date.now() });
       log.warn({ stanzaId: ctx.id, condition, ours: Boolean(delivery) }, "message bounced by the XMPP server");
       return;
@@ -290,15 +325,17 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       const onlineSince = opts.connection.state().onlineSince ?? 0;
       const late = item.kind === "chat" && (meta.attempt > 1 || item.acceptedAt < onlineSince || Date.now() - item.acceptedAt > lateAfterMs);
       const el = deliveryStanza(item, { domain: opts.domain, late });
+      const stanza = el.toString();
       // A stanza over the server's limit would close the whole link, again at every retry: refuse it.
-      const bytes = Buffer.byteLength(el.toString());
+      const bytes = Buffer.byteLength(stanza);
       if (bytes > MAX_DELIVERY_BYTES) throw new GiveUp(`the message is ${bytes} bytes as a stanza, more than the ${MAX_DELIVERY_BYTES} an XMPP server is sure to accept`);
-      if (el.attrs.id) inFlight.set(el.attrs.id, { key: deliveryKey(item), at: Date.now() });
-      try {
-        await xmpp.send(el);
-      } catch (err) {
-        throw new RetryLater(`send failed: ${(err as Error).message}`);
+      if (el.attrs.id) {
+        inFlight.delete(el.attrs.id); // a repeat moves to the end: the Map's order stays the writing order
+        inFlight.set(el.attrs.id, { key: deliveryKey(item), seq: ++written });
       }
+      // Not waiting for the socket to flush: the barrier that follows a batch is what proves delivery
+      // (a write lost with the connection fails it). So a batch goes out in one write.
+      writeBatched(stanza);
       log.info({ msgId: item.id, kind: item.kind, attempt: meta.attempt }, "written to the XMPP server");
     },
     async barrier(): Promise<Map<string, string>> {
@@ -306,8 +343,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       // An IQ to our own domain goes through the server and back: the server handles a component's
       // stanzas in order, so its answer proves every stanza written before it was processed, and any
       // bounce for those arrived before it.
+      const mark = written;
       await xmpp.iqCaller.request(xml("iq", { type: "get", to: opts.domain, from: opts.domain }, xml("ping", { xmlns: NS.ping })), barrierTimeoutMs);
-      prune();
+      prune(mark);
       return new Map([...bounced].map(([key, b]) => [key, b.reason]));
     },
   };

@@ -30,9 +30,10 @@ function makeClient(url: string, tuning: RedisTuning = DEFAULT_TUNING) {
     // While disconnected, fail at once instead of queueing until a reconnect that may never come:
     // the caller (a webhook) must learn in time that it has to use the journal.
     disableOfflineQueue: true,
-    // Bounds a command still waiting to be written. node-redis drops this timer once the command is
-    // on the wire, so a written command is bounded by socketTimeout below.
-    commandOptions: { timeout: t },
+    // No per-command timeout (node-redis arms an AbortSignal timer for each command, 5 s by default: a
+    // few per cent of the gateway's CPU at load). With the offline queue off a command is written at
+    // once, and a written command is bounded by socketTimeout below.
+    commandOptions: { timeout: 0 },
     // A hung or unreachable Redis never closes the socket: declare it dead after t ms of silence. The
     // PING every t/2 keeps a healthy idle connection (and one parked in a blocking read shorter than
     // t/2 + t, see duplicateForBlocking) from tripping it.

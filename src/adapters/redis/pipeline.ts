@@ -293,6 +293,11 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
             ok = false;
             break;
           }
+          if (err instanceof GiveUp) {
+            failures.delete(entry.id);
+            await deadLetter(handlers, stream, "to-xmpp", entry, err.message);
+            continue;
+          }
           const n = (failures.get(entry.id) ?? 0) + 1;
           failures.set(entry.id, n);
           log.error({ err, stream, entry: entry.id, msgId: item.id }, "delivery toward XMPP failed");
@@ -341,66 +346,86 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
   function outboundBatch(handlers: Handlers, stream: string) {
     const failures = new Map<string, number>();
-    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
-      for (const entry of entries) {
-        if (!running) return false;
-        const job = parse<OutboundJob>(entry);
-        if (!job) {
-          await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
-          continue;
-        }
-        // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
-        // it again (it is ours) says whether it is still pending.
-        if ((await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
-          failures.delete(entry.id);
-          log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
-          continue;
-        }
-        // Aborted when the entry leaves the stream while in hand (dead-lettered by deadLetterWhere, here or
-        // on another instance): the handler's waits end and the job is not tried again.
-        const gone = new AbortController();
-        const handKey = `${stream} ${entry.id}`;
-        inHand.set(handKey, gone);
-        const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: AbortSignal.any([stopping.signal, gone.signal]) };
-        // A long provider backoff must not look abandoned to other consumers. Claiming nothing means
-        // the entry is no longer pending: it left the stream.
-        const heartbeat = setInterval(() => {
-          redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id).then(
-            (ids) => void (ids.length === 0 && gone.abort()),
-            () => undefined,
-          );
-        }, Math.max(1000, claimIdleMs / 3));
-        try {
-          await handlers.outbound(job, meta);
-        } catch (err) {
-          if (!running) return false; // stopped mid-way: stays pending for the next start
-          if (gone.signal.aborted) {
-            failures.delete(entry.id);
-            log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream while in hand (dead-lettered); not tried again");
-            continue;
-          }
-          // The next hop or Redis is away, which is no fault of the job: try again later.
-          if (err instanceof RetryLater || isRedisUnavailable(err)) return false;
-          if (err instanceof GiveUp) {
-            failures.delete(entry.id);
-            await deadLetter(handlers, stream, "outbound", entry, err.message);
-            continue;
-          }
-          const n = (failures.get(entry.id) ?? 0) + 1;
-          failures.set(entry.id, n);
-          log.error({ err, stream, entry: entry.id, msgId: job.id }, "outbound job failed");
-          if (n < maxFailures) return false;
-          failures.delete(entry.id);
-          await deadLetter(handlers, stream, "outbound", entry, (err as Error).message);
-          continue;
-        } finally {
-          clearInterval(heartbeat);
-          inHand.delete(handKey);
-        }
-        failures.delete(entry.id);
-        await ack(stream, [entry.id]);
+
+    /** One job; false stops its conversation (and fails the batch, which is read again after a backoff). */
+    async function handleOne(entry: Entry, job: OutboundJob | undefined, firstTry: boolean): Promise<boolean> {
+      if (!running) return false;
+      if (!job) {
+        await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
+        return true;
       }
+      // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
+      // it again (it is ours) says whether it is still pending.
+      if ((await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
+        failures.delete(entry.id);
+        log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
+        return true;
+      }
+      // Aborted when the entry leaves the stream while in hand (dead-lettered by deadLetterWhere, here or
+      // on another instance): the handler's waits end and the job is not tried again.
+      const gone = new AbortController();
+      const handKey = `${stream} ${entry.id}`;
+      inHand.set(handKey, gone);
+      const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: AbortSignal.any([stopping.signal, gone.signal]) };
+      // A long provider backoff must not look abandoned to other consumers. Claiming nothing means
+      // the entry is no longer pending: it left the stream.
+      const heartbeat = setInterval(() => {
+        redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id).then(
+          (ids) => void (ids.length === 0 && gone.abort()),
+          () => undefined,
+        );
+      }, Math.max(1000, claimIdleMs / 3));
+      try {
+        await handlers.outbound(job, meta);
+      } catch (err) {
+        if (!running) return false; // stopped mid-way: stays pending for the next start
+        if (gone.signal.aborted) {
+          failures.delete(entry.id);
+          log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream while in hand (dead-lettered); not tried again");
+          return true;
+        }
+        // The next hop or Redis is away, which is no fault of the job: try again later.
+        if (err instanceof RetryLater || isRedisUnavailable(err)) return false;
+        if (err instanceof GiveUp) {
+          failures.delete(entry.id);
+          await deadLetter(handlers, stream, "outbound", entry, err.message);
+          return true;
+        }
+        const n = (failures.get(entry.id) ?? 0) + 1;
+        failures.set(entry.id, n);
+        log.error({ err, stream, entry: entry.id, msgId: job.id }, "outbound job failed");
+        if (n < maxFailures) return false;
+        failures.delete(entry.id);
+        await deadLetter(handlers, stream, "outbound", entry, (err as Error).message);
+        return true;
+      } finally {
+        clearInterval(heartbeat);
+        inHand.delete(handKey);
+      }
+      failures.delete(entry.id);
+      await ack(stream, [entry.id]);
       return true;
+    }
+
+    // Only a conversation's order matters: its jobs go one after the other, while the batch's other
+    // conversations go at the same time (a provider round trip each would otherwise bound a partition
+    // to one message per round trip). A job that must wait stops its own conversation only.
+    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
+      const conversations = new Map<string, { entry: Entry; job: OutboundJob | undefined }[]>();
+      for (const entry of entries) {
+        const job = parse<OutboundJob>(entry);
+        const key = job ? `${job.from}|${job.to}` : entry.id;
+        const list = conversations.get(key);
+        if (list) list.push({ entry, job });
+        else conversations.set(key, [{ entry, job }]);
+      }
+      const outcomes = await Promise.all(
+        [...conversations.values()].map(async (list) => {
+          for (const { entry, job } of list) if (!(await handleOne(entry, job, firstTry))) return false;
+          return true;
+        }),
+      );
+      return outcomes.every(Boolean);
     };
   }
 
