@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { createClient } from "redis";
 import { inboundSmsParams, signTwilioRequest, startFakeTwilio } from "../test/fakes/fake-twilio.js";
 import { startGatewayProcess } from "../test/support/gateway-process.js";
 import { freePort } from "../test/support/ports.js";
@@ -45,8 +46,11 @@ const SECRET = "bench-component-secret";
 const ACCOUNT_SID = `AC${"b".repeat(32)}`;
 const AUTH_TOKEN = "bench-auth-token";
 const PUBLIC_URL = "https://gw.bench.test";
-const USERS = ["u0", "u1", "u2", "u3"].map((name, i) => ({ name, password: `${name}-pw`, phone: `+1555010000${i}` }));
-const CONTACTS = Array.from({ length: 50 }, (_, i) => `+1555020${String(i).padStart(4, "0")}`);
+// Sixteen users: a conversation's messages go one after the other, so a bot talking to a single user
+// could never show the gateway's capacity.
+const USERS = Array.from({ length: 16 }, (_, i) => ({ name: `u${i}`, password: `u${i}-pw`, phone: `+155501000${String(i).padStart(2, "0")}` }));
+// 51 contacts: coprime with the 16 users, so the warm-up has every contact write to every user
+const CONTACTS = Array.from({ length: 51 }, (_, i) => `+1555020${String(i).padStart(4, "0")}`);
 
 const say = (s: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
@@ -59,7 +63,12 @@ interface Row {
   baseline?: { name: string; throughput: number };
   /** CPU (% of one core) of the benchmark itself, the XMPP server and Redis during the flow */
   otherCpu?: Record<string, number>;
+  /** Redis commands per delivered message, by command (INFO commandstats) */
+  redisPerMessage?: Record<string, number>;
 }
+
+/** Calls per Redis command so far (INFO commandstats), once the benchmark's Redis is up. */
+let redisStats: (() => Promise<Record<string, number>>) | undefined;
 
 const otherPids: Record<string, number> = { bench: process.pid };
 
@@ -77,8 +86,17 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
   // the other processes' CPU says which part is the bottleneck
   const others = Object.entries(otherPids).map(([name, pid]) => [name, new ProcessSampler(pid)] as const);
   for (const [, o] of others) o.start();
+  const statsBefore = redisStats ? await redisStats() : undefined;
   const result = await flow.run();
   const usage = sampler?.stop();
+  const statsAfter = redisStats ? await redisStats() : undefined;
+  const redisPerMessage: Record<string, number> = {};
+  if (statsBefore && statsAfter && result.delivered > 0) {
+    for (const [cmd, calls] of Object.entries(statsAfter)) {
+      const n = (calls - (statsBefore[cmd] ?? 0)) / result.delivered;
+      if (n >= 0.05 && !["info", "ping"].includes(cmd)) redisPerMessage[cmd] = Math.round(n * 100) / 100;
+    }
+  }
   const otherCpu = Object.fromEntries(others.map(([name, o]) => [name, Math.round(o.stop().cpuPercent)]));
   flows.delete(tag);
   const row: Row = {
@@ -87,6 +105,7 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
     result,
     ...(usage ? { cpuPercent: usage.cpuPercent, peakRssMb: usage.peakRssMb } : {}),
     otherCpu,
+    redisPerMessage,
     ...(opts.baseline && baselines[opts.baseline] ? { baseline: { name: opts.baseline, throughput: baselines[opts.baseline]! } } : {}),
   };
   rows.push(row);
@@ -96,12 +115,15 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
       (r.ack ? `, ack p50 ${r.ack.p50.toFixed(1)} p99 ${r.ack.p99.toFixed(1)} ms` : "") +
       (usage ? `, gateway CPU ${usage.cpuPercent.toFixed(0)} %, peak RSS ${usage.peakRssMb.toFixed(0)} MB` : "") +
       `, CPU elsewhere ${Object.entries(otherCpu).map(([k, v]) => `${k} ${v} %`).join(", ")}` +
+      (Object.keys(redisPerMessage).length ? `, Redis commands per message ${Object.values(redisPerMessage).reduce((a, b) => a + b, 0).toFixed(1)} ${JSON.stringify(redisPerMessage)}` : "") +
       `, lost ${r.lost}, dup ${r.duplicates}, refused ${r.refused}${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ""}`,
   );
   return row;
 }
 
-const chat = (from: string | undefined, to: string, body: string) => `<message${from ? ` from='${from}'` : ""} to='${to}' type='chat'><body>${escapeXml(body)}</body></message>`;
+// Every message has an id, as clients send them (the gateway dedupes resends by it).
+const chat = (from: string | undefined, to: string, body: string) =>
+  `<message${from ? ` from='${from}'` : ""} to='${to}' type='chat' id='${body.slice(0, body.lastIndexOf(" ")).replace(" ", "-")}'><body>${escapeXml(body)}</body></message>`;
 
 /** A sender writing to an XMPP peer: resolves at once, or once the socket drained. */
 function xmppSender(peer: (seq: number) => RawPeer, stanza: (seq: number, text: string) => string): Sender {
@@ -160,6 +182,12 @@ async function main(): Promise<number> {
   const server = await startXmppServer({ kind: SERVER, componentDomain: DOMAIN, componentSecret: SECRET, users: USERS.map((u) => ({ username: u.name, password: u.password })) });
   const serverPid = findPid(server.dir);
   const redisPid = findPid(`--port ${new URL(redis.url).port}`) ?? findPid(`:${new URL(redis.url).port}`);
+  const statsClient = await createClient({ url: redis.url }).connect();
+  redisStats = async () => {
+    const out: Record<string, number> = {};
+    for (const m of (await statsClient.info("commandstats")).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  };
   if (serverPid) otherPids[SERVER] = serverPid;
   if (redisPid) otherPids.redis = redisPid;
   const twilio = await startFakeTwilio({ accounts: { [ACCOUNT_SID]: AUTH_TOKEN }, keep: false, onCreate: (m) => arrived(m.body) });
@@ -209,7 +237,7 @@ async function main(): Promise<number> {
         BREAKER_SEGMENTS_PER_HOUR: "0",
         WEBHOOK_IN_PER_MINUTE: "0",
       },
-      { built: true, nodeArgs: [...startNodeArgs(), ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])] },
+      { built: true, nodeArgs: [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? startNodeArgs()), ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])] },
     );
     try {
       await gw.start();
@@ -274,6 +302,8 @@ async function main(): Promise<number> {
     say(`benchmark failed: ${(err as Error).stack ?? String(err)}`);
     code = 2;
   } finally {
+    redisStats = undefined;
+    await statsClient.quit();
     receiver.server.close();
     await twilio.stop();
     await Promise.allSettled([server.stop(), redis.stop()]);

@@ -50,7 +50,8 @@ export function createSender(deps: SenderDeps) {
 
   async function process(job: OutboundJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
     const signal = meta?.signal;
-    const record = await deps.messages.get(job.id);
+    // Both read the same record: asked together, they cost one round trip to the store.
+    const [record, initial] = await Promise.all([deps.messages.get(job.id), deps.messages.attemptState(job.id)]);
     if (!record) {
       deps.log.warn({ msgId: job.id }, "outbound job without a record; dropped");
       return;
@@ -60,7 +61,7 @@ export function createSender(deps: SenderDeps) {
     if (record.providerId !== undefined || record.status !== "pending") return;
     const req: SmsSendRequest = { id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls, ...("account" in job && job.account ? { account: job.account } : {}) };
 
-    let state = await deps.messages.attemptState(job.id);
+    let state = initial;
     if (state.state === "inflight") {
       // The gateway stopped during a request: it may have reached the provider.
       deps.log.warn({ msgId: job.id, attempts: state.count }, "last request of this message has no recorded outcome; looking it up");

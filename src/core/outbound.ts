@@ -112,6 +112,13 @@ export function createOutbound(deps: OutboundDeps) {
     // Chat states, markers, receipts: nothing to send (XEP-0085 §5.5: never turn them into messages).
     if (!body.trim() && oobUrls.length === 0) return { outcome: "ignored", reason: "no body" };
 
+    // Lookups that do not depend on each other are asked at once (one round trip to the store instead
+    // of four); each answer is still used at its place below, in the same order of checks.
+    const destinationEarly = address.kind === "webhook" ? undefined : destinationOf(address);
+    const fromNumberP = destinationEarly ? quiet(deps.links.phoneOf(msg.fromBare)) : undefined;
+    const peerP = destinationEarly && deps.onNet ? quiet(deps.links.jidOf(destinationEarly)) : undefined;
+    const accountP = destinationEarly && deps.accountOf ? quiet(deps.accountOf(msg.fromBare)) : undefined;
+
     // A resent stanza (same sender, same id) that was accepted before is answered by the first one.
     const repeatKey = msg.stanzaId ? userStanzaKey(msg.fromBare, msg.stanzaId) : undefined;
     const first = repeatKey && (await deps.pipeline.idForDedupeKey(repeatKey));
@@ -130,7 +137,7 @@ export function createOutbound(deps: OutboundDeps) {
     if (!destination) {
       throw new GatewayError("not_allowed", `'${address.kind === "alphanumeric" ? address.name : msg.toLocal}' is a named sender that cannot receive texts.`);
     }
-    const fromNumber = await deps.links.phoneOf(msg.fromBare);
+    const fromNumber = await fromNumberP;
     if (!fromNumber) {
       throw new GatewayError("registration_required", `Your account is not linked to a phone number on this gateway; ${deps.notLinkedHint ?? "ask its operator to link one."}`);
     }
@@ -143,7 +150,7 @@ export function createOutbound(deps: OutboundDeps) {
     // XEP-0308: a correction goes out as a new text, marked (SMS cannot edit).
     const text = msg.replaces !== undefined && split.text ? CORRECTION_PREFIX + split.text : split.text;
 
-    const peer = deps.onNet && (await deps.links.jidOf(destination));
+    const peer = deps.onNet && (await peerP);
     if (peer && deps.onNet) {
       // Both numbers are ours: deliver over XMPP instead of paying for an SMS round trip.
       const id = newMessageId();
@@ -170,7 +177,7 @@ export function createOutbound(deps: OutboundDeps) {
     const now = Date.now();
     await deps.messages.create(newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now }));
     // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
-    const account = await deps.accountOf?.(msg.fromBare);
+    const account = await accountP;
     // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
     if (!(await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
       deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");
@@ -221,6 +228,12 @@ export function createOutbound(deps: OutboundDeps) {
 }
 
 export type Outbound = ReturnType<typeof createOutbound>;
+
+/** `p`, with a rejection left unobserved (a path that returns early never awaits it) kept from crashing the process. */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
 
 /**
  * A client that uploads a file (XEP-0363) sends its URL as the body and as XEP-0066 OOB; that URL is

@@ -5,6 +5,7 @@ import type { AccountStore } from "../../core/ports.js";
 import type { SecretBox } from "../../secrets.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 // The JID's previous registration is left first, so a JID is only ever under one account.
 // KEYS: userAccount(jid), account(sid), accountNumbers(sid). ARGV: jid, phone, sid, sealed token, account key prefix.
@@ -46,7 +47,7 @@ export function createRedisAccountStore(redis: Redis, box: SecretBox): AccountSt
     async put(jid, phone, creds) {
       // Sealing first: without SECRETS_KEY this throws before anything is written.
       const sealed = box.seal(creds.authToken, context(creds.accountSid));
-      await redis.eval(PUT, {
+      await runScript(redis, PUT, {
         keys: [keys.userAccount(jid), keys.account(creds.accountSid), keys.accountNumbers(creds.accountSid)],
         arguments: [jid, phone, creds.accountSid, sealed, ACCOUNT_PREFIX],
       });
@@ -63,7 +64,7 @@ export function createRedisAccountStore(redis: Redis, box: SecretBox): AccountSt
     },
 
     async remove(jid) {
-      const sid = (await redis.eval(REMOVE, { keys: [keys.userAccount(jid)], arguments: [jid, ACCOUNT_PREFIX] })) as string;
+      const sid = (await runScript(redis, REMOVE, { keys: [keys.userAccount(jid)], arguments: [jid, ACCOUNT_PREFIX] })) as string;
       return sid ? { accountSid: sid } : {};
     },
   };

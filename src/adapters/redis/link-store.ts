@@ -4,6 +4,7 @@ import { GatewayError } from "../../errors.js";
 import type { LinkStore } from "../../core/ports.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 // KEYS: userNumbers(jid), numberUsers(phone), users. ARGV: jid, phone, prefix of numberUsers keys.
 // Returns {status, previous}: status 0 = taken by another JID, 1 = created, 2 = replaced/unchanged.
@@ -41,12 +42,12 @@ const NUMBER_PREFIX = keys.numberUsers("").replace(/:users$/, "");
 export function createRedisLinkStore(redis: Redis): LinkStore {
   return {
     async link(jid, phone) {
-      const res = (await redis.eval(LINK, { keys: [keys.userNumbers(jid), keys.numberUsers(phone), keys.users], arguments: [jid, phone, NUMBER_PREFIX] })) as [number, string];
+      const res = (await runScript(redis, LINK, { keys: [keys.userNumbers(jid), keys.numberUsers(phone), keys.users], arguments: [jid, phone, NUMBER_PREFIX] })) as [number, string];
       if (res[0] === 0) throw new GatewayError("conflict", `The number ${phone} is already linked to another account.`, { field: "phone" });
       return res[0] === 1 ? { created: true } : { created: false, ...(res[1] ? { previous: res[1] } : {}) };
     },
     async unlink(jid) {
-      return (await redis.eval(UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1;
+      return (await runScript(redis, UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1;
     },
     async phoneOf(jid) {
       const numbers = await redis.sMembers(keys.userNumbers(jid));

@@ -4,6 +4,7 @@ import { isFinal, isMessageStatus, statusRank, type MessageRecord } from "../../
 import type { AttemptState, MessageStore } from "../../core/ports.js";
 import type { Redis } from "./client.js";
 import { keys, RECORD_MAX_AGE_S } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 // KEYS: record, sid map (or record again when no sid). ARGV: status, rank, final(0/1), sid, errorCode,
 // now, retention s. Returns {changed, flat hash} or nil when the record does not exist.
@@ -65,7 +66,7 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     },
     async advance(id, status, patch) {
       const sid = patch?.providerId ?? "";
-      const res = (await redis.eval(ADVANCE, {
+      const res = (await runScript(redis, ADVANCE, {
         keys: [keys.message(id), sid ? keys.providerId(sid) : keys.message(id)],
         arguments: [status, String(statusRank(status)), isFinal(status) ? "1" : "0", sid, patch?.errorCode === undefined ? "" : String(patch.errorCode), String(Date.now()), String(opts.retentionS)],
       })) as [number, string[]] | null;
@@ -76,7 +77,7 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
       return { record: deserialize(h), changed: res[0] === 1 };
     },
     async markOnce(id, what) {
-      return (await redis.eval(MARK_ONCE, { keys: [keys.message(id)], arguments: [`once:${what}`, String(Date.now())] })) === 1;
+      return (await runScript(redis, MARK_ONCE, { keys: [keys.message(id)], arguments: [`once:${what}`, String(Date.now())] })) === 1;
     },
     async idForProviderId(sid) {
       return (await redis.get(keys.providerId(sid))) ?? undefined;
@@ -88,12 +89,12 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
       return s;
     },
     async beginAttempt(id, expectedCount) {
-      const res = (await redis.eval(BEGIN_ATTEMPT, { keys: [keys.message(id)], arguments: [String(expectedCount), String(Date.now())] })) as [number, string] | null;
+      const res = (await runScript(redis, BEGIN_ATTEMPT, { keys: [keys.message(id)], arguments: [String(expectedCount), String(Date.now())] })) as [number, string] | null;
       if (!res) return undefined;
       return { state: "inflight", count: Number(res[0]), firstAt: Number(res[1]) };
     },
     async clearAttempt(id) {
-      await redis.eval(CLEAR_ATTEMPT, { keys: [keys.message(id)], arguments: [] });
+      await runScript(redis, CLEAR_ATTEMPT, { keys: [keys.message(id)], arguments: [] });
     },
   };
 }

@@ -14,6 +14,7 @@ import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, 
 import type { Logger } from "../../logger.js";
 import { duplicateForBlocking, isRedisUnavailable, type Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 // KEYS: seen marker, stream. ARGV: ttl, payload, item id. 1 = stored, 0 = seen before (nothing
 // stored). The marker holds the first item's id, so a repeated request can be told which id it got.
@@ -128,7 +129,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       await redis.xAdd(stream, "*", { d: payload });
       return true;
     }
-    return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
+    return (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
   }
 
   async function enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean> {
@@ -138,7 +139,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       await redis.xAdd(stream, "*", { d: payload });
       return true;
     }
-    return (await redis.eval(ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, job.id] })) === 1;
+    return (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, job.id] })) === 1;
   }
 
   /** Waits, but returns at once when the pipeline stops or is woken (the next hop came back). */
@@ -166,7 +167,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
   /** Moves an entry from its stream to the dead letters; false when it had already left the stream. */
   async function moveToDead(stream: string, queue: DeadLetter["queue"], entry: Entry, reason: string, at: number): Promise<boolean> {
-    const moved = await redis.eval(MOVE_TO_DEAD, {
+    const moved = await runScript(redis, MOVE_TO_DEAD, {
       keys: [stream, keys.deadLetters],
       arguments: [GROUP, entry.id, stream, queue, reason, String(at), entry.message.d ?? "", String(DEAD_LETTER_MAX)],
     });
@@ -347,8 +348,11 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   function outboundBatch(handlers: Handlers, stream: string) {
     const failures = new Map<string, number>();
 
-    /** One job; false stops its conversation (and fails the batch, which is read again after a backoff). */
-    async function handleOne(entry: Entry, job: OutboundJob | undefined, firstTry: boolean): Promise<boolean> {
+    /**
+     * One job; false stops its conversation (and fails the batch, which is read again after a backoff).
+     * `stillPending`: claimed for this batch just now, so the claim below can be skipped.
+     */
+    async function handleOne(entry: Entry, job: OutboundJob | undefined, firstTry: boolean, stillPending: boolean): Promise<boolean> {
       if (!running) return false;
       if (!job) {
         await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
@@ -356,7 +360,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
       // it again (it is ours) says whether it is still pending.
-      if ((await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
+      if (!stillPending && (await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
         failures.delete(entry.id);
         log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
         return true;
@@ -419,9 +423,20 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         if (list) list.push({ entry, job });
         else conversations.set(key, [{ entry, job }]);
       }
+      // The first job of each conversation starts now: one claim for all of them says which are still
+      // pending. A job that waits behind another of its conversation is claimed when its turn comes.
+      const firsts = [...conversations.values()].map((list) => list[0]!.entry.id);
+      const pending = new Set(await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, firsts));
       const outcomes = await Promise.all(
         [...conversations.values()].map(async (list) => {
-          for (const { entry, job } of list) if (!(await handleOne(entry, job, firstTry))) return false;
+          for (const [i, { entry, job }] of list.entries()) {
+            if (i === 0 && !pending.has(entry.id)) {
+              failures.delete(entry.id);
+              log.info({ stream, entry: entry.id, msgId: job?.id }, "job left its stream before it was handled; skipped");
+              continue;
+            }
+            if (!(await handleOne(entry, job, firstTry, i === 0))) return false;
+          }
           return true;
         }),
       );

@@ -8,6 +8,7 @@ import { GatewayError } from "../../errors.js";
 import { hashToken, NO_SECRETS_KEY, newSecret, newToken, type SecretBox } from "../../secrets.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
+import { runScript } from "./scripts.js";
 
 // KEYS: webhook(name), webhooks. ARGV: name, url, allow JSON, now, token hash, sealed given secret
 // ('' = keep / generate), sealed generated secret ('' = none available).
@@ -73,7 +74,7 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
       const generated = input.secret === undefined && box.enabled ? newSecret() : undefined;
       const sealedGenerated = generated === undefined ? "" : box.seal(generated, context);
       const now = clock();
-      const [status, createdAt] = (await redis.eval(PUT, {
+      const [status, createdAt] = (await runScript(redis, PUT, {
         keys: [keys.webhook(name), keys.webhooks],
         arguments: [name, input.url, JSON.stringify(input.allow), String(now), hashToken(token), sealedGiven, sealedGenerated],
       })) as [number, string];
@@ -96,13 +97,13 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
 
     async delete(name) {
       if (!valid(name)) return false;
-      return (await redis.eval(DELETE, { keys: [keys.webhook(name), keys.webhooks], arguments: [name] })) === 1;
+      return (await runScript(redis, DELETE, { keys: [keys.webhook(name), keys.webhooks], arguments: [name] })) === 1;
     },
 
     async rotateToken(name) {
       if (!valid(name)) return undefined;
       const token = newToken();
-      const done = await redis.eval(ROTATE, { keys: [keys.webhook(name)], arguments: [hashToken(token), String(clock())] });
+      const done = await runScript(redis, ROTATE, { keys: [keys.webhook(name)], arguments: [hashToken(token), String(clock())] });
       return done === 1 ? token : undefined;
     },
 

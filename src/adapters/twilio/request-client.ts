@@ -2,7 +2,6 @@
 // timeouts, an optional base-URL override (fake Twilio in tests, TWILIO_API_URL), and errors that say
 // whether the request can have reached Twilio. Everything else matches lib/base/RequestClient.js of
 // twilio 6.2.0, so the SDK's Version.create()/RestException see exactly what axios would give them.
-import { AsyncLocalStorage } from "node:async_hooks";
 import { createRequire } from "node:module";
 import twilio from "twilio";
 import type TwilioRequestClient from "twilio/lib/base/RequestClient.js";
@@ -119,7 +118,8 @@ export class UndiciRequestClient extends twilio.RequestClient {
   private readonly redirecting: Dispatcher;
   private readonly baseUrl: URL | undefined;
   private readonly timeoutMs: number;
-  private readonly observers = new AsyncLocalStorage<(answer: HttpAnswer) => void>();
+  /** The observer of the SDK call under way in observe(): request() takes it before its first await. */
+  private observer: ((answer: HttpAnswer) => void) | undefined;
 
   constructor(opts: UndiciRequestClientOptions = {}) {
     const timeoutMs = opts.timeoutMs ?? 10_000;
@@ -141,10 +141,18 @@ export class UndiciRequestClient extends twilio.RequestClient {
   /**
    * Runs one SDK call and shows `onAnswer` every HTTP answer it received. The SDK's errors
    * (RestException) drop the response headers — Retry-After among them — and `lastResponse` is shared
-   * by concurrent calls; this is scoped to the call (AsyncLocalStorage follows its promise chain).
+   * by concurrent calls; this is scoped to the call. The SDK's create() reaches request() without
+   * awaiting anything, so the observer is handed over synchronously (an AsyncLocalStorage would do
+   * the same, but in Node 20 it turns on promise hooks for the whole process: a few per cent of CPU).
    */
   observe<T>(call: () => Promise<T>, onAnswer: (answer: HttpAnswer) => void): Promise<T> {
-    return this.observers.run(onAnswer, call);
+    const outer = this.observer;
+    this.observer = onAnswer;
+    try {
+      return call();
+    } finally {
+      this.observer = outer;
+    }
   }
 
   /** The URL actually requested, after the base-URL override. */
@@ -159,6 +167,7 @@ export class UndiciRequestClient extends twilio.RequestClient {
   }
 
   override async request<TData>(opts: TwilioRequestOptions<TData>): Promise<TwilioResponse<TData>> {
+    const observer = this.observer; // before any await: this call's own observer (see observe())
     if (!opts.method) throw new Error("http method is required");
     if (!opts.uri) throw new Error("uri is required");
 
@@ -222,7 +231,7 @@ export class UndiciRequestClient extends twilio.RequestClient {
     }
     const response = { statusCode: res.statusCode, body: parsed as TData, headers: responseHeaders } as TwilioResponse<TData>;
     this.lastResponse = response;
-    this.observers.getStore()?.({ statusCode: res.statusCode, headers: responseHeaders });
+    observer?.({ statusCode: res.statusCode, headers: responseHeaders });
     return response;
   }
 
