@@ -469,7 +469,7 @@ test("systemd unit: hardened, restarts on failure, stops within SHUTDOWN_TIMEOUT
   assert.ok(one("DynamicUser") === "yes" || (one("User") && one("User") !== "root"), "runs as a dedicated or dynamic user");
 
   const exec = one("ExecStart")!;
-  assert.match(exec, /--max-old-space-size=160 \S*dist\/src\/main\.js$/);
+  assert.match(exec, /--max-old-space-size=160 --max-semi-space-size=8 \S*dist\/src\/main\.js$/);
 
   // Environment= defaults: known names; JOURNAL_DIR and MEDIA_DIR are writable
   const env = Object.fromEntries((svc.get("Environment") ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]));
