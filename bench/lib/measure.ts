@@ -85,16 +85,22 @@ export class ProcessSampler {
   }
 }
 
-/** The pid of the process whose command line contains `needle` (a server started with its temp dir). */
+/**
+ * The pid of the process whose command line contains `needle` (a server started with its temp dir);
+ * of several (a wrapper script and the server it runs, as ejabberdctl and beam.smp), the largest.
+ */
 export function findPid(needle: string): number | undefined {
+  let best: { pid: number; rss: number } | undefined;
   for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${d}/cmdline`, "utf8").replace(/\0/g, " ");
-      if (cmd.includes(needle) && Number(d) !== process.pid) return Number(d);
+      if (!cmd.includes(needle)) continue;
+      const rss = rssMb(Number(d));
+      if (!best || rss > best.rss) best = { pid: Number(d), rss };
     } catch {
       // gone meanwhile
     }
   }
-  return undefined;
+  return best?.pid;
 }
