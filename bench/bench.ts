@@ -8,6 +8,8 @@
 //   BENCH_SECONDS=10 npm run bench       # shorter measurement windows (default 30 s)
 //   BENCH_ONLY=inbound,outbound          # some flows only (inbound, outbound, webhook-in, webhook-out, backlog)
 //   BENCH_PROFILE=1                      # the gateway writes a CPU profile (bench/results/profiles/)
+//   BENCH_HTTP_CONNECTIONS=128           # keep-alive connections of the HTTP load (default 64)
+//   BENCH_NODE_ARGS="--max-old-space-size=160"   # the gateway's node flags instead of npm start's
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -39,7 +41,7 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "inbound,outbound,webhook-in,web
 /** BENCH_PROFILE=1: the gateway runs with --cpu-prof; its profile lands in bench/results/profiles/. */
 const PROFILE_DIR = process.env.BENCH_PROFILE ? fileURLToPath(new URL("./results/profiles/", import.meta.url)) : undefined;
 const IN_FLIGHT = 2000; // the closed loops' bound on messages accepted but not yet arrived
-const HTTP_CONCURRENCY = 64;
+const HTTP_CONCURRENCY = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 64);
 
 const DOMAIN = "sms.localhost";
 const SECRET = "bench-component-secret";
