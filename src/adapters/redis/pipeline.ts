@@ -223,6 +223,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       } catch (err) {
         if (!running) return;
         log.warn({ err: (err as Error).message, stream }, "stream read failed; retrying");
+        // A read whose reply was lost (Redis died or the link broke after it ran) left entries pending
+        // for us that we never saw: read our own pending list first, instead of waiting for XAUTOCLAIM.
+        cursor = "0";
         await delay(1000);
         continue;
       }
