@@ -37,9 +37,11 @@ export interface ComponentOptions {
   barrierTimeoutMs?: number;
 }
 
-interface CorkableSocket {
+interface LinkSocket {
   cork(): void;
   uncork(): void;
+  pause(): unknown;
+  resume(): unknown;
 }
 
 const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
@@ -70,14 +72,15 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     }
   }
 
-  const intake = createIntakeGate(() => (xmpp as unknown as { socket: { pause(): unknown; resume(): unknown } | null }).socket, { high: 256, low: 128 });
+  // xmpp.js's socket and raw write (not in its typings): for back-pressure and batched writes
+  const internals = xmpp as unknown as { socket: LinkSocket | null; write(s: string): Promise<void> };
+  const intake = createIntakeGate(() => internals.socket, { high: 256, low: 128 });
 
   // Stanzas written within one turn of the event loop leave in one write (one syscall, and one read at
   // the server) instead of one each.
-  let corked: CorkableSocket | undefined;
+  let corked: LinkSocket | undefined;
   function writeBatched(stanza: string): void {
-    const conn = xmpp as unknown as { socket: CorkableSocket | null; write(s: string): Promise<void> };
-    const socket = conn.socket;
+    const socket = internals.socket;
     if (socket && corked !== socket && typeof socket.cork === "function") {
       socket.cork();
       corked = socket;
@@ -86,7 +89,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
         socket.uncork();
       });
     }
-    conn.write(stanza).catch((err: Error) => log.warn({ err: err.message }, "could not write a delivery; the barrier will fail and it goes out again"));
+    internals.write(stanza).catch((err: Error) => log.warn({ err: err.message }, "could not write a delivery; the barrier will fail and it goes out again"));
   }
 
   const send = (el: Element) =>
