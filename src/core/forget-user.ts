@@ -7,7 +7,8 @@
 //  2. queued work (before the credentials, and swept again after them): deliveries addressed to them
 //     ("recipient unlinked") and their messages still waiting for the provider or a webhook target
 //     ("sender unlinked") become dead letters with that reason —
-//     kept for DEAD_LETTER_RETENTION, where the operator can see (and retry) them, never silently lost;
+//     kept for DEAD_LETTER_RETENTION, where the operator can see them (and retry them once the user
+//     is linked again: retryRefusal), never silently lost;
 //  3. their stored provider credentials (REGISTRATION=byo; the account's token goes with the last
 //     number registered under it);
 //  4. the contacts they were introduced to;
@@ -18,7 +19,7 @@
 // number, and the carrier keeps blocking texts to them whoever holds it next).
 import type { MediaIndex, MediaRemover } from "./media.js";
 import type { OutboundJob, XmppDelivery } from "./message.js";
-import type { AccountStore, DeadLetter, IntroductionStore, LinkStore, Pipeline } from "./ports.js";
+import type { AccountStore, DeadLetter, IntroductionStore, LinkStore, MessageStore, Pipeline } from "./ports.js";
 
 export const RECIPIENT_UNLINKED = "recipient unlinked";
 export const SENDER_UNLINKED = "sender unlinked";
@@ -59,6 +60,28 @@ export function unlinkedWork(jid: string, phone: string | undefined): (queue: De
     if (job.channel === "webhook") return bareOf(job.from) === jid ? SENDER_UNLINKED : undefined;
     return phone !== undefined && job.from === phone ? SENDER_UNLINKED : undefined;
   };
+}
+
+/**
+ * Why a dead letter set aside when its user was forgotten may not go out now, or undefined when it may.
+ * Retrying one is for a user linked again: otherwise it would reach someone who left (a delivery), or
+ * leave from a number that is no longer theirs and may be someone else's by now (a text).
+ */
+export async function retryRefusal(dl: DeadLetter, deps: { links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> }): Promise<string | undefined> {
+  if (dl.reason !== RECIPIENT_UNLINKED && dl.reason !== SENDER_UNLINKED) return undefined;
+  if (dl.queue === "to-xmpp") {
+    const user = bareOf(dl.item.to);
+    return (await deps.links.phoneOf(user)) ? undefined : `${user} was unlinked; link them again before retrying what was waiting for them.`;
+  }
+  const job = dl.item as OutboundJob;
+  if (job.channel === "webhook") {
+    return (await deps.links.phoneOf(bareOf(job.from))) ? undefined : `${bareOf(job.from)} was unlinked; link them again before retrying what they sent.`;
+  }
+  // A text goes out from job.from: only for the user who sent it, linked to that number again.
+  const sender = (await deps.messages.get(job.id))?.jid;
+  const holder = await deps.links.jidOf(job.from);
+  if (sender && holder === bareOf(sender)) return undefined;
+  return `The number ${job.from} is no longer linked to ${sender ? bareOf(sender) : "the user who sent this text"}; link them to it again before retrying.`;
 }
 
 export function createForgetUser(deps: ForgetUserDeps) {

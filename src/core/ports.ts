@@ -290,8 +290,11 @@ export interface Pipeline {
    * (nobody is sent an error about them). Returns how many were moved.
    */
   deadLetterWhere(select: (queue: DeadLetter["queue"], item: XmppDelivery | OutboundJob) => string | undefined): Promise<number>;
-  /** Puts a dead letter back in its queue; false when there is no such dead letter. */
-  retryDeadLetter(id: string): Promise<boolean>;
+  /**
+   * Puts a dead letter back in its queue, unless `refuse` gives a reason not to (it sees the dead
+   * letter first).
+   */
+  retryDeadLetter(id: string, refuse?: (dl: DeadLetter) => Promise<string | undefined>): Promise<{ outcome: "queued" | "not-found" } | { outcome: "refused"; reason: string }>;
 }
 
 /** A pipeline handler throws this to give up on an item now: it becomes a dead letter with this reason. */

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Pipeline } from "../core/ports.js";
+import { retryRefusal } from "../core/forget-user.js";
+import type { LinkStore, MessageStore, Pipeline } from "../core/ports.js";
 import { sendProblem } from "./problem.js";
 
 const deadLetter = z.object({
@@ -19,7 +20,7 @@ const deadLetter = z.object({
 /** A Redis stream id: two unsigned 64-bit numbers (Redis refuses a larger one with an error). */
 const isStreamId = (id: string) => /^\d{1,20}-\d{1,20}$/.test(id) && id.split("-").every((part) => BigInt(part) <= 0xffff_ffff_ffff_ffffn);
 
-export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter"> }): void {
+export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">; links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get(
@@ -44,9 +45,9 @@ export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<P
   );
 
   r.post("/api/v1/dead-letters/:id/retry", { schema: { params: z.object({ id: z.string().refine(isStreamId, "must be a dead-letter id such as 1732600000000-0") }) } }, async (request, reply) => {
-    if (!(await deps.pipeline.retryDeadLetter(request.params.id))) {
-      return sendProblem(reply, { title: "Not Found", status: 404, detail: `No dead letter ${request.params.id}.` });
-    }
+    const r = await deps.pipeline.retryDeadLetter(request.params.id, (dl) => retryRefusal(dl, deps));
+    if (r.outcome === "not-found") return sendProblem(reply, { title: "Not Found", status: 404, detail: `No dead letter ${request.params.id}.` });
+    if (r.outcome === "refused") return sendProblem(reply, { title: "Conflict", status: 409, detail: r.reason });
     return reply.code(202).send({ id: request.params.id, status: "queued" });
   });
 }

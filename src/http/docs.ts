@@ -29,7 +29,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   "POST /api/v1/webhooks/:name/token": { tag: "Webhooks", auth: "admin", summary: "Rotate a webhook target's inbound token", description: "The old token stops working at once; the new one is returned once." },
   "POST /api/v1/webhooks/:name/messages": { tag: "Message-in", auth: "webhook-token", summary: "Send a message from a webhook target to an XMPP user", description: "Authenticated by the target's own token. `Idempotency-Key` makes a retry safe. 202 when queued; 403 for a recipient outside the allow list or ALLOWED_DOMAINS; 429 (per-token rate) and 503 (backlog) carry Retry-After." },
   "GET /api/v1/dead-letters": { tag: "Dead letters", auth: "admin", summary: "List dead letters", description: "Newest first, with the reason; bodies are not shown." },
-  "POST /api/v1/dead-letters/:id/retry": { tag: "Dead letters", auth: "admin", summary: "Put a dead letter back in its queue" },
+  "POST /api/v1/dead-letters/:id/retry": { tag: "Dead letters", auth: "admin", summary: "Put a dead letter back in its queue", description: "409 for one set aside because its user was unlinked, until that user is linked again (to the same number, for texts)." },
   "GET /api/v1/breaker": { tag: "Limits", auth: "admin", summary: "Read the gateway-wide breaker" },
   "DELETE /api/v1/breaker": { tag: "Limits", auth: "admin", summary: "Reset the breaker: sending resumes" },
   "POST /api/v1/test-messages": { tag: "Operations", auth: "admin", summary: "Send a test message either way", description: "From a linked JID to a phone number (an SMS, as if the user wrote it), or from a phone number to a JID (as if that SMS had arrived)." },

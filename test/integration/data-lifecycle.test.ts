@@ -488,6 +488,27 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     assert.deepEqual(dls.filter((d) => d.to === jid).map((d) => d.reason), ["recipient unlinked", "recipient unlinked", "recipient unlinked"]);
   });
 
+  test("what was set aside for a forgotten user is retried only once they are linked again", async () => {
+    const all = async () => ((await gw!.admin("GET", "/api/v1/dead-letters?limit=1000")).json as { deadLetters: { id: string; reason: string; queue: string; to: string }[] }).deadLetters;
+    const forBob = (await all()).find((d) => d.reason === "recipient unlinked" && d.to === bob.bareJid)!;
+    const aliceText = (await all()).find((d) => d.reason === "sender unlinked" && d.queue === "outbound" && d.to === CONTACT.split("@")[0])!;
+    assert.ok(forBob && aliceText, "both kinds are there");
+
+    const refused = await gw!.admin("POST", `/api/v1/dead-letters/${forBob.id}/retry`);
+    assert.equal(refused.status, 409);
+    assert.match((refused.json as { detail: string }).detail, /was unlinked; link them again/);
+    const text = await gw!.admin("POST", `/api/v1/dead-letters/${aliceText.id}/retry`);
+    assert.equal(text.status, 409, "her text would leave from a number that is no longer hers");
+    assert.match((text.json as { detail: string }).detail, new RegExp(`${ALICE_NUMBER.replace("+", "\\+")} is no longer linked to ${alice.bareJid}`));
+    assert.ok((await all()).some((d) => d.id === forBob.id), "still a dead letter");
+
+    // Linked again: it may go.
+    assert.equal((await gw!.admin("PUT", `/api/v1/users/${bob.bareJid}`, { phone: BOB_NUMBER })).status, 201);
+    assert.equal((await gw!.admin("POST", `/api/v1/dead-letters/${forBob.id}/retry`)).status, 202);
+    assert.ok(!(await all()).some((d) => d.id === forBob.id));
+    assert.ok((await queued()).some((q) => q.item.to.startsWith(bob.bareJid)), "queued toward bob again");
+  });
+
   test("afterwards, too, every key has a TTL or is a documented kind; the log stayed clean", async () => {
     await assertLifetimes();
     assert.ok(forgetLog.some((l) => l.includes("user forgotten")));

@@ -533,15 +533,19 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       return moved;
     },
-    async retryDeadLetter(id) {
+    async retryDeadLetter(id, refuse) {
       const rows = await redis.xRange(keys.deadLetters, id, id);
       const row = rows?.[0];
-      if (!row) return false;
+      if (!row) return { outcome: "not-found" };
       const m = row.message as Record<string, string>;
-      if (!m.stream || !m.d) return false;
+      const item = parse<XmppDelivery | OutboundJob>({ id: row.id, message: m });
+      if (!m.stream || !m.d || !item) return { outcome: "not-found" };
+      const dl: DeadLetter = { id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item };
+      const reason = refuse ? await refuse(dl) : undefined;
+      if (reason !== undefined) return { outcome: "refused", reason };
       await redis.multi().xAdd(m.stream, "*", { d: m.d }).xDel(keys.deadLetters, id).exec();
       log.info({ deadLetter: id, stream: m.stream }, "dead letter queued again");
-      return true;
+      return { outcome: "queued" };
     },
     async stats(now = Date.now()) {
       // Entries leave their stream when acknowledged, so length = waiting + in hand, and the first
