@@ -23,12 +23,13 @@ import { routeByAccount } from "./core/provider-router.js";
 import { createRegistration } from "./core/registration.js";
 import { createWebhookSender } from "./adapters/webhook/sender.js";
 import type { Config } from "./config.js";
+import { GatewayError } from "./errors.js";
 import { createContactEvents } from "./core/contact-events.js";
 import { createInbound } from "./core/inbound.js";
 import { createOnNet } from "./core/on-net.js";
 import { createMediaPreparer, withMediaPreparation } from "./core/media.js";
 import { createSpool, parseSpooledSms } from "./core/spool.js";
-import { createOutbound } from "./core/outbound.js";
+import { createOutbound, type Outbound } from "./core/outbound.js";
 import { createAccessPolicy } from "./core/access.js";
 import { createSendLimits } from "./core/limits.js";
 import { createRedisUsageCounter } from "./adapters/redis/usage-counter.js";
@@ -257,7 +258,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     );
   let mediaSweeper: NodeJS.Timeout | undefined;
 
-  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound: instrumentOutbound(outbound, metrics), webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration }, access });
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound: explainStoreDown(instrumentOutbound(outbound, metrics)), webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration }, access });
 
   const http = await buildHttp({
     publicUrl: config.PUBLIC_URL,
@@ -349,6 +350,24 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await mediaFetcher.close();
       await webhookSender.close();
       redis.destroy();
+    },
+  };
+}
+
+/**
+ * A message that cannot be stored because Redis is away is refused with "try again" (resource-constraint,
+ * type wait) instead of "internal error": nothing is wrong with it, and nothing was sent.
+ */
+function explainStoreDown(outbound: Outbound): Outbound {
+  return {
+    ...outbound,
+    async accept(msg) {
+      try {
+        return await outbound.accept(msg);
+      } catch (err) {
+        if (!isRedisUnavailable(err)) throw err;
+        throw new GatewayError("resource_constraint", "The gateway cannot store messages right now (its database is unavailable), so this one was not sent. Try again in a minute.", { cause: err });
+      }
     },
   };
 }

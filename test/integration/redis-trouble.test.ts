@@ -9,7 +9,7 @@ import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackPar
 import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
@@ -163,6 +163,22 @@ describe("Redis unreachable", () => {
     const msg = await alice.waitFor(chatWithId(params.MessageSid!), 20_000);
     await alice.expectNone((el) => chatWithId(params.MessageSid!)(el) && el !== msg, 1000);
     await waitReady("ready again", (r) => r.body.status === "ready" && r.body.journal?.pending === 0);
+  });
+
+  test("a text sent from XMPP while Redis is down is refused with 'try again', not 'internal error'", async () => {
+    await redis.kill();
+    try {
+      await alice.send(xml("message", { to: `${CONTACT_NUMBER}@${DOMAIN}`, type: "chat", id: "while-redis-down" }, xml("body", {}, "anyone there?")));
+      const bounce = await alice.waitFor((el) => el.name === "message" && el.attrs.id === "while-redis-down" && el.attrs.type === "error", 15_000);
+      const error = bounce.getChild("error")!;
+      assert.equal(error.attrs.type, "wait", bounce.toString());
+      assert.ok(error.getChild("resource-constraint", "urn:ietf:params:xml:ns:xmpp-stanzas"), bounce.toString());
+      assert.match(error.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "", /cannot store messages right now.*not sent.*Try again/);
+    } finally {
+      await redis.restart();
+    }
+    await waitReady("ready again", (r) => r.body.status === "ready");
+    assert.equal(twilio.listRequests().filter((q) => q.form.Body === "anyone there?").length, 0, "nothing was sent");
   });
 
   test("a gateway started while Redis is down comes up degraded, journals, and delivers once Redis is back", async () => {
