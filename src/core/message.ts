@@ -76,7 +76,6 @@ export interface MessageRecord {
   updatedAt: number;
 }
 
-/** An outgoing message waiting to be handed to the provider. */
 /** The record of a message an XMPP user just sent, before its next hop has seen it. */
 export function newOutgoingRecord(m: { id: string; channel: MessageRecord["channel"]; jid: string; stanzaId?: string; contactJid: string; receiptRequested: boolean; now: number }): MessageRecord {
   return {
