@@ -7,11 +7,11 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createClient } from "redis";
-import { inboundSmsParams, signTwilioRequest } from "../test/fakes/fake-twilio.js";
+import { inboundSmsParams } from "../test/fakes/fake-twilio.js";
 import { startGatewayProcess } from "../test/support/gateway-process.js";
 import { freePort } from "../test/support/ports.js";
 import { startRedis } from "../test/support/redis.js";
-import { httpSender, httpTarget } from "./lib/http-sender.js";
+import { httpSender, httpTarget, twilioSmsWebhook } from "./lib/http-sender.js";
 import { ProcessSampler, rssMb } from "./lib/measure.js";
 
 const SID = `AC${"3".repeat(32)}`;
@@ -64,7 +64,7 @@ export async function runBacklog(o: { count: number; redisUrl: string; log: (s: 
     const target = httpTarget(gw.url, 32);
     const post = httpSender(target, (i) => {
       const params = inboundSmsParams({ from: `+1555${String(2000000 + (i % 1000)).padStart(7, "0")}`, to: "+15550001111", body: `backlog ${i}`, accountSid: SID });
-      return { path: "/twilio/sms", headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}/twilio/sms`, params) }, body: new URLSearchParams(params).toString() };
+      return twilioSmsWebhook(TOKEN, PUBLIC, params);
     });
     let next = 0;
     let failed = 0;

@@ -17,14 +17,14 @@ import { createServer, type Server } from "node:http";
 import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "redis";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio } from "../test/fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio } from "../test/fakes/fake-twilio.js";
 import { startGatewayProcess } from "../test/support/gateway-process.js";
 import { freePort } from "../test/support/ports.js";
 import { startRedis } from "../test/support/redis.js";
 import { startXmppServer } from "../test/support/xmpp-server.js";
 import { runBacklog, startNodeArgs, type BacklogResult } from "./backlog.js";
 import { Flow, type FlowResult, type Load, type Sender } from "./lib/flow.js";
-import { httpSender, httpTarget } from "./lib/http-sender.js";
+import { httpSender, httpTarget, twilioSmsWebhook } from "./lib/http-sender.js";
 import { findPid, ProcessSampler } from "./lib/measure.js";
 import { escapeXml, rawClient, rawComponent, type RawPeer } from "./lib/raw-xmpp.js";
 
@@ -156,7 +156,7 @@ async function startReceiver(onBody: (body: string) => void): Promise<{ url: str
 }
 
 /** Bare Fastify in its own process, answered as fast as it goes: each answer counts as an arrival. */
-async function bareFastifyBaseline(form: (text: string) => { headers: Record<string, string>; body: string }): Promise<void> {
+async function bareFastifyBaseline(form: (text: string) => { path: string; headers: Record<string, string>; body: string }): Promise<void> {
   const port = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", "bench/baselines/bare-fastify.ts", String(port)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   try {
@@ -165,7 +165,7 @@ async function bareFastifyBaseline(form: (text: string) => { headers: Record<str
       child.once("exit", (code) => reject(new Error(`bare Fastify exited with ${code}`)));
     });
     const target = httpTarget(`http://127.0.0.1:${port}`, HTTP_CONCURRENCY);
-    const post = httpSender(target, (_seq, text) => ({ path: "/twilio/sms", ...form(text) }));
+    const post = httpSender(target, (_seq, text) => form(text));
     const row = await measure("baseline: bare Fastify", "bf", { kind: "max", inFlight: Number.MAX_SAFE_INTEGER, concurrency: HTTP_CONCURRENCY }, async (seq, text) => {
       const r = await post(seq, text);
       arrived(text);
@@ -199,10 +199,7 @@ async function main(): Promise<number> {
   try {
     // --- baselines -----------------------------------------------------------------------------
     const sampleParams = inboundSmsParams({ from: CONTACTS[0]!, to: USERS[0]!.phone, body: "BODY", accountSid: ACCOUNT_SID });
-    const form = (text: string) => {
-      const params = { ...sampleParams, Body: text };
-      return { headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(AUTH_TOKEN, `${PUBLIC_URL}/twilio/sms`, params) }, body: new URLSearchParams(params).toString() };
-    };
+    const form = (text: string) => twilioSmsWebhook(AUTH_TOKEN, PUBLIC_URL, { ...sampleParams, Body: text });
     if (ONLY.has("inbound") || ONLY.has("webhook-in")) await bareFastifyBaseline(form);
 
     {
@@ -258,7 +255,7 @@ async function main(): Promise<number> {
 
       const inboundSend = httpSender(http, (seq, text) => {
         const params = inboundSmsParams({ from: CONTACTS[seq % CONTACTS.length]!, to: USERS[seq % USERS.length]!.phone, body: text, accountSid: ACCOUNT_SID });
-        return { path: "/twilio/sms", headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(AUTH_TOKEN, `${PUBLIC_URL}/twilio/sms`, params) }, body: new URLSearchParams(params).toString() };
+        return twilioSmsWebhook(AUTH_TOKEN, PUBLIC_URL, params);
       });
       const outboundSend = xmppSender((seq) => clients[seq % clients.length]!, (seq, text) => chat(undefined, `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}`, text));
       const webhookInSend = httpSender(http, (seq, text) => ({

@@ -119,7 +119,6 @@ export class Flow {
       this.measuring = false;
       windowEnd = performance.now();
     }, (end - started));
-    const actualStart = () => measureFrom;
 
     if (load.kind === "rate") {
       const cap = this.o.maxOutstandingRequests ?? 2000;
@@ -169,7 +168,7 @@ export class Flow {
     clearTimeout(marker);
     clearTimeout(stopMeasuring);
     this.measuring = false;
-    const windowS = (Math.min(windowEnd, performance.now()) - actualStart()) / 1000;
+    const windowS = (Math.min(windowEnd, performance.now()) - measureFrom) / 1000;
 
     const drainUntil = performance.now() + this.o.drainS * 1000;
     while (this.delivered < this.accepted && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));

@@ -1,5 +1,6 @@
 // HTTP senders for the benchmark's flows, each request timed from the moment it is handed to the
 // pool (so waiting for a free connection counts) to the end of its answer.
+import { signTwilioRequest } from "../../test/fakes/fake-twilio.js";
 import type { Sender } from "./flow.js";
 import { RawHttpPool } from "./raw-http.js";
 
@@ -27,5 +28,14 @@ export function httpSender(target: HttpTarget, request: (seq: number, text: stri
     } catch (err) {
       return { accepted: false, error: (err as { code?: string }).code ?? (err as Error).message.slice(0, 60) };
     }
+  };
+}
+
+/** Twilio's inbound-SMS webhook for these parameters, signed for `publicUrl` as Twilio signs it. */
+export function twilioSmsWebhook(authToken: string, publicUrl: string, params: Record<string, string>): { path: string; headers: Record<string, string>; body: string } {
+  return {
+    path: "/twilio/sms",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(authToken, `${publicUrl}/twilio/sms`, params) },
+    body: new URLSearchParams(params).toString(),
   };
 }

@@ -1,8 +1,8 @@
 // JIDs on the component's domain ⇄ the things they stand for (GATEWAY.md "Addresses").
 // Pure functions: no I/O, no XMPP library.
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/max";
-import { LRUCache } from "lru-cache";
 import { GatewayError } from "../errors.js";
+import { remembered } from "./remembered.js";
 
 export type ContactAddress =
   | { kind: "phone"; e164: string }
@@ -42,19 +42,11 @@ export function parseContactLocalpart(localpart: string): ContactAddress {
   throw new GatewayError("jid_malformed", `'${truncate(localpart)}' is not an address this gateway knows; phone numbers look like +15552223333.`);
 }
 
-// Parsing with libphonenumber's full metadata costs ~50 µs, and the same few numbers (a user's own, their
-// contacts) come back in every message: the answers are remembered. "" stands for "not a number".
-const e164Cache = new LRUCache<string, string>({ max: 20_000 });
-
 /** E.164 for a string that is already international (`+…`), or undefined when it is not a possible number. */
-export function toE164(input: string): string | undefined {
-  const known = e164Cache.get(input);
-  if (known !== undefined) return known || undefined;
+export const toE164 = remembered((input: string): string | undefined => {
   const n = parsePhoneNumberFromString(input);
-  const e164 = n?.isPossible() ? fixpoint(n.number) : undefined;
-  if (input.length <= 64) e164Cache.set(input, e164 ?? "");
-  return e164;
-}
+  return n?.isPossible() ? fixpoint(n.number) : undefined;
+});
 
 /**
  * `e164` when it reads back as itself. libphonenumber drops a national prefix written after the

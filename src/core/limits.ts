@@ -2,9 +2,9 @@
 // segments, a destination-country allow list, refused number types, and a gateway-wide breaker on
 // segments per hour. The counters live behind a port (Redis in production) so every instance shares them.
 import { parsePhoneNumberFromString, type NumberType } from "libphonenumber-js/max";
-import { LRUCache } from "lru-cache";
 import { GatewayError } from "../errors.js";
 import { displayNumber } from "./display.js";
+import { remembered } from "./remembered.js";
 
 export type TakeResult = { ok: true } | { ok: false; retryAfterMs: number; /** this take is the one that tripped the counter */ tripped: boolean };
 
@@ -70,21 +70,13 @@ interface NumberFacts {
   type: NumberType;
 }
 
-// Parsing a number with the full metadata costs ~50 µs, for every message, and the same few
-// destinations come back again and again: what the checks need is kept per number.
-const numberFacts = new LRUCache<string, NumberFacts>({ max: 20_000 });
-
 /** The country and type of an international number ("+…"). */
-function factsOf(destination: string): NumberFacts {
-  const known = numberFacts.get(destination);
-  if (known) return known;
+const factsOf = remembered((destination: string): NumberFacts => {
   const parsed = parsePhoneNumberFromString(destination);
   // A number outside the plan (unassigned area code, e.g. +1 555…) has no country of its own: it is
   // taken as the main country of its calling code, which cannot bill like a premium number can.
-  const facts: NumberFacts = { country: parsed?.country ?? parsed?.getPossibleCountries()[0], type: parsed?.getType() };
-  if (destination.length <= 64) numberFacts.set(destination, facts);
-  return facts;
-}
+  return { country: parsed?.country ?? parsed?.getPossibleCountries()[0], type: parsed?.getType() };
+});
 
 function inWords(ms: number): string {
   const s = Math.max(1, Math.ceil(ms / 1000));

@@ -187,6 +187,13 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     }
   }
 
+  /** A row of the dead-letters stream as a DeadLetter; undefined when its item cannot be read. */
+  function deadLetterOf(row: { id: string; message: Record<string, string> }): DeadLetter | undefined {
+    const m = row.message;
+    const item = parse<XmppDelivery | OutboundJob>(row);
+    return item && { id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item };
+  }
+
   function parse<T>(entry: Entry): T | undefined {
     try {
       return JSON.parse(entry.message.d ?? "") as T;
@@ -353,9 +360,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
     /**
      * One job; false stops its conversation (and fails the batch, which is read again after a backoff).
-     * `stillPending`: claimed for this batch just now, so the claim below can be skipped.
+     * `claimed`: what the batch's claim said of it just now; undefined when it has to be claimed here.
      */
-    async function handleOne(entry: Entry, job: OutboundJob | undefined, firstTry: boolean, stillPending: boolean): Promise<boolean> {
+    async function handleOne(entry: Entry, job: OutboundJob | undefined, firstTry: boolean, claimed: boolean | undefined): Promise<boolean> {
       if (!running) return false;
       if (!job) {
         await deadLetter(handlers, stream, "outbound", entry, "unreadable entry");
@@ -363,7 +370,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
       // it again (it is ours) says whether it is still pending.
-      if (!stillPending && (await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length === 0) {
+      if (!(claimed ?? (await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length > 0)) {
         failures.delete(entry.id);
         log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
         return true;
@@ -433,12 +440,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       const outcomes = await Promise.all(
         [...conversations.values()].map(async (list) => {
           for (const [i, { entry, job }] of list.entries()) {
-            if (i === 0 && !pending.has(entry.id)) {
-              failures.delete(entry.id);
-              log.info({ stream, entry: entry.id, msgId: job?.id }, "job left its stream before it was handled; skipped");
-              continue;
-            }
-            if (!(await handleOne(entry, job, firstTry, i === 0))) return false;
+            if (!(await handleOne(entry, job, firstTry, i === 0 ? pending.has(entry.id) : undefined))) return false;
           }
           return true;
         }),
@@ -498,14 +500,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     },
     async deadLetters(limit) {
       const rows = await redis.xRevRange(keys.deadLetters, "+", "-", { COUNT: limit });
-      const out: DeadLetter[] = [];
-      for (const row of rows ?? []) {
-        const m = row.message as Record<string, string>;
-        const item = parse<XmppDelivery | OutboundJob>({ id: row.id, message: m });
-        if (!item) continue;
-        out.push({ id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item });
-      }
-      return out;
+      return (rows ?? []).map((row) => deadLetterOf({ id: row.id, message: row.message as Record<string, string> })).filter((dl): dl is DeadLetter => dl !== undefined);
     },
     async deadLetterWhere(select) {
       let moved = 0;
@@ -538,9 +533,8 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       const row = rows?.[0];
       if (!row) return { outcome: "not-found" };
       const m = row.message as Record<string, string>;
-      const item = parse<XmppDelivery | OutboundJob>({ id: row.id, message: m });
-      if (!m.stream || !m.d || !item) return { outcome: "not-found" };
-      const dl: DeadLetter = { id: row.id, queue: m.queue === "outbound" ? "outbound" : "to-xmpp", reason: m.reason ?? "", at: Number(m.at ?? 0), item };
+      const dl = deadLetterOf({ id: row.id, message: m });
+      if (!m.stream || !m.d || !dl) return { outcome: "not-found" };
       const reason = refuse ? await refuse(dl) : undefined;
       if (reason !== undefined) return { outcome: "refused", reason };
       await redis.multi().xAdd(m.stream, "*", { d: m.d }).xDel(keys.deadLetters, id).exec();
