@@ -18,7 +18,7 @@ import { cpus, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 import { createClient } from "redis";
 import { inboundSmsParams, startFakeTwilio } from "../test/fakes/fake-twilio.js";
-import { startGatewayProcess } from "../test/support/gateway-process.js";
+import { PROCESS_ADMIN_TOKEN, startGatewayProcess } from "../test/support/gateway-process.js";
 import { freePort } from "../test/support/ports.js";
 import { startRedis } from "../test/support/redis.js";
 import { startXmppServer } from "../test/support/xmpp-server.js";
@@ -26,6 +26,7 @@ import { runBacklog, startNodeArgs, type BacklogResult } from "./backlog.js";
 import { Flow, type FlowResult, type Load, type Sender } from "./lib/flow.js";
 import { httpSender, httpTarget, twilioSmsWebhook } from "./lib/http-sender.js";
 import { findPid, ProcessSampler } from "./lib/measure.js";
+import { runtimeProbe, type RuntimeFigures } from "./lib/runtime-probe.js";
 import { escapeXml, rawClient, rawComponent, type RawPeer } from "./lib/raw-xmpp.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -67,6 +68,8 @@ interface Row {
   otherCpu?: Record<string, number>;
   /** Redis commands per delivered message, by command (INFO commandstats) */
   redisPerMessage?: Record<string, number>;
+  /** The gateway's GC and event-loop delay during the flow */
+  runtime?: RuntimeFigures;
 }
 
 /** Calls per Redis command so far (INFO commandstats), once the benchmark's Redis is up. */
@@ -80,7 +83,7 @@ const flows = new Map<string, Flow>();
 /** Every text that arrives anywhere goes to the flow its tag names. */
 const arrived = (text: string) => flows.get(text.slice(0, text.indexOf(" ")))?.arrived(text);
 
-async function measure(name: string, tag: string, load: Load, send: Sender, opts: { pid?: number; baseline?: string; seconds?: number } = {}): Promise<Row> {
+async function measure(name: string, tag: string, load: Load, send: Sender, opts: { pid?: number; baseline?: string; seconds?: number; gatewayUrl?: string } = {}): Promise<Row> {
   const flow = new Flow({ tag, load, warmupS: WARMUP_S, measureS: opts.seconds ?? MEASURE_S, drainS: 20, send });
   flows.set(tag, flow);
   const sampler = opts.pid === undefined ? undefined : new ProcessSampler(opts.pid);
@@ -89,8 +92,10 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
   const others = Object.entries(otherPids).map(([name, pid]) => [name, new ProcessSampler(pid)] as const);
   for (const [, o] of others) o.start();
   const statsBefore = redisStats ? await redisStats() : undefined;
+  const probe = opts.gatewayUrl ? await runtimeProbe(opts.gatewayUrl, PROCESS_ADMIN_TOKEN) : undefined;
   const result = await flow.run();
   const usage = sampler?.stop();
+  const runtime = await probe?.stop();
   const statsAfter = redisStats ? await redisStats() : undefined;
   const redisPerMessage: Record<string, number> = {};
   if (statsBefore && statsAfter && result.delivered > 0) {
@@ -108,6 +113,7 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
     ...(usage ? { cpuPercent: usage.cpuPercent, peakRssMb: usage.peakRssMb } : {}),
     otherCpu,
     redisPerMessage,
+    ...(runtime ? { runtime } : {}),
     ...(opts.baseline && baselines[opts.baseline] ? { baseline: { name: opts.baseline, throughput: baselines[opts.baseline]! } } : {}),
   };
   rows.push(row);
@@ -116,6 +122,7 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
     `${name} @ ${r.load}: ${Math.round(r.throughput)} msg/s delivered (intake ${Math.round(r.intake)}/s), e2e p50 ${r.e2e.p50.toFixed(1)} p99 ${r.e2e.p99.toFixed(1)} ms` +
       (r.ack ? `, ack p50 ${r.ack.p50.toFixed(1)} p99 ${r.ack.p99.toFixed(1)} ms` : "") +
       (usage ? `, gateway CPU ${usage.cpuPercent.toFixed(0)} %, peak RSS ${usage.peakRssMb.toFixed(0)} MB` : "") +
+      (runtime ? `, GC ${runtime.gcPercent.toFixed(0)} % (${runtime.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${runtime.loopDelay.p99.toFixed(1)} max ${runtime.loopDelay.max.toFixed(1)} ms` : "") +
       `, CPU elsewhere ${Object.entries(otherCpu).map(([k, v]) => `${k} ${v} %`).join(", ")}` +
       (Object.keys(redisPerMessage).length ? `, Redis commands per message ${Object.values(redisPerMessage).reduce((a, b) => a + b, 0).toFixed(1)} ${JSON.stringify(redisPerMessage)}` : "") +
       `, lost ${r.lost}, dup ${r.duplicates}, refused ${r.refused}${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ""}`,
@@ -235,6 +242,8 @@ async function main(): Promise<number> {
         USER_SEGMENTS_PER_DAY: "0",
         BREAKER_SEGMENTS_PER_HOUR: "0",
         WEBHOOK_IN_PER_MINUTE: "0",
+        // BENCH_GATEWAY_ENV="PIPELINE_PARTITIONS=16 LOG_LEVEL=warn": try other settings
+        ...Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? "").split(" ").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
       },
       { built: true, nodeArgs: [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? startNodeArgs()), ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])] },
     );
@@ -281,8 +290,8 @@ async function main(): Promise<number> {
       for (const [key, name, tag, send, baseline] of runs) {
         if (!ONLY.has(key)) continue;
         const isHttp = key === "inbound" || key === "webhook-in";
-        await measure(name, `${tag}r`, { kind: "rate", perSecond: RATE }, send, { pid, baseline });
-        await measure(name, `${tag}m`, { kind: "max", inFlight: IN_FLIGHT, concurrency: isHttp ? HTTP_CONCURRENCY : 1 }, send, { pid, baseline });
+        await measure(name, `${tag}r`, { kind: "rate", perSecond: RATE }, send, { pid, baseline, gatewayUrl: gw.url });
+        await measure(name, `${tag}m`, { kind: "max", inFlight: IN_FLIGHT, concurrency: isHttp ? HTTP_CONCURRENCY : 1 }, send, { pid, baseline, gatewayUrl: gw.url });
         if (!gw.running()) throw new Error(`the gateway died during "${name}"; its log ends:\n${gw.log().split("\n").slice(-30).join("\n")}`);
       }
       await http.close();

@@ -77,7 +77,7 @@ export const VERSION: string = (() => {
 
 export async function createGateway(config: Config, log: Logger, hooks: { onFatal(message: string): void }): Promise<Gateway> {
   const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"), { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  const links = createRedisLinkStore(redis);
+  const links = createRedisLinkStore(redis, { rememberMs: config.LINKS_REMEMBER_MS });
   const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
   // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store webhook secrets.
   const webhooks = createRedisWebhookStore(redis, createSecretBox(config.SECRETS_KEY));

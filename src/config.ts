@@ -62,6 +62,7 @@ export const CONFIG_VARIABLES = {
   DEDUPE_TTL: { schema: int(60, 365 * 86400).default(7 * 86400), doc: "Seconds an idempotency key (a Twilio MessageSid, an Idempotency-Key, a user's stanza id) is remembered, so a repeat is not delivered or texted twice" },
   DEAD_LETTER_RETENTION: { schema: int(60, 10 * 365 * 86400).default(30 * 86400), doc: "Seconds a dead letter (a message given up on, body included so it can be retried) is kept; older ones are deleted" },
   PIPELINE_PARTITIONS: { schema: int(1, 256).default(8), doc: "Stream partitions per direction; one conversation always maps to one partition (ordering)" },
+  LINKS_REMEMBER_MS: { schema: int(0, 60_000).default(2000), doc: "How long (ms) a user ⇄ number link may be answered from this instance's memory; changes made through this instance are seen at once, others (another instance, an edit in Redis) within this time; 0: ask Redis every message" },
   INSTANCE_ID: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "Name of this instance in the Redis consumer group; keep it stable across restarts (default: the host name)" },
   XMPP_DELIVERY_DEADLINE_MS: { schema: int(60_000, 365 * 86_400_000).default(3 * 86_400_000), doc: "A message still not delivered to XMPP this long after it arrived becomes a dead letter" },
   XMPP_MAX_BOUNCES: { schema: int(1, 100).default(3), doc: "Bounces by the XMPP server (e.g. unknown user) before a delivery becomes a dead letter" },

@@ -50,12 +50,12 @@ export function createSender(deps: SenderDeps) {
 
   async function process(job: OutboundJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
     const signal = meta?.signal;
-    // Both read the same record: asked together, they cost one round trip to the store.
-    const [record, initial] = await Promise.all([deps.messages.get(job.id), deps.messages.attemptState(job.id)]);
-    if (!record) {
+    const found = await deps.messages.getWithAttempt(job.id);
+    if (!found) {
       deps.log.warn({ msgId: job.id }, "outbound job without a record; dropped");
       return;
     }
+    const { record, attempt: initial } = found;
     // A SID means the provider has it (the create's answer, a lookup or an early status callback
     // recorded it); any status but pending means it was handed over or reported already.
     if (record.providerId !== undefined || record.status !== "pending") return;

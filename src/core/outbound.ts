@@ -12,6 +12,7 @@ import { countSegments, segmentsProblem } from "./segments.js";
 import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "./message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
 import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
+import { recordAndQueue } from "./queue-outgoing.js";
 import { createWebhookOut } from "./webhook-out.js";
 
 export { backoff } from "./retry-policy.js";
@@ -118,6 +119,7 @@ export function createOutbound(deps: OutboundDeps) {
     const fromNumberP = destinationEarly ? quiet(deps.links.phoneOf(msg.fromBare)) : undefined;
     const peerP = destinationEarly && deps.onNet ? quiet(deps.links.jidOf(destinationEarly)) : undefined;
     const accountP = destinationEarly && deps.accountOf ? quiet(deps.accountOf(msg.fromBare)) : undefined;
+    const optedOutP = destinationEarly && fromNumberP && optOuts ? quiet(fromNumberP.then((n) => (n ? optOuts.isOptedOut(n, destinationEarly) : false))) : undefined;
 
     // A resent stanza (same sender, same id) that was accepted before is answered by the first one.
     const repeatKey = msg.stanzaId ? userStanzaKey(msg.fromBare, msg.stanzaId) : undefined;
@@ -141,7 +143,7 @@ export function createOutbound(deps: OutboundDeps) {
     if (!fromNumber) {
       throw new GatewayError("registration_required", `Your account is not linked to a phone number on this gateway; ${deps.notLinkedHint ?? "ask its operator to link one."}`);
     }
-    if (await deps.optOuts?.isOptedOut(fromNumber, destination)) {
+    if (await optedOutP) {
       // Twilio would refuse it (21610) anyway; refusing here says why without a provider round trip.
       throw new GatewayError("forbidden", optedOutRefusal(destination, fromNumber));
     }
@@ -175,11 +177,11 @@ export function createOutbound(deps: OutboundDeps) {
 
     const id = newMessageId();
     const now = Date.now();
-    await deps.messages.create(newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now }));
+    const record = newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now });
     // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
     const account = await accountP;
     // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
-    if (!(await deps.pipeline.enqueueOutbound({ id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
+    if (!(await recordAndQueue(deps, record, { id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
       deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");
       return { outcome: "repeat", id };
     }

@@ -210,8 +210,8 @@ export interface MessageStore {
   /** Marks a one-time event: the receipt, the error report. True only for the first caller. */
   markOnce(id: string, what: "receipt" | "error"): Promise<boolean>;
   idForProviderId(providerId: string): Promise<string | undefined>;
-  /** Where the provider requests of an outgoing message stand (recorded around each request). */
-  attemptState(id: string): Promise<AttemptState>;
+  /** The record and where its provider requests stand (recorded around each request), read together. */
+  getWithAttempt(id: string): Promise<{ record: MessageRecord; attempt: AttemptState } | undefined>;
   /**
    * Records that a request is about to start (`inflight`), if `expectedCount` requests were started
    * so far; undefined when another worker moved it meanwhile (it owns the message now).
@@ -272,7 +272,11 @@ export interface Pipeline {
   idForDedupeKey(dedupeKey: string): Promise<string | undefined>;
   /** Items waiting toward XMPP in the partition `item` would go to (overload signal). */
   backlogFor(item: XmppDelivery): Promise<number>;
-  /** Toward the provider. Returns false when `dedupeKey` was already seen (nothing stored). */
+  /**
+   * Toward the provider. Returns false when `dedupeKey` was already seen (nothing stored). The job's
+   * message record must be created first; the create may still be on its way (calls reach the store in
+   * the order they are made), and a job whose record is missing is refused (throws).
+   */
   enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean>;
   /** Starts consumers. A handler resolves when the item is done, or throws to leave it queued. */
   consume(handlers: {

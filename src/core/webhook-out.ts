@@ -6,6 +6,7 @@ import { newMessageId, newOutgoingRecord } from "./message.js";
 import { GiveUp, type DeliveryMeta, type MessageStore, type Pipeline, type WebhookSender, type WebhookStore } from "./ports.js";
 import { backoff } from "./retry-policy.js";
 import { abortableSleep, SendInterrupted } from "./sleep.js";
+import { recordAndQueue } from "./queue-outgoing.js";
 
 /** Whether `bareJid` matches an allow entry: the exact bare JID, or `*@domain`. */
 export function isAllowed(allow: readonly string[], bareJid: string): boolean {
@@ -54,9 +55,9 @@ export function createWebhookOut(deps: WebhookOutDeps) {
     }
     const id = newMessageId();
     const now = Date.now();
-    await deps.messages.create(newOutgoingRecord({ id, channel: "webhook", jid: msg.from, stanzaId: msg.stanzaId, contactJid: contact(msg.name), receiptRequested: msg.receiptRequested, now }));
+    const record = newOutgoingRecord({ id, channel: "webhook", jid: msg.from, stanzaId: msg.stanzaId, contactJid: contact(msg.name), receiptRequested: msg.receiptRequested, now });
     const job: WebhookJob = { channel: "webhook", id, from: msg.fromBare, to: msg.name, body: msg.body, mediaUrls: msg.mediaUrls, acceptedAt: now };
-    if (!(await deps.pipeline.enqueueOutbound(job, msg.repeatKey))) {
+    if (!(await recordAndQueue(deps, record, job, msg.repeatKey))) {
       deps.log.info({ msgId: id, webhook: msg.name }, "repeat of a message already queued: not queued again");
       return id;
     }

@@ -45,8 +45,9 @@ function memoryStore(): MessageStore & { records: Map<string, MessageRecord>; at
     async idForProviderId(sid) {
       return sids.get(sid);
     },
-    async attemptState(id) {
-      return { ...(attempts.get(id) ?? { state: "none", count: 0 }) };
+    async getWithAttempt(id) {
+      const r = records.get(id);
+      return r && { record: { ...r }, attempt: { ...(attempts.get(id) ?? { state: "none", count: 0 }) } };
     },
     async beginAttempt(id, expected) {
       const a = attempts.get(id) ?? { state: "none", count: 0 };

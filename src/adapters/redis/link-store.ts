@@ -39,24 +39,54 @@ return redis.call('SREM', KEYS[2], ARGV[1])
 
 const NUMBER_PREFIX = keys.numberUsers("").replace(/:users$/, "");
 
-export function createRedisLinkStore(redis: Redis): LinkStore {
+/**
+ * `rememberMs`: how long this process may answer phoneOf/jidOf from memory (every message asks one or
+ * both; links change rarely). Links changed through this store are forgotten at once; the time bounds
+ * how long a change made elsewhere (another instance, an edit in Redis) can go unseen. 0: always ask.
+ */
+export function createRedisLinkStore(redis: Redis, opts: { rememberMs?: number } = {}): LinkStore {
+  const rememberMs = opts.rememberMs ?? 0;
+  const answers = new Map<string, { answer: string | undefined; until: number }>();
+  // Bumped by every change: a read that started before a change must not store its (old) answer.
+  let generation = 0;
+  async function lookup(key: string): Promise<string | undefined> {
+    if (rememberMs <= 0) return (await redis.sMembers(key)).sort()[0];
+    const now = Date.now();
+    const known = answers.get(key);
+    if (known && known.until > now) return known.answer;
+    const asked = generation;
+    const answer = (await redis.sMembers(key)).sort()[0];
+    if (asked === generation) {
+      if (answers.size >= 50_000) answers.clear(); // a bound, not an LRU: refilled within rememberMs
+      answers.set(key, { answer, until: now + rememberMs });
+    }
+    return answer;
+  }
+  function changed(): void {
+    generation++;
+    answers.clear();
+  }
   return {
     async link(jid, phone) {
-      const res = (await runScript(redis, LINK, { keys: [keys.userNumbers(jid), keys.numberUsers(phone), keys.users], arguments: [jid, phone, NUMBER_PREFIX] })) as [number, string];
-      if (res[0] === 0) throw new GatewayError("conflict", `The number ${phone} is already linked to another account.`, { field: "phone" });
-      return res[0] === 1 ? { created: true } : { created: false, ...(res[1] ? { previous: res[1] } : {}) };
+      changed();
+      try {
+        const res = (await runScript(redis, LINK, { keys: [keys.userNumbers(jid), keys.numberUsers(phone), keys.users], arguments: [jid, phone, NUMBER_PREFIX] })) as [number, string];
+        if (res[0] === 0) throw new GatewayError("conflict", `The number ${phone} is already linked to another account.`, { field: "phone" });
+        return res[0] === 1 ? { created: true } : { created: false, ...(res[1] ? { previous: res[1] } : {}) };
+      } finally {
+        changed();
+      }
     },
     async unlink(jid) {
-      return (await runScript(redis, UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1;
+      changed();
+      try {
+        return (await runScript(redis, UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1;
+      } finally {
+        changed();
+      }
     },
-    async phoneOf(jid) {
-      const numbers = await redis.sMembers(keys.userNumbers(jid));
-      return numbers.sort()[0];
-    },
-    async jidOf(phone) {
-      const jids = await redis.sMembers(keys.numberUsers(phone));
-      return jids.sort()[0];
-    },
+    phoneOf: (jid) => lookup(keys.userNumbers(jid)),
+    jidOf: (phone) => lookup(keys.numberUsers(phone)),
     async list() {
       const jids = (await redis.sMembers(keys.users)).sort();
       const out: { jid: string; phone: string }[] = [];

@@ -82,11 +82,13 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     async idForProviderId(sid) {
       return (await redis.get(keys.providerId(sid))) ?? undefined;
     },
-    async attemptState(id) {
-      const [state, count, firstAt] = await redis.hmGet(keys.message(id), ["attempt", "attempts", "firstAttemptAt"]);
-      const s: AttemptState = { state: state === "inflight" || state === "clear" ? state : "none", count: Number(count ?? 0) || 0 };
-      if (firstAt) s.firstAt = Number(firstAt);
-      return s;
+    async getWithAttempt(id) {
+      // The attempt fields live in the record's hash: one read gives both.
+      const h = await redis.hGetAll(keys.message(id));
+      if (!Object.keys(h).length) return undefined;
+      const attempt: AttemptState = { state: h.attempt === "inflight" || h.attempt === "clear" ? h.attempt : "none", count: Number(h.attempts ?? 0) || 0 };
+      if (h.firstAttemptAt) attempt.firstAt = Number(h.firstAttemptAt);
+      return { record: deserialize(h), attempt };
     },
     async beginAttempt(id, expectedCount) {
       const res = (await runScript(redis, BEGIN_ATTEMPT, { keys: [keys.message(id)], arguments: [String(expectedCount), String(Date.now())] })) as [number, string] | null;

@@ -9,6 +9,7 @@
 // pending list: a restart of the same consumer resumes it, and XAUTOCLAIM hands work a dead consumer
 // left to a live one.
 import { createHash } from "node:crypto";
+import { remembered } from "../../core/remembered.js";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
 import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
@@ -26,6 +27,18 @@ end
 return 0
 `;
 
+// Toward the provider a job is queued only once its message record exists: the record is written just
+// before, on the same connection (so in order) and without waiting for it, and a job without one would be
+// dropped by its sender, after its repeat key was taken.
+// KEYS: message record, seen marker (or the record again when none), stream. ARGV: ttl, payload, item id,
+// 1 when there is a seen marker. 1 = stored, 0 = seen before (nothing stored), -1 = no record.
+const ENQUEUE_OUTBOUND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[4] == '1' and not redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[1]) then return 0 end
+redis.call('XADD', KEYS[3], '*', 'd', ARGV[2])
+return 1
+`;
+
 // An entry leaves its stream for the dead letters: deleted, acknowledged and added there in one step,
 // and only if it is still in its stream. So an entry another consumer finished meanwhile (or one
 // already dead-lettered by deadLetterWhere) is never dead-lettered as well.
@@ -39,6 +52,33 @@ return 1
 `;
 
 const BATCH = 32;
+/**
+ * Toward XMPP a batch costs one barrier (a round trip through the XMPP server) and one acknowledgement
+ * whatever its size, so under load a partition takes more at a time: the round trips are shared by more
+ * messages. An idle partition still reads what is there as soon as it arrives.
+ */
+const TO_XMPP_BATCH = 256;
+/**
+ * `flush` called once for all the items handed in during one turn of the event loop (a batch's jobs
+ * finish at about the same time: one acknowledgement for them instead of one each). Each caller's
+ * promise settles with that flush.
+ */
+function coalesced<T>(flush: (items: T[]) => Promise<void>): (item: T) => Promise<void> {
+  let waiting: { items: T[]; done: Promise<void> } | undefined;
+  return (item) => {
+    if (!waiting) {
+      const next = { items: [] as T[], done: Promise.resolve() };
+      next.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        waiting = undefined;
+        return flush(next.items);
+      });
+      waiting = next;
+    }
+    waiting.items.push(item);
+    return waiting.done;
+  };
+}
+
 /** Entries read at a time when a whole stream is scanned (deadLetterWhere). */
 const SCAN_BATCH = 200;
 
@@ -104,9 +144,8 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   const inHand = new Map<string, AbortController>();
   const ensured = new Set<string>();
 
-  function partitionOf(conversation: string): number {
-    return createHash("sha1").update(conversation).digest().readUInt32BE(0) % opts.partitions;
-  }
+  // A SHA-1 per message cost more than the rest of the enqueue; a conversation's partition never changes.
+  const partitionOf = remembered((conversation: string) => createHash("sha1").update(conversation).digest().readUInt32BE(0) % opts.partitions);
 
   async function ensureGroup(stream: string): Promise<void> {
     if (ensured.has(stream)) return;
@@ -134,12 +173,13 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
   async function enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean> {
     const stream = keys.outboxStream(partitionOf(`${job.from}|${job.to}`));
-    const payload = JSON.stringify(job);
-    if (dedupeKey === undefined) {
-      await redis.xAdd(stream, "*", { d: payload });
-      return true;
-    }
-    return (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, job.id] })) === 1;
+    const record = keys.message(job.id);
+    const res = await runScript(redis, ENQUEUE_OUTBOUND, {
+      keys: [record, dedupeKey === undefined ? record : keys.seen(dedupeKey), stream],
+      arguments: [String(opts.dedupeTtlS), JSON.stringify(job), job.id, dedupeKey === undefined ? "0" : "1"],
+    });
+    if (res === -1) throw new Error(`outbound job ${job.id} has no message record; not queued`);
+    return res === 1;
   }
 
   /** Waits, but returns at once when the pipeline stops or is woken (the next hop came back). */
@@ -206,7 +246,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
    * One partition: read our own pending entries first ("0": left by a crash, a stop or a failure),
    * then new ones (">"). After a failure, go back to "0" so the failed entry comes first again.
    */
-  async function work(stream: string, processBatch: (entries: Entry[], firstTry: boolean) => Promise<boolean>): Promise<void> {
+  async function work(stream: string, batch: number, processBatch: (entries: Entry[], firstTry: boolean) => Promise<boolean>): Promise<void> {
     const reader = duplicateForBlocking(redis, blockMs);
     reader.on("error", (err: Error) => log.debug({ err: err.message, stream }, "redis reader error"));
     readers.push(reader);
@@ -225,7 +265,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           }
         }
         await ensureGroup(stream);
-        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: BATCH, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
+        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: batch, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
         entries = ((res as { messages: (Entry | null)[] }[] | null)?.[0]?.messages ?? []).filter((e): e is Entry => e !== null);
       } catch (err) {
         if (!running) return;
@@ -357,6 +397,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
   function outboundBatch(handlers: Handlers, stream: string) {
     const failures = new Map<string, number>();
+    const ackSoon = coalesced((ids: string[]) => ack(stream, ids));
 
     /**
      * One job; false stops its conversation (and fails the batch, which is read again after a backoff).
@@ -417,7 +458,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         inHand.delete(handKey);
       }
       failures.delete(entry.id);
-      await ack(stream, [entry.id]);
+      await ackSoon(entry.id);
       return true;
     }
 
@@ -482,10 +523,10 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       for (let p = 0; p < opts.partitions; p++) {
         if (!opts.holdToXmpp) {
           const s = keys.toXmppStream(p);
-          loops.push(work(s, toXmppBatch(handlers, s)).catch((err: unknown) => log.error({ err }, "to-xmpp loop died")));
+          loops.push(work(s, TO_XMPP_BATCH, toXmppBatch(handlers, s)).catch((err: unknown) => log.error({ err }, "to-xmpp loop died")));
         }
         const o = keys.outboxStream(p);
-        loops.push(work(o, outboundBatch(handlers, o)).catch((err: unknown) => log.error({ err }, "outbox loop died")));
+        loops.push(work(o, BATCH, outboundBatch(handlers, o)).catch((err: unknown) => log.error({ err }, "outbox loop died")));
       }
     },
     async stop() {
