@@ -8,6 +8,7 @@ import { createMediaFetcher } from "./adapters/media/fetcher.js";
 import { connectRedis, isRedisUnavailable, type Redis } from "./adapters/redis/client.js";
 import { createRedisAccountStore } from "./adapters/redis/account-store.js";
 import { createRedisLinkStore } from "./adapters/redis/link-store.js";
+import { createReadCache } from "./adapters/redis/read-cache.js";
 import { createRedisMediaTokens } from "./adapters/redis/media-tokens.js";
 import { createRedisMessageStore } from "./adapters/redis/message-store.js";
 import { createRedisIntroductionStore, createRedisOptOutStore } from "./adapters/redis/opt-out-store.js";
@@ -77,10 +78,11 @@ export const VERSION: string = (() => {
 
 export async function createGateway(config: Config, log: Logger, hooks: { onFatal(message: string): void }): Promise<Gateway> {
   const redis = await connectRedis(config.REDIS_URL, (err) => log.warn({ err: err.message }, "redis error"), { commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  const links = createRedisLinkStore(redis, { rememberMs: config.LINKS_REMEMBER_MS });
+  const lookups = createReadCache(config.LOOKUP_CACHE_MS);
+  const links = createRedisLinkStore(redis, lookups);
   const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
   // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store webhook secrets.
-  const webhooks = createRedisWebhookStore(redis, createSecretBox(config.SECRETS_KEY));
+  const webhooks = createRedisWebhookStore(redis, createSecretBox(config.SECRETS_KEY), Date.now, lookups);
   const webhookSender = createWebhookSender({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
     partitions: config.PIPELINE_PARTITIONS,

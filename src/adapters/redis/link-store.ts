@@ -4,6 +4,7 @@ import { GatewayError } from "../../errors.js";
 import type { LinkStore } from "../../core/ports.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
+import { createReadCache, type ReadCache } from "./read-cache.js";
 import { runScript } from "./scripts.js";
 
 // KEYS: userNumbers(jid), numberUsers(phone), users. ARGV: jid, phone, prefix of numberUsers keys.
@@ -39,52 +40,17 @@ return redis.call('SREM', KEYS[2], ARGV[1])
 
 const NUMBER_PREFIX = keys.numberUsers("").replace(/:users$/, "");
 
-/**
- * `rememberMs`: how long this process may answer phoneOf/jidOf from memory (every message asks one or
- * both; links change rarely). Links changed through this store are forgotten at once; the time bounds
- * how long a change made elsewhere (another instance, an edit in Redis) can go unseen. 0: always ask.
- */
-export function createRedisLinkStore(redis: Redis, opts: { rememberMs?: number } = {}): LinkStore {
-  const rememberMs = opts.rememberMs ?? 0;
-  const answers = new Map<string, { answer: string | undefined; until: number }>();
-  // Bumped by every change: a read that started before a change must not store its (old) answer.
-  let generation = 0;
-  async function lookup(key: string): Promise<string | undefined> {
-    if (rememberMs <= 0) return (await redis.sMembers(key)).sort()[0];
-    const now = Date.now();
-    const known = answers.get(key);
-    if (known && known.until > now) return known.answer;
-    const asked = generation;
-    const answer = (await redis.sMembers(key)).sort()[0];
-    if (asked === generation) {
-      if (answers.size >= 50_000) answers.clear(); // a bound, not an LRU: refilled within rememberMs
-      answers.set(key, { answer, until: now + rememberMs });
-    }
-    return answer;
-  }
-  function changed(): void {
-    generation++;
-    answers.clear();
-  }
+/** `cache`: where phoneOf/jidOf answers may be remembered (read-cache.ts); absent: always ask Redis. */
+export function createRedisLinkStore(redis: Redis, cache: ReadCache = createReadCache(0)): LinkStore {
+  const lookup = (key: string) => cache.read(key, async () => (await redis.sMembers(key)).sort()[0]);
   return {
-    async link(jid, phone) {
-      changed();
-      try {
+    link: (jid, phone) =>
+      cache.change(async () => {
         const res = (await runScript(redis, LINK, { keys: [keys.userNumbers(jid), keys.numberUsers(phone), keys.users], arguments: [jid, phone, NUMBER_PREFIX] })) as [number, string];
         if (res[0] === 0) throw new GatewayError("conflict", `The number ${phone} is already linked to another account.`, { field: "phone" });
         return res[0] === 1 ? { created: true } : { created: false, ...(res[1] ? { previous: res[1] } : {}) };
-      } finally {
-        changed();
-      }
-    },
-    async unlink(jid) {
-      changed();
-      try {
-        return (await runScript(redis, UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1;
-      } finally {
-        changed();
-      }
-    },
+      }),
+    unlink: (jid) => cache.change(async () => (await runScript(redis, UNLINK, { keys: [keys.userNumbers(jid), keys.users], arguments: [jid, NUMBER_PREFIX] })) === 1),
     phoneOf: (jid) => lookup(keys.userNumbers(jid)),
     jidOf: (phone) => lookup(keys.numberUsers(phone)),
     async list() {

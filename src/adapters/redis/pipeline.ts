@@ -60,19 +60,19 @@ const BATCH = 32;
 const TO_XMPP_BATCH = 256;
 /**
  * `flush` called once for all the items handed in during one turn of the event loop (a batch's jobs
- * finish at about the same time: one acknowledgement for them instead of one each). Each caller's
- * promise settles with that flush.
+ * finish at about the same time: one command for them instead of one each). Each caller's promise
+ * settles with that flush.
  */
-function coalesced<T>(flush: (items: T[]) => Promise<void>): (item: T) => Promise<void> {
-  let waiting: { items: T[]; done: Promise<void> } | undefined;
+function coalesced<T, R>(flush: (items: T[]) => Promise<R>): (item: T) => Promise<R> {
+  let waiting: { items: T[]; done: Promise<R> } | undefined;
   return (item) => {
     if (!waiting) {
-      const next = { items: [] as T[], done: Promise.resolve() };
-      next.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const items: T[] = [];
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
         waiting = undefined;
-        return flush(next.items);
+        return flush(items);
       });
-      waiting = next;
+      waiting = { items, done };
     }
     waiting.items.push(item);
     return waiting.done;
@@ -398,6 +398,8 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   function outboundBatch(handlers: Handlers, stream: string) {
     const failures = new Map<string, number>();
     const ackSoon = coalesced((ids: string[]) => ack(stream, ids));
+    // Whether entries are still pending (ours): claiming them again says so without taking anything.
+    const claimSoon = coalesced(async (ids: string[]) => new Set(await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, ids)));
 
     /**
      * One job; false stops its conversation (and fails the batch, which is read again after a backoff).
@@ -411,7 +413,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       // Read in a batch, it may have left the stream since (dead-lettered by deadLetterWhere): claiming
       // it again (it is ours) says whether it is still pending.
-      if (!(claimed ?? (await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, entry.id)).length > 0)) {
+      if (!(claimed ?? (await claimSoon(entry.id)).has(entry.id))) {
         failures.delete(entry.id);
         log.info({ stream, entry: entry.id, msgId: job.id }, "job left its stream before it was handled; skipped");
         return true;

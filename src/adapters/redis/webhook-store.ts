@@ -8,6 +8,7 @@ import { GatewayError } from "../../errors.js";
 import { hashToken, NO_SECRETS_KEY, newSecret, newToken, type SecretBox } from "../../secrets.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
+import { createReadCache, type ReadCache } from "./read-cache.js";
 import { runScript } from "./scripts.js";
 
 // KEYS: webhook(name), webhooks. ARGV: name, url, allow JSON, now, token hash, sealed given secret
@@ -59,8 +60,13 @@ function toTarget(name: string, h: Record<string, string>): WebhookTarget | unde
   };
 }
 
-export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () => number = Date.now): WebhookStore {
+/** `cache`: where targets may be remembered (read-cache.ts); absent: always ask Redis. */
+export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () => number = Date.now, cache: ReadCache = createReadCache(0)): WebhookStore {
   const valid = (name: string) => webhookNameProblem(name) === undefined;
+  // The whole hash, read once for the target, its token check and its secret (each message needs two).
+  const row = (name: string) => cache.read(`webhook:${name}`, () => redis.hGetAll(keys.webhook(name)));
+  // Opening a sealed secret is an AES-GCM decryption; remembered with the row it came from.
+  const secretOf = (name: string, sealed: string) => cache.read(`secret:${name}:${sealed}`, async () => box.open(sealed, secretContext(name)));
 
   return {
     async put(name, input) {
@@ -74,10 +80,12 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
       const generated = input.secret === undefined && box.enabled ? newSecret() : undefined;
       const sealedGenerated = generated === undefined ? "" : box.seal(generated, context);
       const now = clock();
-      const [status, createdAt] = (await runScript(redis, PUT, {
-        keys: [keys.webhook(name), keys.webhooks],
-        arguments: [name, input.url, JSON.stringify(input.allow), String(now), hashToken(token), sealedGiven, sealedGenerated],
-      })) as [number, string];
+      const [status, createdAt] = (await cache.change(() =>
+        runScript(redis, PUT, {
+          keys: [keys.webhook(name), keys.webhooks],
+          arguments: [name, input.url, JSON.stringify(input.allow), String(now), hashToken(token), sealedGiven, sealedGenerated],
+        }),
+      )) as [number, string];
       if (status === 2) throw new GatewayError("unavailable", NO_SECRETS_KEY);
       const target: WebhookTarget = { name, url: input.url, allow: [...input.allow], createdAt: Number(createdAt), updatedAt: now };
       if (status === 0) return { created: false, target };
@@ -86,7 +94,7 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
 
     async get(name) {
       if (!valid(name)) return undefined;
-      return toTarget(name, await redis.hGetAll(keys.webhook(name)));
+      return toTarget(name, await row(name));
     },
 
     async list() {
@@ -97,18 +105,18 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
 
     async delete(name) {
       if (!valid(name)) return false;
-      return (await runScript(redis, DELETE, { keys: [keys.webhook(name), keys.webhooks], arguments: [name] })) === 1;
+      return (await cache.change(() => runScript(redis, DELETE, { keys: [keys.webhook(name), keys.webhooks], arguments: [name] }))) === 1;
     },
 
     async rotateToken(name) {
       if (!valid(name)) return undefined;
       const token = newToken();
-      const done = await runScript(redis, ROTATE, { keys: [keys.webhook(name)], arguments: [hashToken(token), String(clock())] });
+      const done = await cache.change(() => runScript(redis, ROTATE, { keys: [keys.webhook(name)], arguments: [hashToken(token), String(clock())] }));
       return done === 1 ? token : undefined;
     },
 
     async checkToken(name, token) {
-      const stored = valid(name) ? await redis.hGet(keys.webhook(name), "tokenHash") : null;
+      const stored = valid(name) ? (await row(name)).tokenHash : undefined;
       const expected = stored && /^[0-9a-f]{64}$/.test(stored) ? Buffer.from(stored, "hex") : NO_HASH;
       // Both sides are 32-byte digests, so timingSafeEqual never throws and the time says nothing.
       return timingSafeEqual(Buffer.from(hashToken(token), "hex"), expected) && expected !== NO_HASH;
@@ -116,8 +124,8 @@ export function createRedisWebhookStore(redis: Redis, box: SecretBox, clock: () 
 
     async signingSecret(name) {
       if (!valid(name)) return undefined;
-      const sealed = await redis.hGet(keys.webhook(name), "secret");
-      return sealed ? box.open(sealed, secretContext(name)) : undefined;
+      const sealed = (await row(name)).secret;
+      return sealed ? secretOf(name, sealed) : undefined;
     },
   };
 }
