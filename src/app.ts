@@ -276,6 +276,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     adminAuthFailures: counter("admin-auth-failures", config.ADMIN_AUTH_FAILURES_PER_MINUTE, 60),
     webhookInRate: counter("webhook-in", config.WEBHOOK_IN_PER_MINUTE, 60),
     trustProxy: config.TRUST_PROXY,
+    isStoreDown: isRedisUnavailable,
     messages,
     webhooks,
     domain: config.XMPP_DOMAIN,

@@ -51,6 +51,8 @@ export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "ac
   access?: AccessPolicy;
   limits?: SendLimits;
   metrics?: Metrics;
+  /** Tells a store outage (Redis unreachable) from other failures: answered 503 + Retry-After. */
+  isStoreDown?: (err: unknown) => boolean;
   /** Failed admin-token checks per client address (ADMIN_AUTH_FAILURES_PER_MINUTE). */
   adminAuthFailures?: UsageCounter;
   /** Messages per minute per webhook token on the message-in API (WEBHOOK_IN_PER_MINUTE). */
@@ -84,7 +86,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  installProblemHandlers(app);
+  installProblemHandlers(app, deps.isStoreDown ? { isStoreDown: deps.isStoreDown } : {});
   await installDocs(app, { version: deps.version ?? "0.0.0", publicUrl: deps.publicUrl });
   await app.register(formbody, { bodyLimit: deps.bodyLimit });
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createClient } from "redis";
 import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { PROCESS_ADMIN_TOKEN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
@@ -179,6 +179,24 @@ describe("Redis unreachable", () => {
     }
     await waitReady("ready again", (r) => r.body.status === "ready");
     assert.equal(twilio.listRequests().filter((q) => q.form.Body === "anyone there?").length, 0, "nothing was sent");
+  });
+
+  test("an API call that needs Redis while it is down answers 503 with Retry-After, not 500", async () => {
+    await redis.kill();
+    try {
+      // the journal covers Twilio's webhooks only; a test message from a user needs the database
+      const res = await gw.admin("POST", "/api/v1/test-messages", { from: "alice@localhost", to: CONTACT_NUMBER, body: "api while redis down" });
+      assert.equal(res.status, 503, JSON.stringify(res.json));
+      assert.match((res.json as { detail: string }).detail, /database \(Redis\) is unavailable.*nothing was stored or sent/);
+      const raw = await fetch(`${gw.url}/api/v1/users`, { headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}` } });
+      assert.equal(raw.status, 503);
+      assert.equal(raw.headers.get("retry-after"), "30");
+      assert.match(raw.headers.get("content-type") ?? "", /^application\/problem\+json/);
+    } finally {
+      await redis.restart();
+    }
+    await waitReady("ready again", (r) => r.body.status === "ready");
+    assert.equal(twilio.listRequests().filter((q) => q.form.Body === "api while redis down").length, 0, "nothing was sent");
   });
 
   test("a gateway started while Redis is down comes up degraded, journals, and delivers once Redis is back", async () => {
