@@ -289,6 +289,32 @@ describe("safety", () => {
   });
 });
 
+describe("back-pressure", () => {
+  test("the message-in API answers 503 with Retry-After once a partition's backlog passes WEBHOOK_IN_MAX_BACKLOG", async (t) => {
+    // Its own keyspace and no XMPP server: everything accepted waits, as when deliveries fall behind.
+    const held = await startGateway({ XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: `${redis.url}/3`, SECRETS_KEY, WEBHOOK_IN_MAX_BACKLOG: "3", TEST_HOLD_TO_XMPP: "true", WEBHOOK_ALLOW_PRIVATE: "true" });
+    t.after(() => held.stop());
+    const made = await held.admin("PUT", "/api/v1/webhooks/pager", { url: receiver.url, allow: [`alice@${server.domain}`] });
+    assert.equal(made.status, 201);
+    const pagerToken = (made.json as { token: string }).token;
+    const statuses: number[] = [];
+    let refused: Awaited<ReturnType<typeof held.gateway.http.inject>> | undefined;
+    for (let i = 0; i < 10 && !refused; i++) {
+      const res = await held.gateway.http.inject({
+        method: "POST",
+        url: "/api/v1/webhooks/pager/messages",
+        headers: { authorization: `Bearer ${pagerToken}`, "content-type": "application/json" },
+        payload: JSON.stringify({ to: `alice@${server.domain}`, body: `page ${i}` }),
+      });
+      statuses.push(res.statusCode);
+      if (res.statusCode === 503) refused = res;
+    }
+    assert.deepEqual(statuses, [202, 202, 202, 202, 503], "accepted while at most 3 wait, then refused");
+    assert.equal(refused?.headers["retry-after"], "30");
+    assert.match(JSON.parse(refused!.body).detail, /waiting for delivery; retry later/);
+  });
+});
+
 describe("deadline", () => {
   test("a receiver that never comes back: dead letter and an error reply", async (t) => {
     const closed = await freePort();

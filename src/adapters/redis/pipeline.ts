@@ -79,6 +79,8 @@ function coalesced<T, R>(flush: (items: T[]) => Promise<R>): (item: T) => Promis
   };
 }
 
+const BACKLOG_REFRESH_MS = 100;
+
 /** Entries read at a time when a whole stream is scanned (deadLetterWhere). */
 const SCAN_BATCH = 200;
 
@@ -161,14 +163,26 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     return keys.toXmppStream(partitionOf(`${item.to.split("/")[0]}|${item.from}`));
   }
 
+  // The backlog of a partition toward XMPP, asked of Redis at most every BACKLOG_REFRESH_MS and counted
+  // up here meanwhile: an overload check per request without a round trip per request. Entries
+  // delivered meanwhile are not subtracted, so between refreshes it errs on the side of "busy".
+  const backlogs = new Map<string, { count: number; at: number }>();
+  async function backlogFor(item: XmppDelivery): Promise<number> {
+    const stream = toXmppStream(item);
+    const known = backlogs.get(stream);
+    if (known && Date.now() - known.at < BACKLOG_REFRESH_MS) return known.count;
+    const count = await redis.xLen(stream);
+    backlogs.set(stream, { count, at: Date.now() });
+    return count;
+  }
+
   async function enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean> {
     const stream = toXmppStream(item);
     const payload = JSON.stringify(item);
-    if (dedupeKey === undefined) {
-      await redis.xAdd(stream, "*", { d: payload });
-      return true;
-    }
-    return (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
+    const stored = dedupeKey === undefined ? Boolean(await redis.xAdd(stream, "*", { d: payload })) : (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
+    const backlog = backlogs.get(stream);
+    if (stored && backlog) backlog.count++;
+    return stored;
   }
 
   async function enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean> {
@@ -508,7 +522,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       const v = await redis.get(keys.seen(key));
       return v && v !== "1" ? v : undefined;
     },
-    backlogFor: (item) => redis.xLen(toXmppStream(item)),
+    backlogFor,
     wake() {
       wakeup.abort();
       wakeup = new AbortController();
