@@ -50,28 +50,37 @@ export function createSender(deps: SenderDeps) {
 
   async function process(job: OutboundJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
     const signal = meta?.signal;
-    const found = await deps.messages.getWithAttempt(job.id);
-    if (!found) {
+    // The usual case (pending, never tried, or the last try certainly created nothing) starts its
+    // request in the same call that reads the record.
+    const start = await deps.messages.startSending(job.id);
+    if (!start) {
       deps.log.warn({ msgId: job.id }, "outbound job without a record; dropped");
       return;
     }
-    const { record, attempt: initial } = found;
-    // A SID means the provider has it (the create's answer, a lookup or an early status callback
-    // recorded it); any status but pending means it was handed over or reported already.
-    if (record.providerId !== undefined || record.status !== "pending") return;
     const req: SmsSendRequest = { id: job.id, from: job.from, to: job.to, body: job.body, mediaUrls: job.mediaUrls, ...("account" in job && job.account ? { account: job.account } : {}) };
-
-    let state = initial;
-    if (state.state === "inflight") {
-      // The gateway stopped during a request: it may have reached the provider.
-      deps.log.warn({ msgId: job.id, attempts: state.count }, "last request of this message has no recorded outcome; looking it up");
-      const next = await resolveAmbiguous(req, state, "the gateway stopped while sending it", signal);
-      if (!next) return;
-      state = next;
+    let startedAlready: AttemptState | undefined;
+    let state: AttemptState;
+    if ("begun" in start) {
+      startedAlready = start.begun;
+      state = start.begun;
+    } else {
+      const { record, attempt } = start;
+      // A SID means the provider has it (the create's answer, a lookup or an early status callback
+      // recorded it); any status but pending means it was handed over or reported already.
+      if (record.providerId !== undefined || record.status !== "pending") return;
+      state = attempt;
+      if (state.state === "inflight") {
+        // The gateway stopped during a request: it may have reached the provider.
+        deps.log.warn({ msgId: job.id, attempts: state.count }, "last request of this message has no recorded outcome; looking it up");
+        const next = await resolveAmbiguous(req, state, "the gateway stopped while sending it", signal);
+        if (!next) return;
+        state = next;
+      }
     }
 
     for (;;) {
-      const begun = await deps.messages.beginAttempt(job.id, state.count);
+      const begun = startedAlready ?? (await deps.messages.beginAttempt(job.id, state.count));
+      startedAlready = undefined;
       if (!begun) {
         deps.log.warn({ msgId: job.id }, "another worker took this message over; leaving it to it");
         return;

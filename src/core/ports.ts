@@ -210,8 +210,12 @@ export interface MessageStore {
   /** Marks a one-time event: the receipt, the error report. True only for the first caller. */
   markOnce(id: string, what: "receipt" | "error"): Promise<boolean>;
   idForProviderId(providerId: string): Promise<string | undefined>;
-  /** The record and where its provider requests stand (recorded around each request), read together. */
-  getWithAttempt(id: string): Promise<{ record: MessageRecord; attempt: AttemptState } | undefined>;
+  /**
+   * The first step of sending, in one call: when the message is pending, has no provider id and no
+   * request in doubt, records that a request is about to start (as beginAttempt) and returns that
+   * state; otherwise changes nothing and returns the record and its attempt state. Undefined: no record.
+   */
+  startSending(id: string): Promise<{ begun: AttemptState } | { record: MessageRecord; attempt: AttemptState } | undefined>;
   /**
    * Records that a request is about to start (`inflight`), if `expectedCount` requests were started
    * so far; undefined when another worker moved it meanwhile (it owns the message now).

@@ -45,9 +45,16 @@ function memoryStore(): MessageStore & { records: Map<string, MessageRecord>; at
     async idForProviderId(sid) {
       return sids.get(sid);
     },
-    async getWithAttempt(id) {
+    async startSending(id) {
       const r = records.get(id);
-      return r && { record: { ...r }, attempt: { ...(attempts.get(id) ?? { state: "none", count: 0 }) } };
+      if (!r) return undefined;
+      const a = attempts.get(id) ?? { state: "none", count: 0 };
+      if (r.status === "pending" && r.providerId === undefined && a.state !== "inflight") {
+        const begun: AttemptState = { state: "inflight", count: a.count + 1, firstAt: a.firstAt ?? Date.now() };
+        attempts.set(id, begun);
+        return { begun: { ...begun } };
+      }
+      return { record: { ...r }, attempt: { ...a } };
     },
     async beginAttempt(id, expected) {
       const a = attempts.get(id) ?? { state: "none", count: 0 };
@@ -195,14 +202,24 @@ test("an ambiguous create is looked up: found → adopted; not found → resent"
 });
 
 test("another worker moved the attempt count: this one sends nothing", async () => {
-  const t = setup([{ ok: "SM7" }]);
+  // The first request is refused as busy; while this worker waits to retry, another one (which took
+  // the job over) starts its own request: the count moved, so this one must not send again.
+  const t = setup([{ fail: busy() }, { ok: "SM7" }]);
   const begin = t.messages.beginAttempt.bind(t.messages);
   t.messages.beginAttempt = async (id, expected) => {
     await begin(id, expected); // the other worker wins the race
     return begin(id, expected);
   };
   await t.sender.process(JOB);
+  assert.equal(t.calls.send, 1, "only the first request, before the other worker took over");
+});
+
+test("a message already in flight elsewhere is not started again: it is looked up first", async () => {
+  const t = setup([{ ok: "SM8" }], [{ found: { providerId: "SM7", status: "queued" } }], { attempt: { state: "inflight", count: 1, firstAt: Date.now() } });
+  await t.sender.process(JOB);
   assert.equal(t.calls.send, 0);
+  assert.equal(t.calls.lookup, 1);
+  assert.deepEqual(t.applied, [{ providerId: "SM7", status: "queued" }]);
 });
 
 test("a stop during a wait interrupts the job (it stays queued)", async () => {

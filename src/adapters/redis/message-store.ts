@@ -37,6 +37,28 @@ redis.call('HSET', KEYS[1], 'attempt', 'inflight', 'attempts', count + 1)
 return {count + 1, redis.call('HGET', KEYS[1], 'firstAttemptAt')}
 `;
 
+// beginAttempt for a message that is pending, has no SID and no request in doubt; anything else is
+// returned for the caller to decide. KEYS: record. ARGV: now.
+// Returns nil (no record), {1, count, firstAttemptAt} (begun) or {0, flat hash} (left as it was).
+const START_SENDING = `
+local h = redis.call('HMGET', KEYS[1], 'status', 'providerId', 'attempt', 'attempts')
+if not h[1] and redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+if h[1] == 'pending' and not h[2] and h[3] ~= 'inflight' then
+  local count = tonumber(h[4] or '0') + 1
+  redis.call('HSETNX', KEYS[1], 'firstAttemptAt', ARGV[1])
+  redis.call('HSET', KEYS[1], 'attempt', 'inflight', 'attempts', count)
+  return {1, count, redis.call('HGET', KEYS[1], 'firstAttemptAt')}
+end
+return {0, redis.call('HGETALL', KEYS[1])}
+`;
+
+// A new record and its lifetime in one step. KEYS: record. ARGV: ttl s, then field, value, ...
+const CREATE = `
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+`;
+
 // KEYS: record. Never creates a hash (it would have no TTL).
 const CLEAR_ATTEMPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'attempt', 'clear') end
@@ -53,12 +75,7 @@ return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 export function createRedisMessageStore(redis: Redis, opts: { retentionS: number }): MessageStore {
   return {
     async create(r) {
-      const k = keys.message(r.id);
-      await redis
-        .multi()
-        .hSet(k, serialize(r))
-        .expire(k, isFinal(r.status) ? opts.retentionS : RECORD_MAX_AGE_S)
-        .exec();
+      await runScript(redis, CREATE, { keys: [keys.message(r.id)], arguments: [String(isFinal(r.status) ? opts.retentionS : RECORD_MAX_AGE_S), ...Object.entries(serialize(r)).flat()] });
     },
     async get(id) {
       const h = await redis.hGetAll(keys.message(id));
@@ -71,10 +88,7 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
         arguments: [status, String(statusRank(status)), isFinal(status) ? "1" : "0", sid, patch?.errorCode === undefined ? "" : String(patch.errorCode), String(Date.now()), String(opts.retentionS)],
       })) as [number, string[]] | null;
       if (!res) return undefined;
-      const flat = res[1];
-      const h: Record<string, string> = {};
-      for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-      return { record: deserialize(h), changed: res[0] === 1 };
+      return { record: deserialize(fromFlat(res[1])), changed: res[0] === 1 };
     },
     async markOnce(id, what) {
       return (await runScript(redis, MARK_ONCE, { keys: [keys.message(id)], arguments: [`once:${what}`, String(Date.now())] })) === 1;
@@ -82,13 +96,11 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     async idForProviderId(sid) {
       return (await redis.get(keys.providerId(sid))) ?? undefined;
     },
-    async getWithAttempt(id) {
-      // The attempt fields live in the record's hash: one read gives both.
-      const h = await redis.hGetAll(keys.message(id));
-      if (!Object.keys(h).length) return undefined;
-      const attempt: AttemptState = { state: h.attempt === "inflight" || h.attempt === "clear" ? h.attempt : "none", count: Number(h.attempts ?? 0) || 0 };
-      if (h.firstAttemptAt) attempt.firstAt = Number(h.firstAttemptAt);
-      return { record: deserialize(h), attempt };
+    async startSending(id) {
+      const res = (await runScript(redis, START_SENDING, { keys: [keys.message(id)], arguments: [String(Date.now())] })) as [1, number, string] | [0, string[]] | null;
+      if (!res) return undefined;
+      if (res[0] === 1) return { begun: { state: "inflight", count: Number(res[1]), firstAt: Number(res[2]) } };
+      return withAttempt(fromFlat(res[1]));
     },
     async beginAttempt(id, expectedCount) {
       const res = (await runScript(redis, BEGIN_ATTEMPT, { keys: [keys.message(id)], arguments: [String(expectedCount), String(Date.now())] })) as [number, string] | null;
@@ -99,6 +111,19 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
       await runScript(redis, CLEAR_ATTEMPT, { keys: [keys.message(id)], arguments: [] });
     },
   };
+}
+
+/** HGETALL as a script returns it (field, value, ...) as an object. */
+function fromFlat(flat: string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  return h;
+}
+
+function withAttempt(h: Record<string, string>): { record: MessageRecord; attempt: AttemptState } {
+  const attempt: AttemptState = { state: h.attempt === "inflight" || h.attempt === "clear" ? h.attempt : "none", count: Number(h.attempts ?? 0) || 0 };
+  if (h.firstAttemptAt) attempt.firstAt = Number(h.firstAttemptAt);
+  return { record: deserialize(h), attempt };
 }
 
 function serialize(r: MessageRecord): Record<string, string> {
