@@ -59,6 +59,12 @@ const BATCH = 32;
  */
 const TO_XMPP_BATCH = 256;
 /**
+ * Batches toward XMPP whose barrier is still out when the next batch is read: the next batch does not
+ * wait for the round trip through the server (a conversation's stanzas still leave in order, on one
+ * connection, and each batch is acknowledged once its own barrier has proven it).
+ */
+const TO_XMPP_UNPROVEN_BATCHES = 2;
+/**
  * `flush` called once for all the items handed in during one turn of the event loop (a batch's jobs
  * finish at about the same time: one command for them instead of one each). Each caller's promise
  * settles with that flush.
@@ -110,6 +116,16 @@ export interface PipelineOptions {
 interface Entry {
   id: string;
   message: Record<string, string>;
+}
+
+/** What a partition's loop hands its batches to. */
+interface BatchProcessor {
+  /** Handles a batch; false: something must be tried again (the loop re-reads its pending entries). */
+  process(entries: Entry[], firstTry: boolean): Promise<boolean>;
+  /** True when work handed on by an earlier batch failed since (checked before each read). */
+  failedMeanwhile?(): boolean;
+  /** Waits for work still settling; resolves false if any of it failed. */
+  drain?(): Promise<boolean>;
 }
 
 type Handlers = Parameters<Pipeline["consume"]>[0];
@@ -260,7 +276,16 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
    * One partition: read our own pending entries first ("0": left by a crash, a stop or a failure),
    * then new ones (">"). After a failure, go back to "0" so the failed entry comes first again.
    */
-  async function work(stream: string, batch: number, processBatch: (entries: Entry[], firstTry: boolean) => Promise<boolean>): Promise<void> {
+  async function work(stream: string, batch: number, processor: BatchProcessor): Promise<void> {
+    try {
+      await workLoop(stream, batch, processor);
+    } finally {
+      // Work still settling (toward XMPP: barriers and acknowledgements) finishes before the loop ends.
+      await processor.drain?.();
+    }
+  }
+
+  async function workLoop(stream: string, batch: number, processor: BatchProcessor): Promise<void> {
     const reader = duplicateForBlocking(redis, blockMs);
     reader.on("error", (err: Error) => log.debug({ err: err.message, stream }, "redis reader error"));
     readers.push(reader);
@@ -268,6 +293,14 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     let wait = retry.min;
     let lastClaim = 0;
     while (running) {
+      if (processor.failedMeanwhile?.()) {
+        // Something handed on earlier was not proven: read our own pending entries again, after a wait.
+        await processor.drain?.();
+        cursor = "0";
+        await delay(wait);
+        wait = Math.min(retry.max, wait * 2);
+        continue;
+      }
       let entries: Entry[];
       try {
         if (!reader.isOpen) {
@@ -300,7 +333,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       let ok: boolean;
       try {
-        ok = await processBatch(entries, cursor === ">");
+        ok = await processor.process(entries, cursor === ">");
       } catch (err) {
         log.error({ err, stream }, "pipeline batch failed");
         ok = false;
@@ -328,11 +361,57 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     }
   }
 
-  function toXmppBatch(handlers: Handlers, stream: string) {
+  function toXmppBatch(handlers: Handlers, stream: string): BatchProcessor {
     const failures = new Map<string, number>();
     const bounces = new Map<string, number>();
     const sink: XmppSink = handlers.toXmpp;
-    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
+    /** Batches written and not yet proven by their barrier (oldest first). */
+    const unproven: Promise<boolean>[] = [];
+    let failed = false;
+
+    /** The barrier of one batch, then its acknowledgement. False: some of it must be delivered again. */
+    async function settle(sent: { entry: Entry; item: XmppDelivery }[]): Promise<boolean> {
+      let bounced: Map<string, string>;
+      try {
+        bounced = await sink.barrier();
+      } catch (err) {
+        // Unproven: leave them pending. They go out again with the same stanza ids (the documented
+        // window for a same-id repeat).
+        log.warn({ err: (err as Error).message, stream, count: sent.length }, "XMPP barrier failed; deliveries will be repeated");
+        return false;
+      }
+      let ok = true;
+      const done: string[] = [];
+      for (const { entry, item } of sent) {
+        const reason = bounced.get(deliveryKey(item));
+        failures.delete(entry.id);
+        if (reason === undefined) {
+          bounces.delete(entry.id);
+          done.push(entry.id);
+          continue;
+        }
+        const n = (bounces.get(entry.id) ?? 0) + 1;
+        log.warn({ msgId: item.id, kind: item.kind, reason, bounces: n }, "XMPP server bounced a delivery");
+        if (n >= maxBounces) {
+          bounces.delete(entry.id);
+          await deadLetter(handlers, stream, "to-xmpp", entry, `bounced by the XMPP server ${n} times: ${reason}`);
+        } else {
+          bounces.set(entry.id, n);
+          ok = false; // stays pending: tried again after a backoff
+        }
+      }
+      await ack(stream, done);
+      return ok;
+    }
+
+    async function drain(): Promise<boolean> {
+      const results = await Promise.all(unproven.splice(0));
+      const ok = !failed && results.every(Boolean);
+      failed = false;
+      return ok;
+    }
+
+    async function process(entries: Entry[], firstTry: boolean): Promise<boolean> {
       const sent: { entry: Entry; item: XmppDelivery }[] = [];
       let ok = true;
       for (const entry of entries) {
@@ -375,41 +454,31 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           break;
         }
       }
-      if (sent.length === 0) return ok;
-      let bounced: Map<string, string>;
-      try {
-        bounced = await sink.barrier();
-      } catch (err) {
-        // Unproven: leave them pending. They go out again with the same stanza ids (the documented
-        // window for a same-id repeat).
-        log.warn({ err: (err as Error).message, stream, count: sent.length }, "XMPP barrier failed; deliveries will be repeated");
-        return false;
+      if (sent.length > 0) {
+        const settling = settle(sent);
+        // Noted when it happens, so that the loop reads its pending entries again even while idle.
+        settling.then(
+          (good) => void (good || (failed = true)),
+          (err: unknown) => {
+            failed = true;
+            log.error({ err, stream }, "acknowledging deliveries failed");
+          },
+        );
+        unproven.push(settling.catch(() => false));
       }
-      const done: string[] = [];
-      for (const { entry, item } of sent) {
-        const reason = bounced.get(deliveryKey(item));
-        failures.delete(entry.id);
-        if (reason === undefined) {
-          bounces.delete(entry.id);
-          done.push(entry.id);
-          continue;
-        }
-        const n = (bounces.get(entry.id) ?? 0) + 1;
-        log.warn({ msgId: item.id, kind: item.kind, reason, bounces: n }, "XMPP server bounced a delivery");
-        if (n >= maxBounces) {
-          bounces.delete(entry.id);
-          await deadLetter(handlers, stream, "to-xmpp", entry, `bounced by the XMPP server ${n} times: ${reason}`);
-        } else {
-          bounces.set(entry.id, n);
-          ok = false; // stays pending: tried again after a backoff
-        }
+      // Before reading again after a failure, everything handed on must have settled: the pending
+      // entries read next are then exactly those still to deliver.
+      if (!ok) return (await drain()) && false;
+      while (unproven.length > TO_XMPP_UNPROVEN_BATCHES) {
+        if (!(await unproven.shift()!)) return (await drain()) && false;
       }
-      await ack(stream, done);
-      return ok;
-    };
+      return true;
+    }
+
+    return { process, drain, failedMeanwhile: () => failed };
   }
 
-  function outboundBatch(handlers: Handlers, stream: string) {
+  function outboundBatch(handlers: Handlers, stream: string): BatchProcessor {
     const failures = new Map<string, number>();
     const ackSoon = coalesced((ids: string[]) => ack(stream, ids));
     // Whether entries are still pending (ours): claiming them again says so without taking anything.
@@ -481,7 +550,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     // Only a conversation's order matters: its jobs go one after the other, while the batch's other
     // conversations go at the same time (a provider round trip each would otherwise bound a partition
     // to one message per round trip). A job that must wait stops its own conversation only.
-    return async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
+    const process = async (entries: Entry[], firstTry: boolean): Promise<boolean> => {
       const conversations = new Map<string, { entry: Entry; job: OutboundJob | undefined }[]>();
       for (const entry of entries) {
         const job = parse<OutboundJob>(entry);
@@ -504,6 +573,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       );
       return outcomes.every(Boolean);
     };
+    return { process };
   }
 
   async function trimDeadLetters(now = Date.now()): Promise<number> {
