@@ -7,11 +7,11 @@ import { after, afterEach, before, test } from "node:test";
 import { createRedisMessageStore } from "../../src/adapters/redis/message-store.js";
 import type { MessageRecord } from "../../src/core/message.js";
 import type { MessageStore } from "../../src/core/ports.js";
-import { signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio, type RecordedRequest } from "../fakes/fake-twilio.js";
-import { startGateway, type TestGateway } from "../support/gateway.js";
-import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+import { signTwilioRequest, statusCallbackParams, type FakeTwilio, type RecordedRequest } from "../fakes/fake-twilio.js";
+import type { TestGateway } from "../support/gateway.js";
+import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -24,7 +24,7 @@ const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 // Small enough that "429 forever" gives up within a test, large enough for a 1 s Retry-After.
 const DEADLINE_MS = 3000;
 
-let redis: RedisServer;
+let stack: SmsStack;
 let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
@@ -33,34 +33,17 @@ let store: MessageStore;
 let seq = 0;
 
 before(async () => {
-  [redis, server, twilio] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
-    startFakeTwilio({ accounts: { [SID]: TOKEN } }),
-  ]);
-  gw = await startGateway({
-    XMPP_SERVICE: server.componentService,
-    XMPP_DOMAIN: DOMAIN,
-    XMPP_SECRET: "component-secret",
-    REDIS_URL: redis.url,
-    PUBLIC_URL: PUBLIC,
-    TWILIO_ACCOUNT_SID: SID,
-    TWILIO_AUTH_TOKEN: TOKEN,
-    TWILIO_API_URL: twilio.url,
-    OUTBOUND_RETRY_BASE_MS: "50",
-    OUTBOUND_DEADLINE_MS: String(DEADLINE_MS),
+  stack = await startSmsStack({
+    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    env: { OUTBOUND_RETRY_BASE_MS: "50", OUTBOUND_DEADLINE_MS: String(DEADLINE_MS) },
+    users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
-  await gw.waitOnline();
+  ({ server, twilio, gw } = stack);
+  alice = stack.clients.alice!;
   store = createRedisMessageStore(gw.gateway.redis, { retentionS: 3600 });
-  assert.equal((await gw.admin("PUT", `/api/v1/users/alice@${server.domain}`, { phone: ALICE_NUMBER })).status, 201);
-  alice = await connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" });
 });
 
-after(async () => {
-  await alice?.stop();
-  await gw?.stop();
-  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
-});
+after(() => stack?.stop());
 
 // Injected failures a test did not use up must not leak into the next one.
 afterEach(() => twilio.reset());

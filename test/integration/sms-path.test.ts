@@ -2,11 +2,11 @@
 // fake Twilio. Servers start once for the file.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { startFakeTwilio, inboundSmsParams, signTwilioRequest, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
-import { startGateway, type TestGateway } from "../support/gateway.js";
-import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+import { inboundSmsParams, signTwilioRequest, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import type { TestGateway } from "../support/gateway.js";
+import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"1".repeat(32)}`;
@@ -16,7 +16,7 @@ const ALICE_NUMBER = "+15550001111";
 const CONTACT = `+15552223333@${DOMAIN}`;
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-let redis: RedisServer;
+let stack: SmsStack;
 let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
@@ -25,35 +25,19 @@ let bob: TestClient;
 let seq = 0;
 
 before(async () => {
-  [redis, server, twilio] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }, { username: "bob", password: "bob-pw" }] }),
-    startFakeTwilio({ accounts: { [SID]: TOKEN } }),
-  ]);
-  gw = await startGateway({
-    XMPP_SERVICE: server.componentService,
-    XMPP_DOMAIN: DOMAIN,
-    XMPP_SECRET: "component-secret",
-    REDIS_URL: redis.url,
-    PUBLIC_URL: PUBLIC,
-    TWILIO_ACCOUNT_SID: SID,
-    TWILIO_AUTH_TOKEN: TOKEN,
-    TWILIO_API_URL: twilio.url,
-    OUTBOUND_RETRY_BASE_MS: "50",
+  stack = await startSmsStack({
+    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    env: { OUTBOUND_RETRY_BASE_MS: "50" },
+    users: [
+      { username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER },
+      { username: "bob", password: "bob-pw" },
+    ],
   });
-  await gw.waitOnline();
-  assert.equal((await gw.admin("PUT", `/api/v1/users/alice@${server.domain}`, { phone: ALICE_NUMBER })).status, 201);
-  [alice, bob] = await Promise.all([
-    connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" }),
-    connectClient({ server, username: "bob", password: "bob-pw" }),
-  ]);
+  ({ server, twilio, gw } = stack);
+  ({ alice, bob } = stack.clients as { alice: TestClient; bob: TestClient });
 });
 
-after(async () => {
-  await Promise.allSettled([alice?.stop(), bob?.stop()]);
-  await gw?.stop();
-  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
-});
+after(() => stack?.stop());
 
 function chat(to: string, body: string | undefined, extra: { id?: string; receipt?: boolean; children?: StanzaElement[] } = {}): StanzaElement {
   const id = extra.id ?? `m${++seq}`;
