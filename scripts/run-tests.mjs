@@ -9,7 +9,7 @@
 // the servers the integration tests run against. The first server's pass runs every selected file
 // (unit tests, the interop matrix, integration tests) with XMPP_SERVER set to it; each further
 // server's pass runs again the selected integration tests that start an XMPP server
-// (test/integration/ files calling startXmppServer), with XMPP_SERVER set to that server. The passes
+// (test/integration/ files calling startXmppServer or startSmsStack), with XMPP_SERVER set to that server. The passes
 // run one after the other.
 // The interop matrix (test/interop/) always runs on both servers itself.
 //
@@ -35,9 +35,11 @@ function listTests(dir) {
   return out;
 }
 
-/** an integration test whose outcome depends on the XMPP server (it starts one) */
+/** an integration test whose outcome depends on the XMPP server (it starts one, itself or through the stack fixture) */
 function dependsOnServer(file) {
-  return file.startsWith("test/integration/") && readFileSync(join(root, file), "utf8").includes("startXmppServer(");
+  if (!file.startsWith("test/integration/")) return false;
+  const text = readFileSync(join(root, file), "utf8");
+  return text.includes("startXmppServer(") || text.includes("startSmsStack(");
 }
 
 const filters = process.argv.slice(2);

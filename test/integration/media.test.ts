@@ -12,12 +12,12 @@ import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { createRedisMediaTokens } from "../../src/adapters/redis/media-tokens.js";
 import { createMediaPreparer } from "../../src/core/media.js";
 import type { XmppDelivery } from "../../src/core/message.js";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeMediaInput, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, signTwilioRequest, type FakeMediaInput, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { removeDirAtExit } from "../support/processes.js";
-import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
+import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -30,7 +30,7 @@ const MAX_BYTES = 64 * 1024;
 const OOB = "jabber:x:oob";
 const MEDIA_URL = new RegExp(`^${PUBLIC.replace(/[.]/g, "\\.")}/media/([A-Za-z0-9_-]{43})/([a-z]+\\.[a-z0-9]+)$`);
 
-let redis: RedisServer;
+let stack: SmsStack;
 let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
@@ -38,36 +38,19 @@ let alice: TestClient;
 const mediaDir = mkdtempSync(join(tmpdir(), "sb-media-test-"));
 removeDirAtExit(mediaDir);
 
-const env = (extra: Record<string, string> = {}) => ({
-  XMPP_SERVICE: server.componentService,
-  XMPP_DOMAIN: DOMAIN,
-  XMPP_SECRET: "component-secret",
-  REDIS_URL: redis.url,
-  PUBLIC_URL: PUBLIC,
-  TWILIO_ACCOUNT_SID: SID,
-  TWILIO_AUTH_TOKEN: TOKEN,
-  TWILIO_API_URL: twilio.url,
-  MEDIA_DIR: mediaDir,
-  MEDIA_MAX_BYTES: String(MAX_BYTES),
-  ...extra,
-});
-
 before(async () => {
-  [redis, server, twilio] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
-    startFakeTwilio({ accounts: { [SID]: TOKEN } }),
-  ]);
-  gw = await startGateway(env());
-  await gw.waitOnline();
-  assert.equal((await gw.admin("PUT", `/api/v1/users/alice@${server.domain}`, { phone: ALICE_NUMBER })).status, 201);
-  alice = await connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" });
+  stack = await startSmsStack({
+    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    env: { MEDIA_DIR: mediaDir, MEDIA_MAX_BYTES: String(MAX_BYTES) },
+    users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
+  });
+  ({ server, twilio, gw } = stack);
+  alice = stack.clients.alice!;
 });
 
 after(async () => {
-  await alice?.stop();
-  await gw?.stop();
-  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
+  if (gw !== stack?.gw) await gw?.stop(); // a test started its own
+  await stack?.stop();
 });
 
 /** Posts a signed inbound MMS (one webhook per call, fresh MessageSid) with the given media. */
@@ -225,7 +208,7 @@ describe("MMS → XMPP, re-hosted", () => {
 describe("re-hosting is idempotent (real Redis, one token per message and index)", () => {
   let client: Redis;
   before(async () => {
-    client = await connectRedis(redis.url, () => undefined, { commandTimeoutMs: 2000 });
+    client = await connectRedis(stack.redis.url, () => undefined, { commandTimeoutMs: 2000 });
   });
   after(() => client?.destroy());
 
@@ -259,7 +242,7 @@ describe("re-hosting is idempotent (real Redis, one token per message and index)
 describe("retention", () => {
   test("expired media answer 404 and the sweep deletes them", async () => {
     await gw.stop();
-    gw = await startGateway(env({ MEDIA_RETENTION: "1" }));
+    gw = await startGateway(stack.env({ MEDIA_RETENTION: "1" }));
     await gw.waitOnline();
     const media = addMedia({ bytes: png(1000), contentType: "image/png" });
     const id = await inboundMms("short-lived", [{ url: media.url, contentType: "image/png" }], media.messageSid);
