@@ -276,7 +276,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     adminAuthFailures: counter("admin-auth-failures", config.ADMIN_AUTH_FAILURES_PER_MINUTE, 60),
     webhookInRate: counter("webhook-in", config.WEBHOOK_IN_PER_MINUTE, 60),
     trustProxy: config.TRUST_PROXY,
-    isStoreDown: isRedisUnavailable,
+    explainError: (err) => storeDown(err, "The gateway's database (Redis) is unavailable, so nothing was stored or sent. Try again in a minute."),
     messages,
     webhooks,
     domain: config.XMPP_DOMAIN,
@@ -368,9 +368,13 @@ function explainStoreDown(outbound: Outbound): Outbound {
       try {
         return await outbound.accept(msg);
       } catch (err) {
-        if (!isRedisUnavailable(err)) throw err;
-        throw new GatewayError("resource_constraint", "The gateway cannot store messages right now (its database is unavailable), so this one was not sent. Try again in a minute.", { cause: err });
+        throw storeDown(err, "The gateway cannot store messages right now (its database is unavailable), so this one was not sent. Try again in a minute.") ?? err;
       }
     },
   };
+}
+
+/** A failure because Redis is unreachable, as something to wait out and retry (a Redis restart takes seconds); undefined for any other error. */
+function storeDown(err: unknown, userText: string): GatewayError | undefined {
+  return isRedisUnavailable(err) ? new GatewayError("resource_constraint", userText, { cause: err, retryAfterMs: 30_000 }) : undefined;
 }

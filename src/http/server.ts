@@ -26,6 +26,7 @@ import { twilioRoutes, type TwilioRoutesDeps } from "./twilio-routes.js";
 import { usersRoutes } from "./users-routes.js";
 import { webhookMessagesRoute } from "./webhook-messages-route.js";
 import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
+import type { GatewayError } from "../errors.js";
 
 export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "accounts" | "mainAccountSid"> {
   publicUrl: string;
@@ -51,8 +52,8 @@ export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "ac
   access?: AccessPolicy;
   limits?: SendLimits;
   metrics?: Metrics;
-  /** Tells a store outage (Redis unreachable) from other failures: answered 503 + Retry-After. */
-  isStoreDown?: (err: unknown) => boolean;
+  /** Turns an error the routes did not expect (e.g. Redis unreachable) into one the user can act on. */
+  explainError?: (err: unknown) => GatewayError | undefined;
   /** Failed admin-token checks per client address (ADMIN_AUTH_FAILURES_PER_MINUTE). */
   adminAuthFailures?: UsageCounter;
   /** Messages per minute per webhook token on the message-in API (WEBHOOK_IN_PER_MINUTE). */
@@ -86,7 +87,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  installProblemHandlers(app, deps.isStoreDown ? { isStoreDown: deps.isStoreDown } : {});
+  installProblemHandlers(app, deps.explainError ? { explain: deps.explainError } : {});
   await installDocs(app, { version: deps.version ?? "0.0.0", publicUrl: deps.publicUrl });
   await app.register(formbody, { bodyLimit: deps.bodyLimit });
 

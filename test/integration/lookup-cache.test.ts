@@ -3,31 +3,19 @@
 // stores the old answer.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { keys } from "../../src/adapters/redis/keys.js";
 import { createRedisLinkStore } from "../../src/adapters/redis/link-store.js";
 import { createReadCache } from "../../src/adapters/redis/read-cache.js";
 import { createRedisWebhookStore } from "../../src/adapters/redis/webhook-store.js";
 import { createSecretBox } from "../../src/secrets.js";
-import { startRedis, type RedisServer } from "../support/redis.js";
+import { redisClientForFile } from "../support/redis.js";
 
-let server: RedisServer;
-let redis: Redis;
-
-before(async () => {
-  server = await startRedis();
-  redis = await connectRedis(server.url, () => undefined);
-});
-
-after(async () => {
-  redis?.destroy();
-  await server?.stop();
-});
+const r = redisClientForFile();
 
 test("a link or unlink through the store is seen at once, in both directions", async () => {
-  const links = createRedisLinkStore(redis, createReadCache(60_000));
+  const links = createRedisLinkStore(r(), createReadCache(60_000));
   assert.equal(await links.phoneOf("a@example.com"), undefined); // remembered as unlinked
   assert.equal(await links.jidOf("+15550000001"), undefined);
   await links.link("a@example.com", "+15550000001");
@@ -42,20 +30,20 @@ test("a link or unlink through the store is seen at once, in both directions", a
 });
 
 test("a change made elsewhere is seen once the cache time has passed, not before", async () => {
-  const links = createRedisLinkStore(redis, createReadCache(300));
-  const elsewhere = createRedisLinkStore(redis); // another instance
+  const links = createRedisLinkStore(r(), createReadCache(300));
+  const elsewhere = createRedisLinkStore(r()); // another instance
   assert.equal(await links.phoneOf("b@example.com"), undefined);
   await elsewhere.link("b@example.com", "+15550000003");
   assert.equal(await links.phoneOf("b@example.com"), undefined, "answered from memory within the cache time");
   await sleep(350);
   assert.equal(await links.phoneOf("b@example.com"), "+15550000003");
-  await redis.del([keys.userNumbers("b@example.com"), keys.numberUsers("+15550000003")]); // an edit in Redis
+  await r().del([keys.userNumbers("b@example.com"), keys.numberUsers("+15550000003")]); // an edit in Redis
   await sleep(350);
   assert.equal(await links.phoneOf("b@example.com"), undefined);
 });
 
 test("a lookup whose answer arrives after a change does not remember the old answer", async () => {
-  const links = createRedisLinkStore(redis, createReadCache(60_000));
+  const links = createRedisLinkStore(r(), createReadCache(60_000));
   await links.link("c@example.com", "+15550000004");
   // Issued before the unlink, answered with the old link after it started.
   const racing = links.phoneOf("c@example.com");
@@ -66,8 +54,8 @@ test("a lookup whose answer arrives after a change does not remember the old ans
 });
 
 test("with no cache every lookup asks Redis", async () => {
-  const links = createRedisLinkStore(redis);
-  const elsewhere = createRedisLinkStore(redis);
+  const links = createRedisLinkStore(r());
+  const elsewhere = createRedisLinkStore(r());
   assert.equal(await links.jidOf("+15550000005"), undefined);
   await elsewhere.link("d@example.com", "+15550000005");
   assert.equal(await links.jidOf("+15550000005"), "d@example.com");
@@ -76,7 +64,7 @@ test("with no cache every lookup asks Redis", async () => {
 test("webhook targets: a put, a token rotation or a delete through the store is seen at once", async () => {
   const cache = createReadCache(60_000);
   const box = createSecretBox(randomBytes(32).toString("base64"));
-  const hooks = createRedisWebhookStore(redis, box, Date.now, cache);
+  const hooks = createRedisWebhookStore(r(), box, Date.now, cache);
   const made = await hooks.put("deploybot", { url: "https://one.example/hook", allow: ["a@example.com"] });
   assert.ok(made.token && made.secret);
   assert.equal((await hooks.get("deploybot"))?.url, "https://one.example/hook");
@@ -99,8 +87,8 @@ test("webhook targets: a put, a token rotation or a delete through the store is 
 
 test("webhook targets: a token rotated elsewhere is refused here once the cache time has passed", async () => {
   const box = createSecretBox(randomBytes(32).toString("base64"));
-  const here = createRedisWebhookStore(redis, box, Date.now, createReadCache(300));
-  const elsewhere = createRedisWebhookStore(redis, box);
+  const here = createRedisWebhookStore(r(), box, Date.now, createReadCache(300));
+  const elsewhere = createRedisWebhookStore(r(), box);
   const made = await elsewhere.put("alerts", { url: "https://one.example/hook", allow: ["*@example.com"] });
   assert.equal(await here.checkToken("alerts", made.token!), true);
   const rotated = await elsewhere.rotateToken("alerts");

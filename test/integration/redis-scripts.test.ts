@@ -1,33 +1,21 @@
 // Lua scripts by SHA (src/adapters/redis/scripts.ts) on a real Redis: the first call and a call after
 // the script cache was flushed (a Redis restart) both work; a script's own error still surfaces.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { test } from "node:test";
 import { runScript } from "../../src/adapters/redis/scripts.js";
-import { startRedis, type RedisServer } from "../support/redis.js";
+import { redisClientForFile } from "../support/redis.js";
 
-let server: RedisServer;
-let redis: Redis;
-
-before(async () => {
-  server = await startRedis();
-  redis = await connectRedis(server.url, () => undefined);
-});
-
-after(async () => {
-  redis?.destroy();
-  await server?.stop();
-});
+const r = redisClientForFile();
 
 const INCR_BY = "return redis.call('INCRBY', KEYS[1], ARGV[1])";
 
 test("runs a script Redis has not seen, then by its SHA, and again after SCRIPT FLUSH", async () => {
-  assert.equal(await runScript(redis, INCR_BY, { keys: ["n"], arguments: ["2"] }), 2);
-  assert.equal(await runScript(redis, INCR_BY, { keys: ["n"], arguments: ["3"] }), 5);
-  await redis.scriptFlush();
-  assert.equal(await runScript(redis, INCR_BY, { keys: ["n"], arguments: ["1"] }), 6);
+  assert.equal(await runScript(r(), INCR_BY, { keys: ["n"], arguments: ["2"] }), 2);
+  assert.equal(await runScript(r(), INCR_BY, { keys: ["n"], arguments: ["3"] }), 5);
+  await r().scriptFlush();
+  assert.equal(await runScript(r(), INCR_BY, { keys: ["n"], arguments: ["1"] }), 6);
 });
 
 test("an error raised by the script itself is not mistaken for NOSCRIPT", async () => {
-  await assert.rejects(runScript(redis, "return redis.error_reply('BOOM on purpose')", { keys: [], arguments: [] }), /BOOM on purpose/);
+  await assert.rejects(runScript(r(), "return redis.error_reply('BOOM on purpose')", { keys: [], arguments: [] }), /BOOM on purpose/);
 });

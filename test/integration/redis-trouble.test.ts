@@ -165,25 +165,31 @@ describe("Redis unreachable", () => {
     await waitReady("ready again", (r) => r.body.status === "ready" && r.body.journal?.pending === 0);
   });
 
-  test("a text sent from XMPP while Redis is down is refused with 'try again', not 'internal error'", async () => {
+  /** Kills Redis for `run`, then brings it back and checks that `body` was never texted. */
+  async function whileRedisIsDown(body: string, run: () => Promise<void>): Promise<void> {
     await redis.kill();
     try {
+      await run();
+    } finally {
+      await redis.restart();
+    }
+    await waitReady("ready again", (r) => r.body.status === "ready");
+    assert.equal(twilio.listRequests().filter((q) => q.form.Body === body).length, 0, "nothing was sent");
+  }
+
+  test("a text sent from XMPP while Redis is down is refused with 'try again', not 'internal error'", async () => {
+    await whileRedisIsDown("anyone there?", async () => {
       await alice.send(xml("message", { to: `${CONTACT_NUMBER}@${DOMAIN}`, type: "chat", id: "while-redis-down" }, xml("body", {}, "anyone there?")));
       const bounce = await alice.waitFor((el) => el.name === "message" && el.attrs.id === "while-redis-down" && el.attrs.type === "error", 15_000);
       const error = bounce.getChild("error")!;
       assert.equal(error.attrs.type, "wait", bounce.toString());
       assert.ok(error.getChild("resource-constraint", "urn:ietf:params:xml:ns:xmpp-stanzas"), bounce.toString());
       assert.match(error.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "", /cannot store messages right now.*not sent.*Try again/);
-    } finally {
-      await redis.restart();
-    }
-    await waitReady("ready again", (r) => r.body.status === "ready");
-    assert.equal(twilio.listRequests().filter((q) => q.form.Body === "anyone there?").length, 0, "nothing was sent");
+    });
   });
 
   test("an API call that needs Redis while it is down answers 503 with Retry-After, not 500", async () => {
-    await redis.kill();
-    try {
+    await whileRedisIsDown("api while redis down", async () => {
       // the journal covers Twilio's webhooks only; a test message from a user needs the database
       const res = await gw.admin("POST", "/api/v1/test-messages", { from: "alice@localhost", to: CONTACT_NUMBER, body: "api while redis down" });
       assert.equal(res.status, 503, JSON.stringify(res.json));
@@ -192,11 +198,7 @@ describe("Redis unreachable", () => {
       assert.equal(raw.status, 503);
       assert.equal(raw.headers.get("retry-after"), "30");
       assert.match(raw.headers.get("content-type") ?? "", /^application\/problem\+json/);
-    } finally {
-      await redis.restart();
-    }
-    await waitReady("ready again", (r) => r.body.status === "ready");
-    assert.equal(twilio.listRequests().filter((q) => q.form.Body === "api while redis down").length, 0, "nothing was sent");
+    });
   });
 
   test("a gateway started while Redis is down comes up degraded, journals, and delivers once Redis is back", async () => {

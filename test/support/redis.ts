@@ -2,7 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 
+import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { freePort } from "./ports.js";
 import { forgetDir, removeDirAtExit, requireBinary, spawnTracked, tcpExchange, waitUntil, type SpawnedProcess } from "./processes.js";
 
@@ -95,5 +97,26 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
       await proc?.stop(3000);
       await launch();
     },
+  };
+}
+
+/**
+ * A throw-away Redis and a client connected to it for the calling test file: started before its tests,
+ * stopped after them. Returns the client (valid once the file's tests run).
+ */
+export function redisClientForFile(): () => Redis {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  before(async () => {
+    server = await startRedis();
+    client = await connectRedis(server.url, () => undefined);
+  });
+  after(async () => {
+    client?.destroy();
+    await server?.stop();
+  });
+  return () => {
+    if (!client) throw new Error("redisClientForFile(): the client is ready only inside the file's tests");
+    return client;
   };
 }

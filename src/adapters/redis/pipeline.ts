@@ -195,7 +195,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   async function enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean> {
     const stream = toXmppStream(item);
     const payload = JSON.stringify(item);
-    const stored = dedupeKey === undefined ? Boolean(await redis.xAdd(stream, "*", { d: payload })) : (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
+    let stored = true;
+    if (dedupeKey === undefined) await redis.xAdd(stream, "*", { d: payload });
+    else stored = (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
     const backlog = backlogs.get(stream);
     if (stored && backlog) backlog.count++;
     return stored;
@@ -468,11 +470,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       // Before reading again after a failure, everything handed on must have settled: the pending
       // entries read next are then exactly those still to deliver.
-      if (!ok) return (await drain()) && false;
-      while (unproven.length > TO_XMPP_UNPROVEN_BATCHES) {
-        if (!(await unproven.shift()!)) return (await drain()) && false;
-      }
-      return true;
+      while (ok && unproven.length > TO_XMPP_UNPROVEN_BATCHES) ok = await unproven.shift()!;
+      if (!ok) await drain();
+      return ok;
     }
 
     return { process, drain, failedMeanwhile: () => failed };
@@ -481,8 +481,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   function outboundBatch(handlers: Handlers, stream: string): BatchProcessor {
     const failures = new Map<string, number>();
     const ackSoon = coalesced((ids: string[]) => ack(stream, ids));
-    // Whether entries are still pending (ours): claiming them again says so without taking anything.
-    const claimSoon = coalesced(async (ids: string[]) => new Set(await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, ids)));
+    // Which entries are still pending (ours): claiming them again says so without taking anything.
+    const stillPending = async (ids: string[]) => new Set(await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, ids));
+    const claimSoon = coalesced(stillPending);
 
     /**
      * One job; false stops its conversation (and fails the batch, which is read again after a backoff).
@@ -562,7 +563,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       // The first job of each conversation starts now: one claim for all of them says which are still
       // pending. A job that waits behind another of its conversation is claimed when its turn comes.
       const firsts = [...conversations.values()].map((list) => list[0]!.entry.id);
-      const pending = new Set(await redis.xClaimJustId(stream, GROUP, opts.consumerName, 0, firsts));
+      const pending = await stillPending(firsts);
       const outcomes = await Promise.all(
         [...conversations.values()].map(async (list) => {
           for (const [i, { entry, job }] of list.entries()) {
