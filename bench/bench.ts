@@ -162,6 +162,30 @@ async function startReceiver(onBody: (body: string) => void): Promise<{ url: str
   return { url: `http://127.0.0.1:${port}/hook`, server };
 }
 
+/**
+ * The durable outbound floor (bench/baselines/outbound-floor.ts) in its own process, connected as the
+ * component and driven like the gateway's outbound run: the least any gateway must spend per SMS here.
+ */
+async function outboundFloor(hop: "sms" | "webhook", server: { componentPort: number; c2sPort: number; domain: string }, redisUrl: string, twilioUrl: string, webhookUrl: string): Promise<void> {
+  const options = { componentPort: server.componentPort, domain: DOMAIN, secret: SECRET, redisUrl, twilioUrl, webhookUrl, hop, accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN };
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/baselines/outbound-floor.ts", JSON.stringify(options)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+      child.once("exit", (code) => reject(new Error(`the outbound floor exited with ${code}`)));
+    });
+    const clients = await Promise.all(USERS.map((u) => rawClient({ port: server.c2sPort, domain: server.domain, username: u.name, password: u.password, resource: "floor" })));
+    const send = xmppSender((seq) => clients[seq % clients.length]!, (seq, text) => chat(undefined, hop === "sms" ? `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}` : `bot@${DOMAIN}`, text));
+    const name = `${hop} floor`;
+    const row = await measure(`baseline: ${name} (least work of any durable gateway)`, hop === "sms" ? "fs" : "fw", { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 }, send, { pid: child.pid!, seconds: BASELINE_S, baseline: "client → component" });
+    baselines[name] = row.result.throughput;
+    await Promise.all(clients.map((c) => c.close()));
+  } finally {
+    child.kill("SIGKILL");
+    await new Promise((r) => setTimeout(r, 500)); // the server lets the component's domain go
+  }
+}
+
 /** Bare Fastify in its own process, answered as fast as it goes: each answer counts as an arrival. */
 async function bareFastifyBaseline(form: (text: string) => { path: string; headers: Record<string, string>; body: string }): Promise<void> {
   const port = await freePort();
@@ -221,6 +245,8 @@ async function main(): Promise<number> {
       await Promise.all([client.close(), component.close()]);
       await new Promise((r) => setTimeout(r, 500)); // the server lets the component's domain go
     }
+    if (ONLY.has("outbound") && process.env.BENCH_FLOOR !== "0") await outboundFloor("sms", server, redis.url, twilio.url, receiver.url);
+    if (ONLY.has("webhook-out") && process.env.BENCH_FLOOR !== "0") await outboundFloor("webhook", server, redis.url, twilio.url, receiver.url);
 
     // --- the gateway ---------------------------------------------------------------------------
     const gw = await startGatewayProcess(
@@ -363,16 +389,18 @@ interface TargetCheck {
 function checkTargets(backlog: BacklogResult | undefined): TargetCheck[] {
   const out: TargetCheck[] = [];
   const find = (name: string, load: string) => rows.find((r) => r.flow.startsWith(name) && r.load === load);
-  const ratio = (name: string, min: number) => {
+  const ratio = (name: string, min: number, floorName?: string) => {
     const r = find(name, "max");
     if (!r?.baseline) return;
     const x = r.result.throughput / r.baseline.throughput;
-    out.push({ what: `${name} ≥ ${min * 100} % of ${r.baseline.name}`, measured: `${(x * 100).toFixed(0)} % (${Math.round(r.result.throughput)} msg/s)`, ok: x >= min && r.result.lost === 0 });
+    const floor = floorName ? baselines[floorName] : undefined;
+    const floorNote = floor ? `; the ${floorName} reached ${((floor / r.baseline.throughput) * 100).toFixed(0)} % (${Math.round(floor)} msg/s), the gateway ${((r.result.throughput / floor) * 100).toFixed(0)} % of it` : "";
+    out.push({ what: `${name} ≥ ${min * 100} % of ${r.baseline.name}`, measured: `${(x * 100).toFixed(0)} % (${Math.round(r.result.throughput)} msg/s)${floorNote}`, ok: x >= min && r.result.lost === 0 });
   };
   ratio("inbound SMS", 0.45);
-  ratio("outbound SMS", 0.3);
+  ratio("outbound SMS", 0.3, "sms floor");
   ratio("webhook in", 0.45);
-  ratio("webhook out", 0.3);
+  ratio("webhook out", 0.3, "webhook floor");
   for (const r of rows.filter((x) => x.load === `${RATE}/s`)) {
     out.push({ what: `${r.flow} at ${RATE}/s: e2e p99 < 50 ms`, measured: `${r.result.e2e.p99.toFixed(1)} ms`, ok: r.result.e2e.p99 < 50 && r.result.lost === 0 });
     if (r.result.ack) out.push({ what: `${r.flow} at ${RATE}/s: ack p99 < 15 ms`, measured: `${r.result.ack.p99.toFixed(1)} ms`, ok: r.result.ack.p99 < 15 });
