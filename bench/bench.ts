@@ -8,6 +8,7 @@
 //   BENCH_SECONDS=10 npm run bench       # shorter measurement windows (default 30 s)
 //   BENCH_ONLY=inbound,outbound          # some flows only (inbound, outbound, webhook-in, webhook-out, backlog)
 //   BENCH_PROFILE=1                      # the gateway writes a CPU profile (bench/results/profiles/)
+//   BENCH_LOADS=rate                     # the fixed rate only (or max only); default both
 //   BENCH_HTTP_CONNECTIONS=128           # keep-alive connections of the HTTP load (default 64)
 //   BENCH_NODE_ARGS="--max-old-space-size=160"   # the gateway's node flags instead of npm start's
 import { spawn } from "node:child_process";
@@ -42,6 +43,7 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? "inbound,outbound,webhook-in,web
 /** BENCH_PROFILE=1: the gateway runs with --cpu-prof; its profile lands in bench/results/profiles/. */
 const PROFILE_DIR = process.env.BENCH_PROFILE ? fileURLToPath(new URL("./results/profiles/", import.meta.url)) : undefined;
 const IN_FLIGHT = 2000; // the closed loops' bound on messages accepted but not yet arrived
+const LOADS = new Set((process.env.BENCH_LOADS ?? "rate,max").split(",").map((s) => s.trim()));
 const HTTP_CONCURRENCY = Number(process.env.BENCH_HTTP_CONNECTIONS ?? 64);
 
 const DOMAIN = "sms.localhost";
@@ -316,8 +318,8 @@ async function main(): Promise<number> {
       for (const [key, name, tag, send, baseline] of runs) {
         if (!ONLY.has(key)) continue;
         const isHttp = key === "inbound" || key === "webhook-in";
-        await measure(name, `${tag}r`, { kind: "rate", perSecond: RATE }, send, { pid, baseline, gatewayUrl: gw.url });
-        await measure(name, `${tag}m`, { kind: "max", inFlight: IN_FLIGHT, concurrency: isHttp ? HTTP_CONCURRENCY : 1 }, send, { pid, baseline, gatewayUrl: gw.url });
+        if (LOADS.has("rate")) await measure(name, `${tag}r`, { kind: "rate", perSecond: RATE }, send, { pid, baseline, gatewayUrl: gw.url });
+        if (LOADS.has("max")) await measure(name, `${tag}m`, { kind: "max", inFlight: IN_FLIGHT, concurrency: isHttp ? HTTP_CONCURRENCY : 1 }, send, { pid, baseline, gatewayUrl: gw.url });
         if (!gw.running()) throw new Error(`the gateway died during "${name}"; its log ends:\n${gw.log().split("\n").slice(-30).join("\n")}`);
       }
       await http.close();
