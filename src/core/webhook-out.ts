@@ -2,7 +2,7 @@
 // answer becomes a reply, a receipt or an error reply. The same durable pipeline as SMS carries it.
 import { GatewayError } from "../errors.js";
 import type { WebhookJob, XmppDelivery } from "./message.js";
-import { newMessageId, newOutgoingRecord } from "./message.js";
+import { isFinal, newMessageId, newOutgoingRecord } from "./message.js";
 import { GiveUp, type DeliveryMeta, type MessageStore, type Pipeline, type WebhookSender, type WebhookStore } from "./ports.js";
 import { backoff } from "./retry-policy.js";
 import { abortableSleep, SendInterrupted } from "./sleep.js";
@@ -72,6 +72,11 @@ export function createWebhookOut(deps: WebhookOutDeps) {
   async function process(job: WebhookJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
     const record = await deps.messages.get(job.id);
     if (!record) return;
+    // Read again after a stop between recording the answer and acknowledging the job: it was delivered.
+    if (isFinal(record.status)) {
+      deps.log.info({ msgId: job.id, webhook: job.to, status: record.status }, "webhook message already settled; not POSTed again");
+      return;
+    }
     const [target, secret] = await Promise.all([deps.webhooks.get(job.to), deps.webhooks.signingSecret(job.to)]);
     if (!target || !secret) {
       await deps.messages.advance(job.id, "failed");

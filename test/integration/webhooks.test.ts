@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import { keys } from "../../src/adapters/redis/keys.js";
 import { verifySignature } from "../../src/webhooks/verify.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
@@ -167,6 +168,21 @@ describe("XMPP → webhook", () => {
     await alice.expectNone(isErrorFor(id), 300);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(receiver.hits.filter((h) => h.json.body === "flaky please").length, 3, "no fourth POST");
+  });
+
+  test("a job read again after its answer was recorded (a stop before its acknowledgement) is not POSTed again", async () => {
+    const id = await say(alice, "once only", { receipt: true });
+    const hit = await hitFor("once only");
+    await alice.waitFor((el) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === id);
+    // The job as it was queued, back in a stream: what the gateway reads after stopping between
+    // recording the 2xx and acknowledging the entry.
+    const job = { channel: "webhook", id: hit.json.id, from: `alice@${server.domain}`, to: "deploybot", body: "once only", mediaUrls: [], acceptedAt: Date.now() };
+    const stream = keys.outboxStream(0);
+    await gw.gateway.redis.xAdd(stream, "*", { d: JSON.stringify(job) });
+    await waitUntil(async () => (await gw.gateway.redis.xLen(stream)) === 0, { timeoutMs: 5000, what: "the entry handled and acknowledged" });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(receiver.hits.filter((h) => h.json.body === "once only").length, 1, "POSTed once");
+    assert.equal(alice.received.filter((el) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === id).length, 1, "one receipt");
   });
 
   test("a sender not on the allow list gets auth/forbidden and nothing is POSTed", async () => {
