@@ -150,25 +150,38 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
 
     // One deadline for the whole exchange; undici's per-phase timeouts alone would let a receiver
     // that trickles bytes hold a worker forever.
-    const deadline = AbortSignal.timeout(opts.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    // A timer cleared when the exchange ends, and a listener removed then: AbortSignal.timeout and
+    // AbortSignal.any keep a timer and signals per request alive for the whole timeout (A/B at 2,000
+    // POSTs a second: peak RSS 157–159 → 152–153 MB, GC 10 → 8 %).
+    const exchange = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      exchange.abort(new DOMException(`no answer within ${opts.timeoutMs} ms`, "TimeoutError"));
+    }, opts.timeoutMs);
+    const cancel = (): void => exchange.abort(signal?.reason);
+    signal?.addEventListener("abort", cancel, { once: true });
+    if (signal?.aborted) cancel();
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
-      res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: "POST", headers, body, signal: combined });
+      res = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: "POST", headers, body, signal: exchange.signal });
       ({ text } = await readCapped(res.body, cap));
     } catch (e) {
       const blocked = findForbidden(e);
       if (blocked) return forbidden(blocked);
       if (signal?.aborted) return { kind: "retry", reason: `cancelled (the gateway is stopping) while posting to ${where}` };
       const code = errorCode(e);
-      if (deadline.aborted || (code !== undefined && /TIMEOUT|ETIMEDOUT/.test(code))) {
+      if (timedOut || (code !== undefined && /TIMEOUT|ETIMEDOUT/.test(code))) {
         return { kind: "retry", reason: `no answer from ${where} within ${opts.timeoutMs} ms` };
       }
       if (code === "ECONNREFUSED") return { kind: "retry", reason: `connection refused by ${url.origin}` };
       if (code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ENODATA") return { kind: "retry", reason: `DNS lookup of ${url.hostname} failed (${code})` };
       const what = e instanceof Error ? `${e.name}: ${excerptOf(e.message, 120)}` : "error";
       return { kind: "retry", reason: `request to ${where} failed (${code ?? what})` };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", cancel);
     }
 
     const status = res.statusCode;
