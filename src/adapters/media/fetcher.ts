@@ -3,6 +3,7 @@
 // redirect to a short-lived signed URL elsewhere (S3). Redirects are followed by hand so that the
 // credentials go to the first request on the Twilio API origin and to nothing else: a signed URL
 // needs none, and whoever hosts it must never see them.
+import { follow, timedOut } from "../../core/abort.js";
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
 import { MediaFetchError, type FetchedMedia, type MediaFetcher } from "../../core/media.js";
@@ -65,8 +66,18 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
   const guarded = new Agent({ ...common, connect: { timeout: opts.timeoutMs, lookup: guardedLookup(allowPrivate, opts.resolve ?? systemResolver) } });
 
   async function fetchMedia(raw: string, signal?: AbortSignal): Promise<FetchedMedia> {
-    const deadline = AbortSignal.timeout(opts.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    // Released once the body is read or dropped, or the fetch fails (src/core/abort.ts).
+    const fetching = follow([signal], opts.timeoutMs);
+    try {
+      return await fetchFollowing(raw, fetching.signal, fetching.release);
+    } catch (e) {
+      fetching.release();
+      throw e;
+    }
+  }
+
+  /** `bodyDone`: called once the returned body is closed (read to the end, dropped or failed). */
+  async function fetchFollowing(raw: string, combined: AbortSignal, bodyDone: () => void): Promise<FetchedMedia> {
     let url: URL;
     try {
       url = new URL(raw);
@@ -92,7 +103,7 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
       try {
         res = await (isProvider ? trusted : guarded).request({ origin: url.origin, path: url.pathname + url.search, method: "GET", headers, signal: combined });
       } catch (e) {
-        if (deadline.aborted) throw new MediaFetchError(`no answer within ${opts.timeoutMs} ms`, false);
+        if (timedOut(combined)) throw new MediaFetchError(`no answer within ${opts.timeoutMs} ms`, false);
         const code = codeOf(e);
         const forbidden = code === "ERR_WEBHOOK_FORBIDDEN_ADDRESS";
         throw new MediaFetchError(forbidden ? `${url.hostname} resolves to a private address` : `request to ${url.host} failed (${code ?? "error"})`, forbidden);
@@ -118,6 +129,7 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
       const type = header(res, "content-type");
       const length = Number(header(res, "content-length"));
       const body = res.body;
+      body.once("close", bodyDone);
       return {
         ...(type ? { contentType: type } : {}),
         ...(Number.isSafeInteger(length) && length >= 0 ? { length } : {}),

@@ -9,6 +9,7 @@
 // pending list: a restart of the same consumer resumes it, and XAUTOCLAIM hands work a dead consumer
 // left to a live one.
 import { createHash } from "node:crypto";
+import { follow } from "../../core/abort.js";
 import { remembered } from "../../core/remembered.js";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
 import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
@@ -507,7 +508,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       const gone = new AbortController();
       const handKey = `${stream} ${entry.id}`;
       inHand.set(handKey, gone);
-      const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: AbortSignal.any([stopping.signal, gone.signal]) };
+      // The handler's signal: the entry gone, or the pipeline stopping (released when the job ends).
+      const handling = follow([stopping.signal, gone.signal]);
+      const meta: DeliveryMeta = { attempt: (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0), signal: handling.signal };
       // A long provider backoff must not look abandoned to other consumers. Claiming nothing means
       // the entry is no longer pending: it left the stream.
       const heartbeat = setInterval(() => {
@@ -542,6 +545,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       } finally {
         clearInterval(heartbeat);
         inHand.delete(handKey);
+        handling.release();
       }
       failures.delete(entry.id);
       await ackSoon(entry.id);

@@ -2,6 +2,7 @@
 // ok (maybe with a reply), permanent (do not retry, tell the sender) or retry (5xx, 408/425/429,
 // timeouts, network trouble). Redirects are never followed: a 3xx could point anywhere, including
 // at an address the SSRF guard would refuse.
+import { follow, timedOut } from "../../core/abort.js";
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
 import type { WebhookPayload, WebhookResult, WebhookSender } from "../../core/ports.js";
@@ -150,18 +151,9 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
 
     // One deadline for the whole exchange; undici's per-phase timeouts alone would let a receiver
     // that trickles bytes hold a worker forever.
-    // A timer cleared when the exchange ends, and a listener removed then: AbortSignal.timeout and
-    // AbortSignal.any keep a timer and signals per request alive for the whole timeout (A/B at 2,000
-    // POSTs a second: peak RSS 157–159 → 152–153 MB, GC 10 → 8 %).
-    const exchange = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      exchange.abort(new DOMException(`no answer within ${opts.timeoutMs} ms`, "TimeoutError"));
-    }, opts.timeoutMs);
-    const cancel = (): void => exchange.abort(signal?.reason);
-    signal?.addEventListener("abort", cancel, { once: true });
-    if (signal?.aborted) cancel();
+    // Released when the exchange ends (src/core/abort.ts: AbortSignal.timeout + AbortSignal.any held a
+    // timer and signals per request; A/B at 2,000 POSTs a second: peak RSS 157–159 → 152–153 MB).
+    const exchange = follow([signal], opts.timeoutMs);
     let res: Dispatcher.ResponseData;
     let text: string;
     try {
@@ -172,7 +164,7 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
       if (blocked) return forbidden(blocked);
       if (signal?.aborted) return { kind: "retry", reason: `cancelled (the gateway is stopping) while posting to ${where}` };
       const code = errorCode(e);
-      if (timedOut || (code !== undefined && /TIMEOUT|ETIMEDOUT/.test(code))) {
+      if (timedOut(exchange.signal) || (code !== undefined && /TIMEOUT|ETIMEDOUT/.test(code))) {
         return { kind: "retry", reason: `no answer from ${where} within ${opts.timeoutMs} ms` };
       }
       if (code === "ECONNREFUSED") return { kind: "retry", reason: `connection refused by ${url.origin}` };
@@ -180,8 +172,7 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
       const what = e instanceof Error ? `${e.name}: ${excerptOf(e.message, 120)}` : "error";
       return { kind: "retry", reason: `request to ${where} failed (${code ?? what})` };
     } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", cancel);
+      exchange.release();
     }
 
     const status = res.statusCode;
