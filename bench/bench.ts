@@ -11,11 +11,12 @@
 //   BENCH_LOADS=rate                     # the fixed rate only (or max only); default both
 //   BENCH_HTTP_CONNECTIONS=128           # keep-alive connections of the HTTP load (default 64)
 //   BENCH_NODE_ARGS="--max-old-space-size=160"   # the gateway's node flags instead of npm start's
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcessByStdio } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { cpus, totalmem } from "node:os";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { createClient } from "redis";
 import { inboundSmsParams, startFakeTwilio } from "../test/fakes/fake-twilio.js";
@@ -172,10 +173,7 @@ async function outboundFloor(hop: "sms" | "webhook", server: { componentPort: nu
   const options = { componentPort: server.componentPort, domain: DOMAIN, secret: SECRET, redisUrl, twilioUrl, webhookUrl, hop, accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN };
   const child = spawn(process.execPath, ["--import", "tsx", "bench/baselines/outbound-floor.ts", JSON.stringify(options)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
-      child.once("exit", (code) => reject(new Error(`the outbound floor exited with ${code}`)));
-    });
+    await untilReady(child, "the outbound floor");
     const clients = await Promise.all(USERS.map((u) => rawClient({ port: server.c2sPort, domain: server.domain, username: u.name, password: u.password, resource: "floor" })));
     const send = xmppSender((seq) => clients[seq % clients.length]!, (seq, text) => chat(undefined, hop === "sms" ? `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}` : `bot@${DOMAIN}`, text));
     const name = `${hop} floor`;
@@ -188,15 +186,20 @@ async function outboundFloor(hop: "sms" | "webhook", server: { componentPort: nu
   }
 }
 
+/** Resolves once a baseline process printed "ready"; rejects if it exits first. */
+function untilReady(child: ChildProcessByStdio<null, Readable, null>, what: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}`)));
+  });
+}
+
 /** Bare Fastify in its own process, answered as fast as it goes: each answer counts as an arrival. */
 async function bareFastifyBaseline(form: (text: string) => { path: string; headers: Record<string, string>; body: string }): Promise<void> {
   const port = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", "bench/baselines/bare-fastify.ts", String(port)], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
   try {
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
-      child.once("exit", (code) => reject(new Error(`bare Fastify exited with ${code}`)));
-    });
+    await untilReady(child, "bare Fastify");
     const target = httpTarget(`http://127.0.0.1:${port}`, HTTP_CONCURRENCY);
     const post = httpSender(target, (_seq, text) => form(text));
     const row = await measure("baseline: bare Fastify", "bf", { kind: "max", inFlight: Number.MAX_SAFE_INTEGER, concurrency: HTTP_CONCURRENCY }, async (seq, text) => {
@@ -247,13 +250,15 @@ async function main(): Promise<number> {
       await Promise.all([client.close(), component.close()]);
       await new Promise((r) => setTimeout(r, 500)); // the server lets the component's domain go
     }
-    if (ONLY.has("outbound") && process.env.BENCH_FLOOR !== "0") await outboundFloor("sms", server, redis.url, twilio.url, receiver.url);
-    if (ONLY.has("webhook-out") && process.env.BENCH_FLOOR !== "0") await outboundFloor("webhook", server, redis.url, twilio.url, receiver.url);
-    // The floors leave ~10^5 keys and a large append-only file; a rewrite of it during a later flow
-    // would measure Redis forking, not the gateway.
-    await statsClient.flushAll();
-    await statsClient.bgRewriteAof().catch(() => undefined); // one already under way does as well
-    while (/aof_rewrite_(in_progress|scheduled):1/.test(await statsClient.info("persistence"))) await new Promise((r) => setTimeout(r, 200));
+    const floors = process.env.BENCH_FLOOR === "0" ? [] : (["sms", "webhook"] as const).filter((hop) => ONLY.has(hop === "sms" ? "outbound" : "webhook-out"));
+    for (const hop of floors) await outboundFloor(hop, server, redis.url, twilio.url, receiver.url);
+    if (floors.length > 0) {
+      // The floors leave ~10^5 keys and a large append-only file; a rewrite of it during a later flow
+      // would measure Redis forking, not the gateway.
+      await statsClient.flushAll();
+      await statsClient.bgRewriteAof().catch(() => undefined); // one already under way does as well
+      while (/aof_rewrite_(in_progress|scheduled):1/.test(await statsClient.info("persistence"))) await new Promise((r) => setTimeout(r, 200));
+    }
 
     // --- the gateway ---------------------------------------------------------------------------
     const gw = await startGatewayProcess(

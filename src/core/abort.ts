@@ -5,8 +5,6 @@
 
 export interface FollowedSignal {
   signal: AbortSignal;
-  /** Aborts it now, with `reason` (a deadline of its own, say). */
-  abort(reason?: unknown): void;
   /** Stops following: the sources keep nothing of it. Call when the work it guarded ends. */
   release(): void;
 }
@@ -37,7 +35,7 @@ export function follow(sources: readonly (AbortSignal | undefined)[], timeoutMs?
   if (timeoutMs !== undefined && !controller.signal.aborted) {
     timer = setTimeout(() => abort(new DOMException(`no answer within ${timeoutMs} ms`, "TimeoutError")), timeoutMs);
   }
-  return { signal: controller.signal, abort, release };
+  return { signal: controller.signal, release };
 }
 
 /** Whether `signal` was aborted by the deadline `follow` gave it. */

@@ -3,9 +3,9 @@
 // redirect to a short-lived signed URL elsewhere (S3). Redirects are followed by hand so that the
 // credentials go to the first request on the Twilio API origin and to nothing else: a signed URL
 // needs none, and whoever hosts it must never see them.
-import { follow, timedOut } from "../../core/abort.js";
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
+import { follow, timedOut } from "../../core/abort.js";
 import { MediaFetchError, type FetchedMedia, type MediaFetcher } from "../../core/media.js";
 import { classifyAddress, guardedLookup, isLocalhostName, systemResolver, type Resolver } from "../webhook/ssrf.js";
 

@@ -2,9 +2,9 @@
 // ok (maybe with a reply), permanent (do not retry, tell the sender) or retry (5xx, 408/425/429,
 // timeouts, network trouble). Redirects are never followed: a 3xx could point anywhere, including
 // at an address the SSRF guard would refuse.
-import { follow, timedOut } from "../../core/abort.js";
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
+import { follow, timedOut } from "../../core/abort.js";
 import type { WebhookPayload, WebhookResult, WebhookSender } from "../../core/ports.js";
 import { signPayload, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../webhooks/verify.js";
 import { parseRetryAfter } from "../twilio/retry-after.js";
@@ -149,10 +149,8 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
       headers["authorization"] = "Basic " + Buffer.from(`${unescapeUserinfo(url.username)}:${unescapeUserinfo(url.password)}`).toString("base64");
     }
 
-    // One deadline for the whole exchange; undici's per-phase timeouts alone would let a receiver
-    // that trickles bytes hold a worker forever.
-    // Released when the exchange ends (src/core/abort.ts: AbortSignal.timeout + AbortSignal.any held a
-    // timer and signals per request; A/B at 2,000 POSTs a second: peak RSS 157–159 → 152–153 MB).
+    // One deadline for the whole exchange (undici's per-phase timeouts alone would let a receiver that
+    // trickles bytes hold a worker forever), released when it ends: see src/core/abort.ts.
     const exchange = follow([signal], opts.timeoutMs);
     let res: Dispatcher.ResponseData;
     let text: string;
