@@ -90,6 +90,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     consumerName: config.INSTANCE_ID ?? hostname(),
     toXmppDeadlineMs: config.XMPP_DELIVERY_DEADLINE_MS,
     maxBounces: config.XMPP_MAX_BOUNCES,
+    bounceRetryMs: config.XMPP_BOUNCE_RETRY_MS,
+    bounceRetryMaxMs: config.XMPP_BOUNCE_RETRY_MAX_MS,
     claimIdleMs: config.PIPELINE_CLAIM_IDLE_MS,
     holdToXmpp: config.TEST_HOLD_TO_XMPP,
     deadLetterRetentionS: config.DEAD_LETTER_RETENTION,

@@ -5,6 +5,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { Component, IncomingContext } from "@xmpp/component";
 import type { AccessPolicy } from "../core/access.js";
 import { normalizeNumber, parseContactLocalpart, type ContactAddress } from "../core/addresses.js";
+import { createBounceLedger } from "../core/bounces.js";
 import { isAllowed } from "../core/webhook-out.js";
 import { deliveryKey, type XmppDelivery } from "../core/message.js";
 import type { ChatFromUser, Outbound } from "../core/outbound.js";
@@ -52,25 +53,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   const lateAfterMs = opts.lateAfterMs ?? 10_000;
 
   const barrierTimeoutMs = opts.barrierTimeoutMs ?? 10_000;
-  // Stanza id → delivery, for what we wrote and no barrier has covered yet: a bounce for it can still
-  // come. Numbered in writing order (the Map keeps that order), so a barrier answered for everything up
-  // to its mark drops those entries from the front. Bounces are kept a while by age: a bounce matters
-  // only to the barrier that follows its delivery.
-  const inFlight = new Map<string, { key: string; seq: number }>();
-  let written = 0;
-  const bounced = new Map<string, { reason: string; at: number }>();
-  const KEEP_MS = 5 * 60_000;
-  function prune(coveredUpTo: number): void {
-    for (const [id, v] of inFlight) {
-      if (v.seq > coveredUpTo) break;
-      inFlight.delete(id);
-    }
-    const old = Date.now() - KEEP_MS;
-    for (const [k, v] of bounced) {
-      if (v.at >= old) break;
-      bounced.delete(k);
-    }
-  }
+  // What we wrote and no barrier has proven yet, and the bounces that answered those writes
+  // (core/bounces.ts): a bounce counts once, for the write it answered.
+  const ledger = createBounceLedger();
 
   // xmpp.js's socket and raw write (not in its typings): for back-pressure and batched writes
   const internals = xmpp as unknown as { socket: LinkSocket | null; write(s: string): Promise<void> };
@@ -105,14 +90,12 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   async function onMessage(ctx: IncomingContext): Promise<void> {
     const { stanza } = ctx;
     if (ctx.type === "error") {
-      // Never answered (no error in answer to an error); a bounce of ours is noted for the barrier.
-      const delivery = inFlight.get(ctx.id);
+      // Never answered (no error in answer to an error); a bounce of a write we await is noted for its barrier.
       const err = stanza.getChild("error");
       const condition = err?.getChildElements().find((c) => c.getNS() === NS.stanzas && c.name !== "text")?.name ?? "undefined-condition";
       const text = err?.getChildText("text", NS.stanzas);
-      if (delivery) bounced.delete(delivery.key); // kept in arrival order (pruned from the front)
-      if (delivery) bounced.set(delivery.key, { reason: text ? `${condition} (${text})` : condition, at: Date.now() });
-      log.warn({ stanzaId: ctx.id, condition, ours: Boolean(delivery) }, "message bounced by the XMPP server");
+      const awaited = Boolean(ctx.id) && ledger.bounced(ctx.id, text ? `${condition} (${text})` : condition);
+      log.warn({ stanzaId: ctx.id, condition, awaited }, "message bounced by the XMPP server");
       return;
     }
     if (!ctx.from || !ctx.to) return;
@@ -332,10 +315,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       // A stanza over the server's limit would close the whole link, again at every retry: refuse it.
       const bytes = Buffer.byteLength(stanza);
       if (bytes > MAX_DELIVERY_BYTES) throw new GiveUp(`the message is ${bytes} bytes as a stanza, more than the ${MAX_DELIVERY_BYTES} an XMPP server is sure to accept`);
-      if (el.attrs.id) {
-        inFlight.delete(el.attrs.id); // a repeat moves to the end: the Map's order stays the writing order
-        inFlight.set(el.attrs.id, { key: deliveryKey(item), seq: ++written });
-      }
+      if (el.attrs.id) ledger.written(el.attrs.id, deliveryKey(item));
       // Not waiting for the socket to flush: the barrier that follows a batch is what proves delivery
       // (a write lost with the connection fails it). So a batch goes out in one write.
       writeBatched(stanza);
@@ -346,10 +326,9 @@ export function createComponent(opts: ComponentOptions): XmppOut {
       // An IQ to our own domain goes through the server and back: the server handles a component's
       // stanzas in order, so its answer proves every stanza written before it was processed, and any
       // bounce for those arrived before it.
-      const mark = written;
+      const mark = ledger.mark();
       await xmpp.iqCaller.request(xml("iq", { type: "get", to: opts.domain, from: opts.domain }, xml("ping", { xmlns: NS.ping })), barrierTimeoutMs);
-      prune(mark);
-      return new Map([...bounced].map(([key, b]) => [key, b.reason]));
+      return ledger.covered(mark);
     },
   };
 }

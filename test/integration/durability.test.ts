@@ -107,7 +107,7 @@ test("(f) the same MessageSid arriving twice at once delivers one message", asyn
 });
 
 test("(h) a bounce for an unknown user ends as a dead letter with the reason, not a loop; it can be retried", async (t) => {
-  const gw = await startGateway(env({ XMPP_MAX_BOUNCES: "2" }));
+  const gw = await startGateway(env({ XMPP_MAX_BOUNCES: "2", XMPP_BOUNCE_RETRY_MS: "500" }));
   t.after(() => gw.stop());
   await gw.waitOnline();
   assert.ok((await gw.admin("PUT", "/api/v1/users/ghost@localhost", { phone: "+15550000003" })).status < 300);
@@ -139,6 +139,36 @@ test("(h) a bounce for an unknown user ends as a dead letter with the reason, no
     { timeoutMs: 15_000, what: "dead letter again" },
   );
   assert.equal((await gw.admin("POST", `/api/v1/dead-letters/${dl!.id}/retry`)).status, 404, "the old one was taken out");
+});
+
+test("(i) a user whose account appears after the first bounce receives the message exactly once, and it is not dead-lettered", async (t) => {
+  const logLines: string[] = [];
+  const gw = await startGateway(env({ XMPP_BOUNCE_RETRY_MS: "1000", XMPP_MAX_BOUNCES: "3" }), { logLines });
+  t.after(() => gw.stop());
+  await gw.waitOnline();
+  assert.ok((await gw.admin("PUT", "/api/v1/users/erin@localhost", { phone: "+15550000006" })).status < 300);
+  const params = inboundSmsParams({ from: "+15552220006", to: "+15550000006", body: "i-late-account", accountSid: SID });
+  const s = signed(params);
+  assert.equal((await gw.gateway.http.inject({ method: "POST", url: "/twilio/sms", headers: s.headers, payload: s.body })).statusCode, 200);
+  // erin's account does not exist yet: the server bounces the first delivery (service-unavailable).
+  await waitUntil(async () => logLines.some((l) => l.includes("message bounced by the XMPP server") && l.includes(params.MessageSid!)), { timeoutMs: 10_000, what: "the first bounce" });
+  await server.addUser("erin", "erin-pw");
+  const erin = await connectClient({ server, username: "erin", password: "erin-pw" });
+  t.after(() => erin.stop());
+  const copies = () => erin.received.filter((el) => el.name === "message" && bodyOf(el) === "i-late-account");
+  await waitUntil(async () => copies().length > 0, { timeoutMs: 15_000, what: "the message after the account appeared" });
+  // Long enough for every further retry a wrong bounce count would make (1 s, then 3 s).
+  await new Promise((r) => setTimeout(r, 5000));
+  assert.equal(copies().length, 1, "delivered exactly once");
+  const ofTheText = (l: string) => l.includes(`"msgId":"${params.MessageSid!}","kind":"chat"`);
+  const written = logLines.filter((l) => l.includes("written to the XMPP server") && ofTheText(l));
+  assert.equal(written.length, 2, `written twice in all: the bounced write and the one that reached erin\n${written.join("\n")}`);
+  const at = written.map((l) => (JSON.parse(l) as { time: number }).time);
+  assert.ok(at[1]! - at[0]! >= 1000, `the second write waited XMPP_BOUNCE_RETRY_MS after the bounce (${at[1]! - at[0]!} ms)`);
+  const bounces = logLines.filter((l) => l.includes("XMPP server bounced a delivery") && ofTheText(l));
+  assert.equal(bounces.length, 1, `the one bounce counted once\n${bounces.join("\n")}`);
+  type Dl = { deadLetters: { messageId: string }[] };
+  assert.equal(((await gw.admin("GET", "/api/v1/dead-letters")).json as Dl).deadLetters.some((d) => d.messageId === params.MessageSid), false, "not dead-lettered");
 });
 
 test("(b) SIGKILL after the 200s, before delivery: all delivered after restart", async (t) => {

@@ -10,6 +10,7 @@
 // left to a live one.
 import { createHash } from "node:crypto";
 import { follow } from "../../core/abort.js";
+import { createBounceRetries } from "../../core/bounces.js";
 import { remembered } from "../../core/remembered.js";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
 import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
@@ -88,6 +89,11 @@ function coalesced<T, R>(flush: (items: T[]) => Promise<R>): (item: T) => Promis
 
 const BACKLOG_REFRESH_MS = 100;
 
+/** The conversation a delivery toward XMPP belongs to: its order is kept, and it waits as a whole after a bounce. */
+function conversationOf(item: XmppDelivery): string {
+  return `${item.to.split("/")[0]}|${item.from}`;
+}
+
 /** Entries read at a time when a whole stream is scanned (deadLetterWhere). */
 const SCAN_BATCH = 200;
 
@@ -98,8 +104,12 @@ export interface PipelineOptions {
   consumerName: string;
   /** Tries of a handler that fails with something other than RetryLater before dead-lettering. */
   maxFailures?: number;
-  /** Bounces by the XMPP server (e.g. unknown user) before dead-lettering. */
+  /** The bounce by the XMPP server (e.g. unknown user) that makes a delivery a dead letter. */
   maxBounces?: number;
+  /** Wait after a delivery's first bounce before it is written again; each further bounce waits three times longer. */
+  bounceRetryMs?: number;
+  /** Cap of one wait after a bounce. */
+  bounceRetryMaxMs?: number;
   /** Toward XMPP, an item still undelivered this long after acceptance is dead-lettered. */
   toXmppDeadlineMs?: number;
   /** Entries another consumer left idle this long are claimed. */
@@ -127,6 +137,10 @@ interface BatchProcessor {
   failedMeanwhile?(): boolean;
   /** Waits for work still settling; resolves false if any of it failed. */
   drain?(): Promise<boolean>;
+  /** Ends the waits that are over (entries held back after a bounce); true when the pending entries must be read again. */
+  releaseDue?(now: number): boolean;
+  /** When the next such wait ends (a blocking read waits no longer), if any. */
+  nextRelease?(): number | undefined;
 }
 
 type Handlers = Parameters<Pipeline["consume"]>[0];
@@ -149,7 +163,7 @@ export interface QueueStats {
 export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOptions): RedisPipeline {
   const blockMs = opts.blockMs ?? 2000;
   const maxFailures = opts.maxFailures ?? 5;
-  const maxBounces = opts.maxBounces ?? 3;
+  const bounceRetry = { maxBounces: opts.maxBounces ?? 5, baseMs: opts.bounceRetryMs ?? 5000, maxMs: opts.bounceRetryMaxMs ?? 600_000 };
   const deadlineMs = opts.toXmppDeadlineMs ?? 3 * 86400_000;
   const claimIdleMs = opts.claimIdleMs ?? 60_000;
   const retry = opts.retryDelayMs ?? { min: 250, max: 15_000 };
@@ -177,7 +191,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   }
 
   function toXmppStream(item: XmppDelivery): string {
-    return keys.toXmppStream(partitionOf(`${item.to.split("/")[0]}|${item.from}`));
+    return keys.toXmppStream(partitionOf(conversationOf(item)));
   }
 
   // The backlog of a partition toward XMPP, asked of Redis at most every BACKLOG_REFRESH_MS and counted
@@ -276,8 +290,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
   }
 
   /**
-   * One partition: read our own pending entries first ("0": left by a crash, a stop or a failure),
-   * then new ones (">"). After a failure, go back to "0" so the failed entry comes first again.
+   * One partition: read our own pending entries first (from "0": left by a crash, a stop, a failure or
+   * held back after a bounce), moving through them batch by batch, then new ones (">"). After a failure,
+   * go back to "0" so the failed entry comes first again.
    */
   async function work(stream: string, batch: number, processor: BatchProcessor): Promise<void> {
     try {
@@ -304,6 +319,10 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         wait = Math.min(retry.max, wait * 2);
         continue;
       }
+      // Entries held back after a bounce whose wait is over: read the pending entries again, in order.
+      if (processor.releaseDue?.(Date.now())) cursor = "0";
+      const release = processor.nextRelease?.();
+      const block = release === undefined ? blockMs : Math.max(1, Math.min(blockMs, release - Date.now()));
       let entries: Entry[];
       try {
         if (!reader.isOpen) {
@@ -315,7 +334,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           }
         }
         await ensureGroup(stream);
-        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: batch, ...(cursor === ">" ? { BLOCK: blockMs } : {}) });
+        const res = await reader.xReadGroup(GROUP, opts.consumerName, { key: stream, id: cursor }, { COUNT: batch, ...(cursor === ">" ? { BLOCK: block } : {}) });
         entries = ((res as { messages: (Entry | null)[] }[] | null)?.[0]?.messages ?? []).filter((e): e is Entry => e !== null);
       } catch (err) {
         if (!running) return;
@@ -327,7 +346,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
         continue;
       }
       if (entries.length === 0) {
-        if (cursor === "0") cursor = ">";
+        if (cursor !== ">") cursor = ">"; // our pending entries are all read: new ones now
         else if (Date.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = Date.now();
           if (await claimAbandoned(stream)) cursor = "0";
@@ -343,6 +362,9 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       }
       if (ok) {
         wait = retry.min;
+        // Reading our pending entries: the next read starts after this batch. Reading from "0" again
+        // would hand back entries still in hand (toward XMPP, written and waiting for their barrier).
+        if (cursor !== ">") cursor = entries[entries.length - 1]!.id;
       } else {
         cursor = "0";
         await delay(wait);
@@ -366,45 +388,48 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
 
   function toXmppBatch(handlers: Handlers, stream: string): BatchProcessor {
     const failures = new Map<string, number>();
-    const bounces = new Map<string, number>();
+    const bounces = createBounceRetries(bounceRetry);
     const sink: XmppSink = handlers.toXmpp;
     /** Batches written and not yet proven by their barrier (oldest first). */
     const unproven: Promise<boolean>[] = [];
+    /**
+     * Entries written and not yet settled by their barrier. A read of our pending entries returns them
+     * too (they stay pending until proven): they are never written a second time while in hand.
+     */
+    const inHandHere = new Set<string>();
     let failed = false;
 
     /** The barrier of one batch, then its acknowledgement. False: some of it must be delivered again. */
     async function settle(sent: { entry: Entry; item: XmppDelivery }[]): Promise<boolean> {
-      let bounced: Map<string, string>;
       try {
-        bounced = await sink.barrier();
-      } catch (err) {
-        // Unproven: leave them pending. They go out again with the same stanza ids (the documented
-        // window for a same-id repeat).
-        log.warn({ err: (err as Error).message, stream, count: sent.length }, "XMPP barrier failed; deliveries will be repeated");
-        return false;
-      }
-      let ok = true;
-      const done: string[] = [];
-      for (const { entry, item } of sent) {
-        const reason = bounced.get(deliveryKey(item));
-        failures.delete(entry.id);
-        if (reason === undefined) {
-          bounces.delete(entry.id);
-          done.push(entry.id);
-          continue;
+        let bounced: Map<string, string>;
+        try {
+          bounced = await sink.barrier();
+        } catch (err) {
+          // Unproven: leave them pending. They go out again with the same stanza ids (the documented
+          // window for a same-id repeat).
+          log.warn({ err: (err as Error).message, stream, count: sent.length }, "XMPP barrier failed; deliveries will be repeated");
+          return false;
         }
-        const n = (bounces.get(entry.id) ?? 0) + 1;
-        log.warn({ msgId: item.id, kind: item.kind, reason, bounces: n }, "XMPP server bounced a delivery");
-        if (n >= maxBounces) {
-          bounces.delete(entry.id);
-          await deadLetter(handlers, stream, "to-xmpp", entry, `bounced by the XMPP server ${n} times: ${reason}`);
-        } else {
-          bounces.set(entry.id, n);
-          ok = false; // stays pending: tried again after a backoff
+        const done: string[] = [];
+        for (const { entry, item } of sent) {
+          const reason = bounced.get(deliveryKey(item));
+          failures.delete(entry.id);
+          if (reason === undefined) {
+            bounces.forget(entry.id);
+            done.push(entry.id);
+            continue;
+          }
+          const verdict = bounces.bounced(entry.id, conversationOf(item));
+          log.warn({ msgId: item.id, kind: item.kind, reason, bounces: verdict.bounces, ...(verdict.deadLetter ? {} : { retryInMs: verdict.retryAt - Date.now() }) }, "XMPP server bounced a delivery");
+          // Otherwise it stays pending, and its conversation waits (core/bounces.ts).
+          if (verdict.deadLetter) await deadLetter(handlers, stream, "to-xmpp", entry, `bounced by the XMPP server ${verdict.bounces} times: ${reason}`);
         }
+        await ack(stream, done);
+        return true;
+      } finally {
+        for (const { entry } of sent) inHandHere.delete(entry.id);
       }
-      await ack(stream, done);
-      return ok;
     }
 
     async function drain(): Promise<boolean> {
@@ -422,18 +447,23 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
           ok = false;
           break;
         }
+        if (inHandHere.has(entry.id)) continue; // written, waiting for its barrier
         const item = parse<XmppDelivery>(entry);
         if (!item) {
           await deadLetter(handlers, stream, "to-xmpp", entry, "unreadable entry");
           continue;
         }
+        // Waiting after a bounce, with the rest of its conversation: read again when the wait is over.
+        if (bounces.isHeld(conversationOf(item))) continue;
         if (item.kind === "chat" && Date.now() - item.acceptedAt > deadlineMs) {
+          bounces.forget(entry.id);
           await deadLetter(handlers, stream, "to-xmpp", entry, `not delivered to XMPP within ${Math.round(deadlineMs / 60_000)} minutes`);
           continue;
         }
-        const attempt = (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0) + (bounces.get(entry.id) ?? 0);
+        const attempt = (firstTry ? 1 : 2) + (failures.get(entry.id) ?? 0) + bounces.count(entry.id);
         try {
           await sink.deliver(item, { attempt, signal: stopping.signal });
+          inHandHere.add(entry.id);
           sent.push({ entry, item });
         } catch (err) {
           if (err instanceof RetryLater || isRedisUnavailable(err)) {
@@ -476,7 +506,7 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
       return ok;
     }
 
-    return { process, drain, failedMeanwhile: () => failed };
+    return { process, drain, failedMeanwhile: () => failed, releaseDue: (now) => bounces.releaseDue(now), nextRelease: () => bounces.nextRelease() };
   }
 
   function outboundBatch(handlers: Handlers, stream: string): BatchProcessor {
