@@ -208,6 +208,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     pipeline,
     provider: instrumentProvider(accountProviders ? routeByAccount(provider, accountProviders) : provider, metrics),
     ...(accountStore ? { accountOf: (jid: string) => accountStore.accountOf(jid) } : {}),
+    ...(config.SMS_PROVIDER === "twilio" && config.TWILIO_ACCOUNT_SID ? { mainAccount: config.TWILIO_ACCOUNT_SID } : {}),
     notLinkedHint: byo ? "register your own Twilio number with the gateway's Register command (write \"register\" to the gateway for how)." : "ask its operator to link one.",
     log: log.child({ sub: "outbound" }),
     retry: { baseMs: config.OUTBOUND_RETRY_BASE_MS, deadlineMs: config.OUTBOUND_DEADLINE_MS },
@@ -236,8 +237,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const mediaLog = log.child({ sub: "media" });
   const mediaFetcher = createMediaFetcher({
     providerOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
-    // The account a media URL belongs to (its /Accounts/AC…/ segment) → its credentials: the gateway's
-    // own account, or an account a user brought (REGISTRATION=byo).
+    // The account that signed the webhook → its credentials (used only for that account's own media
+    // resources): the gateway's own account, or an account a user brought (REGISTRATION=byo).
     credentialsFor: async (accountSid) => {
       if (accountSid === config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN) return { username: accountSid, password: config.TWILIO_AUTH_TOKEN };
       const own = await accountStore?.credentials(accountSid);

@@ -84,14 +84,14 @@ export function instrumentOutbound(outbound: Outbound, m: Metrics): Outbound {
 }
 
 /** Inbound SMS webhooks and status callbacks, as the HTTP routes see them. */
-export function instrumentInbound<I extends Pick<Inbound, "accept" | "applyStatus">>(inbound: I, m: Metrics): I {
+export function instrumentInbound<I extends Pick<Inbound, "accept" | "applyCallback">>(inbound: I, m: Metrics): I {
   const accepting = withMethod(inbound, "accept", async (sms) => {
     const res = await inbound.accept(sms);
     m.message("in", "sms", res.outcome === "queued" ? "accepted" : res.outcome);
     return res;
   });
-  return withMethod(accepting, "applyStatus", async (u) => {
-    const res = await inbound.applyStatus(u);
+  return withMethod(accepting, "applyCallback", async (u) => {
+    const res = await inbound.applyCallback(u);
     if (res === "applied") m.message("out", "sms", u.status);
     return res;
   });

@@ -1,12 +1,17 @@
 // SMS → XMPP (GATEWAY.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
 import { senderLocalpart, toE164 } from "./addresses.js";
 import { createContactEvents } from "./contact-events.js";
-import { inboundMessageId, type MessageStatus } from "./message.js";
+import { inboundMessageId, inboundSmsKey, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "./message.js";
 import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Pipeline } from "./ports.js";
 import { mapProviderError } from "./provider-errors.js";
 
 export interface InboundSms {
   providerId: string; // MessageSid
+  /**
+   * The provider account whose signature the webhook carried (the gateway's own, or a user's own with
+   * REGISTRATION=byo); absent in the sandbox. It scopes the repeat check and the media credentials.
+   */
+  account?: string;
   from: string;
   to: string;
   body: string;
@@ -54,10 +59,11 @@ export function createInbound(deps: InboundDeps) {
     await contacts.introduce({ id, jid, senderLocal, rawFrom: sms.from });
     // Media are re-hosted just before delivery (core/media.ts), which adds the gateway's URLs (as OOB
     // and to the body); fetching here would hold up the webhook's answer.
-    const media = sms.media.map((m) => ({ url: m.url, ...(m.contentType ? { contentType: m.contentType } : {}) }));
+    // Each item carries the account that signed the webhook: only that account's media get its credentials.
+    const media = sms.media.map((m) => ({ url: m.url, ...(m.contentType ? { contentType: m.contentType } : {}), ...(sms.account ? { account: sms.account } : {}) }));
     const fresh = await deps.pipeline.enqueueToXmpp(
       { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body: sms.body, mediaUrls: [], ...(media.length ? { media } : {}), acceptedAt: sms.receivedAt ?? Date.now() },
-      sms.providerId,
+      { key: inboundSmsKey(sms.account, sms.providerId), legacy: legacyInboundSmsKey(sms.providerId) },
     );
     deps.log.info({ msgId: id, duplicate: !fresh }, fresh ? "inbound SMS queued" : "repeated webhook ignored");
     // The keyword text itself is delivered like any other; the note follows it.
@@ -66,18 +72,45 @@ export function createInbound(deps: InboundDeps) {
   }
 
   /**
-   * Applies a status callback. States move forward only; at most one receipt and one error per
-   * message, however often or out of order the provider reports.
+   * Applies a status the gateway itself established: the create's answer, a lookup, the sandbox. States
+   * move forward only; at most one receipt and one error per message, however often or out of order.
    */
   async function applyStatus(u: { id: string; providerId?: string; status: MessageStatus; errorCode?: number }): Promise<"applied" | "stale" | "unknown"> {
     const res = await deps.messages.advance(u.id, u.status, { providerId: u.providerId, errorCode: u.errorCode });
     if (!res) {
-      deps.log.warn({ msgId: u.id, status: u.status }, "status callback for an unknown message");
+      deps.log.warn({ msgId: u.id, status: u.status }, "status for an unknown message");
       return "unknown";
     }
-    const { record, changed } = res;
-    deps.log.info({ msgId: u.id, status: u.status, changed }, "status callback");
-    if (!changed) return "stale";
+    deps.log.info({ msgId: u.id, status: u.status, changed: res.changed }, "status");
+    if (!res.changed) return "stale";
+    await tellSender(res.record);
+    return "applied";
+  }
+
+  /**
+   * Applies a provider's status callback, signed by `signer` (the account whose token validated it).
+   * It counts only when that account sent the message and `providerId` is the one its create returned;
+   * one that comes before the create's answer waits for it (MessageStore.callback). Anything else is
+   * reported as unknown: a stranger learns nothing about our messages.
+   */
+  async function applyCallback(u: { id: string; providerId: string; signer?: string; status: MessageStatus; errorCode?: number }): Promise<"applied" | "stale" | "held" | "unknown"> {
+    const res = await deps.messages.callback(u.id, { status: u.status, providerId: u.providerId, ...(u.signer ? { account: u.signer } : {}), ...(u.errorCode !== undefined ? { errorCode: u.errorCode } : {}) });
+    if (res.outcome === "unknown" || res.outcome === "refused") {
+      deps.log.warn({ msgId: u.id, status: u.status, ...(res.outcome === "refused" ? { why: res.why } : {}) }, res.outcome === "refused" ? "status callback refused: not from the account that sent the message, or not its provider id" : "status callback for an unknown message");
+      return "unknown";
+    }
+    if (res.outcome === "held") {
+      deps.log.info({ msgId: u.id, status: u.status }, "status callback before the create's answer; held until it names the same message");
+      return "held";
+    }
+    deps.log.info({ msgId: u.id, status: u.status, changed: res.changed }, "status callback");
+    if (!res.changed) return "stale";
+    await tellSender(res.record);
+    return "applied";
+  }
+
+  /** The receipt or the error a status means for the XMPP sender, once each. */
+  async function tellSender(record: MessageRecord): Promise<void> {
     if (record.status === "delivered" && record.receiptRequested && record.stanzaId) {
       if (await deps.messages.markOnce(record.id, "receipt")) {
         await deps.pipeline.enqueueToXmpp({ kind: "receipt", id: record.id, from: record.contactJid, to: record.jid, receiptFor: record.stanzaId });
@@ -85,16 +118,15 @@ export function createInbound(deps: InboundDeps) {
     } else if ((record.status === "failed" || record.status === "undelivered") && record.stanzaId) {
       if (await deps.messages.markOnce(record.id, "error")) {
         const to = record.contactJid.split("@")[0];
-        const mapped = u.errorCode !== undefined
-          ? mapProviderError({ code: u.errorCode }, { to })
+        const mapped = record.errorCode !== undefined
+          ? mapProviderError({ code: record.errorCode }, { to })
           : { condition: "undefined-condition", type: "cancel" as const, text: `The message was ${record.status}; the provider gave no reason.` };
         await deps.pipeline.enqueueToXmpp({ kind: "error", id: record.id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, ...mapped });
       }
     }
-    return "applied";
   }
 
-  return { accept, applyStatus };
+  return { accept, applyStatus, applyCallback };
 }
 
 export type Inbound = ReturnType<typeof createInbound>;

@@ -7,14 +7,11 @@
 // for the webhook's answer, which must follow the durable write at once. The toXmpp handler calls
 // prepare() just before rendering; a crash in between redelivers the item and prepare() runs again,
 // reusing the token first reserved for (message, index), so the URL the user sees never changes.
-import type { XmppDelivery } from "./message.js";
+import type { InboundMedia, XmppDelivery } from "./message.js";
 import { RetryLater, type DeliveryMeta, type XmppOut } from "./ports.js";
 
-/** A media item as the provider announced it (MediaUrlN, MediaContentTypeN). */
-export interface MediaSource {
-  url: string;
-  contentType?: string;
-}
+/** A media item as the provider announced it (MediaUrlN, MediaContentTypeN), with the account that signed it. */
+export type MediaSource = InboundMedia;
 
 /** One allowed content type: the file extension and what a person calls it. */
 interface MediaKind {
@@ -29,9 +26,9 @@ const IMAGE = (ext: string): MediaKind => ({ ext, noun: "a picture", stem: "pict
 const AUDIO = (ext: string): MediaKind => ({ ext, noun: "an audio clip", stem: "audio" });
 const VIDEO = (ext: string): MediaKind => ({ ext, noun: "a video", stem: "video" });
 
-// Allowlist: what phones send by MMS (Twilio's accepted types, roughly). Everything else is refused,
-// and so are types a browser would run on our origin (text/html, image/svg+xml): the files are served
-// from the gateway's own host.
+// Allowlist: what phones send by MMS. Everything else is refused, and so are types a browser would run
+// on our origin (text/html, image/svg+xml): the files are served from the gateway's own host. Not
+// text/csv: phones do not send it, and it is what the provider's API answers with a message log.
 const ALLOWED: ReadonlyMap<string, MediaKind> = new Map([
   ["image/jpeg", IMAGE("jpg")],
   ["image/jpg", IMAGE("jpg")],
@@ -64,7 +61,6 @@ const ALLOWED: ReadonlyMap<string, MediaKind> = new Map([
   ["video/3gpp", VIDEO("3gp")],
   ["video/3gpp2", VIDEO("3g2")],
   ["text/plain", { ext: "txt", noun: "a text file", stem: "text" }],
-  ["text/csv", { ext: "csv", noun: "a text file", stem: "text" }],
   ["text/calendar", { ext: "ics", noun: "a calendar entry", stem: "event" }],
   ["text/vcard", { ext: "vcf", noun: "a contact card", stem: "contact" }],
   ["text/x-vcard", { ext: "vcf", noun: "a contact card", stem: "contact" }],
@@ -136,10 +132,16 @@ export class MediaTooLargeError extends Error {
   override name = "MediaTooLargeError";
 }
 
+export interface MediaFetchOptions {
+  /** The provider account that signed the webhook announcing the media: only its own media get its credentials. */
+  account?: string;
+  signal?: AbortSignal;
+}
+
 /** Fetches provider media: credentials where they belong, redirects followed, time-bounded. */
 export interface MediaFetcher {
   /** Throws MediaFetchError. */
-  fetch(url: string, signal?: AbortSignal): Promise<FetchedMedia>;
+  fetch(url: string, opts?: MediaFetchOptions): Promise<FetchedMedia>;
 }
 
 /** Where re-hosted media live (files on disk: see adapters/media/disk-store.ts). */
@@ -213,7 +215,9 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
   async function rehostOne(messageId: string, owner: string, index: number, src: MediaSource, signal?: AbortSignal): Promise<Rehosted> {
     // A type the provider already named and we refuse is not fetched at all.
     if (src.contentType && !mediaTypeOf(src.contentType)) return refusedType(src.contentType);
-    const token = await deps.tokens.reserve(`${messageId}:${index}`, deps.retentionS, owner);
+    // The account is part of the key: a message id is the provider's id, which another account's
+    // webhook could name too, and must not be handed the file re-hosted for this one.
+    const token = await deps.tokens.reserve(src.account ? `${src.account}:${messageId}:${index}` : `${messageId}:${index}`, deps.retentionS, owner);
     const existing = await deps.files.get(token);
     if (existing) return { url: urlOf(token, existing) }; // a redelivery: same URL as the first time
     let reason = "";
@@ -222,7 +226,7 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
       if (signal?.aborted) throw new RetryLater("stopping while fetching media");
       let fetched: FetchedMedia;
       try {
-        fetched = await deps.fetcher.fetch(src.url, signal);
+        fetched = await deps.fetcher.fetch(src.url, { ...(src.account ? { account: src.account } : {}), ...(signal ? { signal } : {}) });
       } catch (err) {
         if (signal?.aborted) throw new RetryLater("stopping while fetching media");
         // Not about the media (the credentials lookup failed, e.g. Redis is away): the pipeline retries.

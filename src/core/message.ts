@@ -70,6 +70,12 @@ export interface MessageRecord {
   contactJid: string;
   receiptRequested: boolean;
   providerId?: string;
+  /**
+   * The provider account the message is sent with (the gateway's own, or a user's: REGISTRATION=byo).
+   * Only that account's signed status callbacks may change it. Absent: the sandbox, and records made
+   * before it was kept (their callbacks must match the stored provider id).
+   */
+  account?: string;
   status: MessageStatus;
   errorCode?: number;
   createdAt: number;
@@ -77,7 +83,7 @@ export interface MessageRecord {
 }
 
 /** The record of a message an XMPP user just sent, before its next hop has seen it. */
-export function newOutgoingRecord(m: { id: string; channel: MessageRecord["channel"]; jid: string; stanzaId?: string; contactJid: string; receiptRequested: boolean; now: number }): MessageRecord {
+export function newOutgoingRecord(m: { id: string; channel: MessageRecord["channel"]; jid: string; stanzaId?: string; contactJid: string; receiptRequested: boolean; account?: string; now: number }): MessageRecord {
   return {
     id: m.id,
     direction: "out",
@@ -85,6 +91,7 @@ export function newOutgoingRecord(m: { id: string; channel: MessageRecord["chann
     jid: m.jid,
     stanzaId: m.stanzaId,
     contactJid: m.contactJid,
+    ...(m.account ? { account: m.account } : {}),
     // A receipt names the original's id (XEP-0184 §5): without one there is nothing to answer.
     receiptRequested: m.receiptRequested && Boolean(m.stanzaId),
     status: "pending",
@@ -123,6 +130,18 @@ export interface WebhookJob {
   acceptedAt: number;
 }
 
+/** A media item of an inbound MMS, as the provider announced it. */
+export interface InboundMedia {
+  url: string;
+  contentType?: string;
+  /**
+   * The provider account whose signature the webhook carried. Credentials go only to that account's
+   * own media URLs (adapters/media/fetcher.ts); absent (the sandbox, items queued before it was kept):
+   * fetched without credentials.
+   */
+  account?: string;
+}
+
 /** Something to send toward an XMPP user; described, not rendered (xmpp/stanzas.ts renders). */
 export type XmppDelivery =
   | {
@@ -136,7 +155,7 @@ export type XmppDelivery =
        * Inbound MMS media not yet re-hosted (provider URLs): core/media.ts fetches them just before
        * delivery and adds the gateway's URLs to mediaUrls and the body. Absent once prepared.
        */
-      media?: { url: string; contentType?: string }[];
+      media?: InboundMedia[];
       /** ms since epoch when we accepted it (for XEP-0203 when delivered late). */
       acceptedAt: number;
       /** Message type; chat unless a webhook sender asked otherwise. */
@@ -197,4 +216,25 @@ export function userStanzaKey(fromBare: string, stanzaId: string): string {
 /** The id of an inbound SMS is its provider id, so a replay keeps it. */
 export function inboundMessageId(messageSid: string): string {
   return messageSid;
+}
+
+// Idempotency keys, one namespace per source, so that no source can choose a key another one uses
+// (an inbound text's MessageSid is whatever its signer posted).
+
+/** An inbound text: the account that signed the webhook and its provider id; `sandbox:` without an account. */
+export function inboundSmsKey(account: string | undefined, providerId: string): string {
+  return account ? `twilio:${account}:${providerId}` : `sandbox:${providerId}`;
+}
+
+/**
+ * An inbound text's key before keys had a namespace (the bare provider id). Honoured for as long as such
+ * keys live (DEDUPE_TTL after an upgrade), so a Twilio retry of a text taken before is still a repeat.
+ */
+export function legacyInboundSmsKey(providerId: string): string {
+  return providerId;
+}
+
+/** A message posted to the message-in API with an Idempotency-Key. */
+export function messageInKey(webhook: string, idempotencyKey: string): string {
+  return `webhook:${webhook}:${idempotencyKey}`;
 }

@@ -29,7 +29,7 @@ export interface SenderDeps {
   provider: SmsProvider;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
   retry: SendPolicy;
-  /** The status path (inbound.applyStatus): an adopted message gets its receipt or error like any other. */
+  /** The status path (inbound.applyStatus): the create's answer, and an adopted message, get their receipt or error like any other. */
   applyStatus(u: { id: string; providerId: string; status: MessageStatus; errorCode?: number }): Promise<unknown>;
   reportError(id: string, type: ErrorType, condition: string, text: string): Promise<void>;
   /** Told when the provider says the recipient opted out (21610), to update the opt-out ledger. */
@@ -90,7 +90,9 @@ export function createSender(deps: SenderDeps) {
       let failure: ProviderFailure;
       try {
         const result = await deps.provider.send(req);
-        await deps.messages.advance(job.id, result.status, { providerId: result.providerId });
+        // Through the status path: a status callback held because it came before this answer counts
+        // now, with its receipt or error, if it named the same message (MessageStore.callback).
+        await deps.applyStatus({ id: job.id, providerId: result.providerId, status: result.status });
         deps.log.info({ msgId: job.id, sid: result.providerId, status: result.status, attempts: begun.count }, "sent to provider");
         return;
       } catch (err) {

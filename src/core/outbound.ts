@@ -58,7 +58,7 @@ export interface OutboundDeps {
   provider: SmsProvider;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
   retry: SendPolicy;
-  /** The status path (inbound.applyStatus), for a message found at the provider by a lookup. */
+  /** The status path (inbound.applyStatus), for the create's answer and a message found at the provider by a lookup. */
   applyStatus: SenderDeps["applyStatus"];
   sleep?: SenderDeps["sleep"];
   /** Webhook targets: the store, the HTTP sender and how long to keep trying an unreachable one. */
@@ -70,6 +70,8 @@ export interface OutboundDeps {
   maxSegments?: number;
   /** The user's own provider account (REGISTRATION=byo), if they registered one. */
   accountOf?: (jid: string) => Promise<string | undefined>;
+  /** The gateway's own provider account (TWILIO_ACCOUNT_SID): what other messages go out with; absent in the sandbox. */
+  mainAccount?: string;
   /** What an unlinked user is told to do (depends on REGISTRATION). */
   notLinkedHint?: string;
   /** Delivers a text to another user of this gateway over XMPP (core/on-net.ts); absent: always SMS. */
@@ -177,9 +179,11 @@ export function createOutbound(deps: OutboundDeps) {
 
     const id = newMessageId();
     const now = Date.now();
-    const record = newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, now });
-    // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account.
+    // A user's own account (REGISTRATION=byo) travels with the job: it goes out with that account. The
+    // record keeps the account it goes out with, whose status callbacks alone may change it.
     const account = await accountP;
+    const sentWith = account ?? deps.mainAccount;
+    const record = newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, ...(sentWith ? { account: sentWith } : {}), now });
     // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
     if (!(await recordAndQueue(deps, record, { id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
       deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");

@@ -207,6 +207,12 @@ export interface MessageStore {
    * the update and whether this call changed it.
    */
   advance(id: string, status: MessageStatus, patch?: { providerId?: string; errorCode?: number }): Promise<{ record: MessageRecord; changed: boolean } | undefined>;
+  /**
+   * A provider's status callback, signed by `account` (undefined: no signer, the sandbox). Applied (as
+   * advance) only when the message was sent with that account and `providerId` is its provider id. Before
+   * the create's answer has recorded that id, it is held, and counts once advance records the same id.
+   */
+  callback(id: string, cb: { status: MessageStatus; providerId: string; account?: string; errorCode?: number }): Promise<CallbackOutcome>;
   /** Marks a one-time event: the receipt, the error report. True only for the first caller. */
   markOnce(id: string, what: "receipt" | "error"): Promise<boolean>;
   idForProviderId(providerId: string): Promise<string | undefined>;
@@ -224,6 +230,13 @@ export interface MessageStore {
   /** Records that the last request certainly created nothing (429, 503, refused, not found by lookup). */
   clearAttempt(id: string): Promise<void>;
 }
+
+export type CallbackOutcome =
+  | { outcome: "unknown" }
+  /** Signed by another account than the one that sent it, or naming another provider id. */
+  | { outcome: "refused"; why: "account" | "provider-id" }
+  | { outcome: "held" }
+  | { outcome: "applied"; record: MessageRecord; changed: boolean };
 
 /**
  * `inflight`: a request was started and its outcome not recorded, so it may have reached the
@@ -265,13 +278,25 @@ export interface DeadLetter {
   item: XmppDelivery | OutboundJob;
 }
 
+/** An idempotency key of an item toward XMPP (core/message.ts builds them). */
+export interface DedupeKey {
+  key: string;
+  /** The same item's key in the layout before keys had a namespace: seen there also counts as seen. */
+  legacy?: string;
+  /**
+   * Only a marker that holds one of the gateway's own message ids (a ULID) counts. A marker another
+   * source wrote under this key before keys had a namespace is replaced instead of honoured.
+   */
+  ownIdsOnly?: boolean;
+}
+
 /**
  * Durable pipeline. Inbound items are recorded with an idempotency key so a repeated webhook stores
  * nothing. Items wait in Redis streams until a consumer has handled them.
  */
 export interface Pipeline {
-  /** Toward XMPP. Returns false when `dedupeKey` was already seen (nothing stored). */
-  enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean>;
+  /** Toward XMPP. Returns false when `dedupe` was already seen (nothing stored). */
+  enqueueToXmpp(item: XmppDelivery, dedupe?: DedupeKey): Promise<boolean>;
   /** The id of the item first stored under `dedupeKey`, while the key is remembered. */
   idForDedupeKey(dedupeKey: string): Promise<string | undefined>;
   /** Items waiting toward XMPP in the partition `item` would go to (overload signal). */

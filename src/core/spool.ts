@@ -53,7 +53,7 @@ export function parseSpooledSms(v: unknown): SpooledSms | undefined {
     if (!mm || !str(mm.url)) return undefined;
     media.push({ url: mm.url, ...(str(mm.contentType) ? { contentType: mm.contentType } : {}) });
   }
-  return { v: 1, providerId: r.providerId, from: r.from, to: r.to, body: r.body, media, receivedAt: r.receivedAt, ...(str(r.optOutType) ? { optOutType: r.optOutType } : {}) };
+  return { v: 1, providerId: r.providerId, ...(str(r.account) ? { account: r.account } : {}), from: r.from, to: r.to, body: r.body, media, receivedAt: r.receivedAt, ...(str(r.optOutType) ? { optOutType: r.optOutType } : {}) };
 }
 
 export function createSpool(deps: SpoolDeps) {
@@ -108,14 +108,18 @@ export function createSpool(deps: SpoolDeps) {
   }
 
   /** Status callbacks are not journaled: when Redis is away they answer 503 (Twilio retries per #rc/#rp). */
-  async function applyStatus(u: Parameters<Inbound["applyStatus"]>[0]): ReturnType<Inbound["applyStatus"]> {
-    try {
-      return await withDeadline(deps.inbound.applyStatus(u));
-    } catch (err) {
-      if (!storeDown(err)) throw err;
-      throw new GatewayError("unavailable", "The gateway cannot store status updates right now; retry later.", { cause: err });
-    }
+  function notJournaled<A, R>(apply: (a: A) => Promise<R>): (a: A) => Promise<R> {
+    return async (a) => {
+      try {
+        return await withDeadline(apply(a));
+      } catch (err) {
+        if (!storeDown(err)) throw err;
+        throw new GatewayError("unavailable", "The gateway cannot store status updates right now; retry later.", { cause: err });
+      }
+    };
   }
+  const applyStatus = notJournaled(deps.inbound.applyStatus);
+  const applyCallback = notJournaled(deps.inbound.applyCallback);
 
   /** One pass over every journal file. false: the store went away again (the rest waits for the next pass). */
   async function replayPass(): Promise<boolean> {
@@ -164,6 +168,7 @@ export function createSpool(deps: SpoolDeps) {
   return {
     accept,
     applyStatus,
+    applyCallback,
     replay,
     /** Replays now (start-up: a crash may have left a journal) and then every replayIntervalMs while anything waits. */
     start(): void {

@@ -12,9 +12,13 @@ import { sendProblem } from "./problem.js";
 const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 const MAX_MEDIA = 10; // Twilio's own limit per message
 
-// Twilio adds fields over time: unknown ones pass through (zod passthrough, FACTS A4).
+// A Twilio message SID: SM (SMS) or MM (MMS) and 32 hex digits. Checked by shape, so that a signed
+// webhook cannot carry an arbitrary string into the gateway's idempotency keys.
+const messageSid = z.string().regex(/^(SM|MM)[0-9a-fA-F]{32}$/, "must be a Twilio message SID: SM or MM followed by 32 hex digits");
+
+// Twilio adds fields over time: unknown ones pass through (zod passthrough).
 const inboundSchema = z.looseObject({
-  MessageSid: z.string().min(2).max(64),
+  MessageSid: messageSid,
   From: z.string().min(1).max(64),
   To: z.string().min(1).max(64),
   Body: z.string().max(10_000).default(""),
@@ -22,7 +26,9 @@ const inboundSchema = z.looseObject({
 });
 
 const statusSchema = z.looseObject({
-  MessageSid: z.string().min(2).max(64),
+  MessageSid: messageSid,
+  // The sending number: with a user's own account it must be one registered under it (checkSignature).
+  From: z.string().min(1).max(64),
   MessageStatus: z.string().min(1).max(32),
   ErrorCode: z.coerce.number().int().optional(),
 });
@@ -60,17 +66,21 @@ export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void
 
   /**
    * The provider whose token signed this request: a user's own account when the posted AccountSid is
-   * one (REGISTRATION=byo), else the gateway's. `numbers`: the only numbers such an account may speak
-   * for here, so a user holding their own token cannot forge texts to another user's number.
+   * one (REGISTRATION=byo), else the gateway's. `account`: that account's SID, which then travels with
+   * what the request carries (media, idempotency, status) — the account that signed, never one the
+   * request names. `numbers`: the only numbers such an account may speak for here, so a user holding
+   * their own token cannot forge texts to another user's number.
    */
-  async function signerFor(params: Record<string, string | string[]>): Promise<{ provider: SmsProvider; numbers?: string[] }> {
+  async function signerFor(params: Record<string, string | string[]>): Promise<{ provider: SmsProvider; account?: string; numbers?: string[] }> {
+    const main = { provider: deps.provider, ...(deps.mainAccountSid ? { account: deps.mainAccountSid } : {}) };
     const sid = params.AccountSid;
-    if (!deps.accounts || typeof sid !== "string" || sid === deps.mainAccountSid) return { provider: deps.provider };
+    if (!deps.accounts || typeof sid !== "string" || sid === deps.mainAccountSid) return main;
     const own = await deps.accounts.get(sid).catch((err: unknown) => {
       throw new GatewayError("unavailable", "The gateway cannot look up this account right now; retry later.", { cause: err });
     });
-    return own ?? { provider: deps.provider };
+    return own ? { ...own, account: sid } : main;
   }
+  const signers = new WeakMap<FastifyRequest, string>();
 
   // The signature covers PUBLIC_URL + the path and query as received, and every posted parameter.
   // Checked before validation so a forged request gets 403 and nothing else. `ours`: the parameter
@@ -86,10 +96,12 @@ export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void
       return;
     }
     const number = params[ours];
-    if (signer.numbers && typeof number === "string" && !signer.numbers.includes(number)) {
+    if (signer.numbers && (typeof number !== "string" || !signer.numbers.includes(number))) {
       request.log.warn({ path: request.url.split("?")[0] }, "signed by a user's own account for a number not registered under it");
       await sendProblem(reply, { title: "Forbidden", status: 403, detail: `${ours} is not a number registered with this account.` });
+      return;
     }
+    if (signer.account) signers.set(request, signer.account);
   };
 
   r.post("/twilio/sms", { preValidation: checkSignature("To"), schema: { body: inboundSchema } }, async (request, reply) => {
@@ -104,7 +116,8 @@ export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void
     // Twilio never redelivers (FACTS A2). Neither can store it → 503, so Twilio may retry (#rc/#rp) or
     // fall back to the number's Fallback URL.
     const optOutType = typeof b.OptOutType === "string" && b.OptOutType ? { optOutType: b.OptOutType.slice(0, 16) } : {};
-    await deps.inbound.accept({ providerId: b.MessageSid, from: b.From, to: b.To, body: b.Body, media, ...optOutType });
+    const account = signers.get(request);
+    await deps.inbound.accept({ providerId: b.MessageSid, ...(account ? { account } : {}), from: b.From, to: b.To, body: b.Body, media, ...optOutType });
     return reply.type("text/xml").send(EMPTY_TWIML);
   });
 
@@ -122,7 +135,9 @@ export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void
       request.log.warn({ msgId: id, sid: b.MessageSid, status }, "status callback not matched");
       return reply.type("text/xml").send(EMPTY_TWIML);
     }
-    await deps.inbound.applyStatus({ id, providerId: b.MessageSid, status, ...(b.ErrorCode !== undefined ? { errorCode: b.ErrorCode } : {}) });
+    // Applied only when the signing account sent this message and the SID is its own (core/inbound.ts).
+    const signer = signers.get(request);
+    await deps.inbound.applyCallback({ id, providerId: b.MessageSid, ...(signer ? { signer } : {}), status, ...(b.ErrorCode !== undefined ? { errorCode: b.ErrorCode } : {}) });
     return reply.type("text/xml").send(EMPTY_TWIML);
   });
 }

@@ -6,7 +6,7 @@ import type { UsageCounter } from "../core/limits.js";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { parseUserBareJid, WEBHOOK_NAME } from "../core/addresses.js";
-import { newMessageId, type XmppDelivery } from "../core/message.js";
+import { newMessageId, messageInKey, type XmppDelivery } from "../core/message.js";
 import type { Pipeline, WebhookStore } from "../core/ports.js";
 import { isAllowed } from "../core/webhook-out.js";
 import { sendProblem } from "./problem.js";
@@ -105,10 +105,12 @@ export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps):
         return sendProblem(reply, { title: "Service Unavailable", status: 503, detail: "Too many messages are waiting for delivery; retry later." });
       }
       const key = request.headers["idempotency-key"];
-      const dedupeKey = key ? `webhook:${name}:${key}` : undefined;
-      const fresh = await deps.pipeline.enqueueToXmpp(item, dedupeKey);
+      // Only a marker holding one of our ids counts: one written under this key by another source
+      // before keys had namespaces (e.g. a forged MessageSid) is replaced, not honoured.
+      const dedupe = key ? { key: messageInKey(name, key), ownIdsOnly: true } : undefined;
+      const fresh = await deps.pipeline.enqueueToXmpp(item, dedupe);
       deps.onAccepted?.(fresh);
-      const id = fresh || !dedupeKey ? item.id : ((await deps.pipeline.idForDedupeKey(dedupeKey)) ?? item.id);
+      const id = fresh || !dedupe ? item.id : ((await deps.pipeline.idForDedupeKey(dedupe.key)) ?? item.id);
       request.log.info({ msgId: id, webhook: name, repeat: !fresh }, fresh ? "webhook message queued" : "repeated Idempotency-Key; not queued again");
       return reply.code(202).send({ id });
     },

@@ -85,9 +85,10 @@ export interface FakeMessagingService {
 /**
  * An error answer (optionally with a Retry-After header), no answer ("hang"), a socket dropped before
  * anything was stored ("drop") or after the message was stored ("store-then-drop": Twilio created it,
- * the answer was lost), or the normal answer after a delay.
+ * the answer was lost), or the normal answer after a delay (`delayMs`: nothing is stored meanwhile;
+ * `answerDelayMs`: stored at once, answered later, so its status callbacks can come first, as at Twilio).
  */
-export type FakeFailure = { status: number; code?: number; message?: string; retryAfter?: string } | "hang" | "drop" | "store-then-drop" | { delayMs: number };
+export type FakeFailure = { status: number; code?: number; message?: string; retryAfter?: string } | "hang" | "drop" | "store-then-drop" | { delayMs: number } | { answerDelayMs: number };
 
 export interface FakeTwilio {
   /** http://127.0.0.1:PORT */
@@ -259,8 +260,11 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
 
   const notFound = (res: ServerResponse, path: string): void => twilioError(res, 404, 20404, `The requested resource ${path} was not found`);
 
-  /** Validates and stores a create, then answers 201 — or, when `answer` is false, drops the connection instead. */
-  const create = (res: ServerResponse, accountSid: string, form: Record<string, FormValue>, answer: boolean): void => {
+  /**
+   * Validates and stores a create, then answers 201 — after `answer` ms when it is a number — or, when
+   * `answer` is false, drops the connection instead.
+   */
+  const create = (res: ServerResponse, accountSid: string, form: Record<string, FormValue>, answer: boolean | number): void => {
     const to = first(form["To"]);
     const from = first(form["From"]);
     const serviceSid = first(form["MessagingServiceSid"]);
@@ -301,7 +305,8 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     };
     if (keep) created.push(msg);
     opts.onCreate?.(msg);
-    if (answer) json(res, 201, msg);
+    if (typeof answer === "number") setTimeout(() => json(res, 201, msg), answer);
+    else if (answer) json(res, 201, msg);
     else res.socket?.destroy(); // stored, but the answer is lost on the way
   };
 
@@ -341,7 +346,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
    * request also sees the message.
    */
   const playFailure = (failure: FakeFailure | undefined, req: IncomingMessage, res: ServerResponse): boolean => {
-    if (failure === undefined || failure === "store-then-drop") return false;
+    if (failure === undefined || failure === "store-then-drop" || (typeof failure === "object" && "answerDelayMs" in failure)) return false;
     if (failure === "hang") {
       hung.add(res);
       res.on("close", () => hung.delete(res));
@@ -388,7 +393,20 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       const account = authenticate(req, res);
       if (account === undefined) return;
       if (createMatch[1] !== account) return notFound(res, pathname);
-      return create(res, account, rec.form, failure !== "store-then-drop");
+      return create(res, account, rec.form, typeof failure === "object" && "answerDelayMs" in failure ? failure.answerDelayMs : failure !== "store-then-drop");
+    }
+    // The account's message log as CSV, as Twilio serves list resources with a .csv extension: what a
+    // media fetch must never be tricked into fetching with an account's credentials.
+    const csvMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.csv$/.exec(pathname);
+    if (csvMatch && req.method === "GET") {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if (csvMatch[1] !== account) return notFound(res, pathname);
+      const quote = (v: string | null) => `"${(v ?? "").replace(/"/g, '""')}"`;
+      const rows = created.filter((m) => m.account_sid === account).map((m) => [m.sid, m.from, m.to, m.body, m.status, m.date_created].map(quote).join(","));
+      res.writeHead(200, { "Content-Type": "text/csv; charset=utf-8" });
+      res.end(["Sid,From,To,Body,Status,DateCreated", ...rows].join("\n"));
+      return;
     }
     if (createMatch && req.method === "GET") {
       const failure = listFailures.shift();

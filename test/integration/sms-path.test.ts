@@ -103,19 +103,39 @@ describe("XMPP → SMS", () => {
     assert.equal(alice.received.filter(isReceipt).length, 1);
   });
 
-  test("a callback that arrives before the create's answer still counts", async () => {
-    twilio.failNext(1, { delayMs: 800 });
+  test("a callback that arrives before the create's answer counts once the answer names the same message", async () => {
+    twilio.failNext(1, { answerDelayMs: 800 });
     const before = twilio.requests.length;
     await alice.send(chat(CONTACT, "early bird", { id: "early-1", receipt: true }));
     const [req] = (await twilio.waitForRequests(before + 1, 5000)).slice(before);
     const id = new URL(String(req!.form.StatusCallback)).searchParams.get("id")!;
-    // The create is still waiting for its answer: report delivery now, with a SID we have not seen.
-    const res = await postSigned(`/twilio/status?id=${id}`, statusCallbackParams({ sid: `SM${"e".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID }));
+    // Twilio has the message (and reports it delivered) while its answer to the create is still on the way.
+    const created = twilio.created.find((m) => m.body === "early bird")!;
+    const res = await postSigned(`/twilio/status?id=${id}`, statusCallbackParams({ sid: created.sid, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID }));
     assert.equal(res.statusCode, 200);
     const isReceipt = (el: StanzaElement) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "early-1";
     await alice.waitFor(isReceipt, 5000);
-    await new Promise((r) => setTimeout(r, 1200)); // the create answers "queued" meanwhile
+    await new Promise((r) => setTimeout(r, 500));
     assert.equal(alice.received.filter(isReceipt).length, 1);
+  });
+
+  test("a callback naming another SID than the create returns is never applied", async () => {
+    twilio.failNext(1, { answerDelayMs: 600 });
+    const before = twilio.requests.length;
+    await alice.send(chat(CONTACT, "not that one", { id: "other-sid-1", receipt: true }));
+    const [req] = (await twilio.waitForRequests(before + 1, 5000)).slice(before);
+    const id = new URL(String(req!.form.StatusCallback)).searchParams.get("id")!;
+    // Signed with the right account, but for a message this one is not: before and after the answer.
+    const forged = statusCallbackParams({ sid: `SM${"e".repeat(32)}`, status: "undelivered", errorCode: 30003, from: ALICE_NUMBER, to: "+15552223333", accountSid: SID });
+    assert.equal((await postSigned(`/twilio/status?id=${id}`, forged)).statusCode, 200);
+    await new Promise((r) => setTimeout(r, 1000)); // the create has answered meanwhile
+    const forgedDelivered = statusCallbackParams({ sid: `SM${"e".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID });
+    assert.equal((await postSigned(`/twilio/status?id=${id}`, forgedDelivered)).statusCode, 200);
+    await alice.expectNone((el) => el.attrs.id === "other-sid-1" || el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "other-sid-1", 800);
+    // The real one still counts.
+    const created = twilio.created.find((m) => m.body === "not that one")!;
+    await postSigned(`/twilio/status?id=${id}`, statusCallbackParams({ sid: created.sid, status: "delivered", from: ALICE_NUMBER, to: "+15552223333", accountSid: SID }));
+    await alice.waitFor((el) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "other-sid-1", 5000);
   });
 
   test("failed → an error reply to the original stanza with the provider's code", async () => {

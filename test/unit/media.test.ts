@@ -30,7 +30,7 @@ function harness(fetch: (url: string, signal?: AbortSignal) => Promise<FetchedMe
   };
   let calls = 0;
   const preparer = createMediaPreparer({
-    fetcher: { fetch: (u, s) => (calls++, fetch(u, s)) },
+    fetcher: { fetch: (u, o) => (calls++, fetch(u, o?.signal)) },
     files,
     tokens: { reserve: async (key) => `T${key.replace(/[^A-Za-z0-9]/g, "")}`.padEnd(43, "x") },
     publicUrl: "https://gw.example",

@@ -36,6 +36,9 @@ function memoryStore(): MessageStore & { records: Map<string, MessageRecord>; at
       }
       return { record: { ...r }, changed };
     },
+    async callback() {
+      return { outcome: "unknown" };
+    },
     async markOnce(id, what) {
       const k = `${id}:${what}`;
       if (once.has(k)) return false;

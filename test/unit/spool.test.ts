@@ -30,6 +30,11 @@ function fakeInbound() {
       state.statuses++;
       return "applied";
     },
+    async applyCallback() {
+      if (state.mode === "down") throw new Down("offline");
+      state.statuses++;
+      return "applied";
+    },
   };
   return { state, inbound };
 }

@@ -1,12 +1,18 @@
-// Fetches inbound MMS media from the provider (FACTS A4). With "Enforce HTTP Auth on Media URLs" the
-// MediaUrl on api.twilio.com needs Basic auth with the account's credentials and answers with a
-// redirect to a short-lived signed URL elsewhere (S3). Redirects are followed by hand so that the
-// credentials go to the first request on the Twilio API origin and to nothing else: a signed URL
-// needs none, and whoever hosts it must never see them.
+// Fetches inbound MMS media from the provider. With "Enforce HTTP Auth on Media URLs" the MediaUrl on
+// api.twilio.com needs Basic auth with the account's credentials and answers with a redirect to a
+// short-lived signed URL elsewhere (S3). Redirects are followed by hand so that the credentials go to
+// the first request on the Twilio API origin and to nothing else: a signed URL needs none, and whoever
+// hosts it must never see them.
+//
+// Whose credentials: those of the account that signed the webhook, and only for that account's own
+// media resource (/2010-04-01/Accounts/<signer>/Messages/<MM…>/Media/<ME…>). A webhook is signed by
+// whoever holds an account's token (with REGISTRATION=byo: any user), and it names its media URLs
+// itself: a URL of another account, or another resource of the API (a message log), is never fetched
+// with credentials. Any other URL on the provider's origin is refused.
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
 import { follow, timedOut } from "../../core/abort.js";
-import { MediaFetchError, type FetchedMedia, type MediaFetcher } from "../../core/media.js";
+import { MediaFetchError, type FetchedMedia, type MediaFetcher, type MediaFetchOptions } from "../../core/media.js";
 import { classifyAddress, guardedLookup, isLocalhostName, systemResolver, type Resolver } from "../webhook/ssrf.js";
 
 export interface ProviderCredentials {
@@ -18,9 +24,8 @@ export interface MediaFetcherOptions {
   /** Origin whose media URLs get credentials: TWILIO_API_URL's, else https://api.twilio.com. */
   providerOrigin: string;
   /**
-   * The credentials of the account a media URL belongs to (its /Accounts/AC…/ path segment), or
-   * undefined to fetch without. Given by the composition root: today the gateway's own account; users
-   * with their own Twilio account get theirs.
+   * The credentials of the account that signed a webhook, or undefined to fetch without. Given by the
+   * composition root: the gateway's own account, or an account a user brought (REGISTRATION=byo).
    */
   credentialsFor(accountSid: string): ProviderCredentials | undefined | Promise<ProviderCredentials | undefined>;
   /** Bound on one fetch, redirects and body included. */
@@ -35,7 +40,8 @@ export interface MediaFetcherOptions {
   resolve?: Resolver;
 }
 
-const ACCOUNT_IN_PATH = /\/Accounts\/(AC[0-9a-fA-F]{32})\//;
+/** A media resource of a message, the one shape that gets credentials: its account, message and media SIDs. */
+const MEDIA_RESOURCE = /^\/2010-04-01\/Accounts\/(AC[0-9a-fA-F]{32})\/Messages\/(?:MM|SM)[0-9a-fA-F]{32}\/Media\/ME[0-9a-fA-F]{32}$/;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 function header(res: Dispatcher.ResponseData, name: string): string | undefined {
@@ -65,11 +71,11 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
   const trusted = new Agent({ ...common, connect: { timeout: opts.timeoutMs } });
   const guarded = new Agent({ ...common, connect: { timeout: opts.timeoutMs, lookup: guardedLookup(allowPrivate, opts.resolve ?? systemResolver) } });
 
-  async function fetchMedia(raw: string, signal?: AbortSignal): Promise<FetchedMedia> {
+  async function fetchMedia(raw: string, o: MediaFetchOptions = {}): Promise<FetchedMedia> {
     // Released once the body is read or dropped, or the fetch fails (src/core/abort.ts).
-    const fetching = follow([signal], opts.timeoutMs);
+    const fetching = follow([o.signal], opts.timeoutMs);
     try {
-      return await fetchFollowing(raw, fetching.signal, fetching.release);
+      return await fetchFollowing(raw, o.account, fetching.signal, fetching.release);
     } catch (e) {
       fetching.release();
       throw e;
@@ -77,7 +83,7 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
   }
 
   /** `bodyDone`: called once the returned body is closed (read to the end, dropped or failed). */
-  async function fetchFollowing(raw: string, combined: AbortSignal, bodyDone: () => void): Promise<FetchedMedia> {
+  async function fetchFollowing(raw: string, signer: string | undefined, combined: AbortSignal, bodyDone: () => void): Promise<FetchedMedia> {
     let url: URL;
     try {
       url = new URL(raw);
@@ -95,8 +101,10 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
       }
       const headers: Record<string, string> = { "user-agent": "Switchboard-Media/1", accept: "*/*" };
       if (hop === 0 && isProvider) {
-        const sid = ACCOUNT_IN_PATH.exec(url.pathname)?.[1];
-        const cred = sid ? await opts.credentialsFor(sid) : undefined;
+        const owner = MEDIA_RESOURCE.exec(url.pathname)?.[1];
+        // No message text says why: the note the user sees stays plain (core/media.ts).
+        if (!owner || url.search) throw new MediaFetchError("not a media link of a message", true);
+        const cred = signer !== undefined && owner.toLowerCase() === signer.toLowerCase() ? await opts.credentialsFor(signer) : undefined;
         if (cred) headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
       }
       let res: Dispatcher.ResponseData;

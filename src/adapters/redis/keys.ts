@@ -37,9 +37,17 @@ export const keys = {
   message: (id: string) => `${P}:msg:${id}`,
   /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */
   providerId: (sid: string) => `${P}:sid:${sid}`,
-  /** STRING token of a re-hosted media item, by message id and index ("SM…:0"): a redelivery reuses it. TTL: MEDIA_RETENTION. */
+  /**
+   * STRING token of a re-hosted media item, by the signing account, message id and index
+   * ("AC…:MM…:0"; "MM…:0" without an account): a redelivery reuses it. TTL: MEDIA_RETENTION.
+   */
   mediaToken: (key: string) => `${P}:media:${key}`,
-  /** STRING idempotency marker of an inbound webhook (MessageSid). TTL: DEDUPE_TTL. */
+  /**
+   * STRING idempotency marker, holding the id of the first item stored under it. Keys have one
+   * namespace per source (core/message.ts): `twilio:<AccountSid>:<MessageSid>` (`sandbox:<id>`),
+   * `webhook:<name>:<Idempotency-Key>`, `stanza:<hash of sender and stanza id>`; a bare MessageSid is the
+   * layout before namespaces, still honoured for inbound texts. TTL: DEDUPE_TTL.
+   */
   seen: (key: string) => `${P}:seen:${key}`,
   /**
    * STREAM toward XMPP users, partitioned by conversation; entries carry bodies. Trimmed by deleting

@@ -6,22 +6,67 @@ import type { Redis } from "./client.js";
 import { keys, RECORD_MAX_AGE_S } from "./keys.js";
 import { runScript } from "./scripts.js";
 
+// The forward-only move, shared by the scripts below. Expects `status`, `rank`, `final`, `errorCode`
+// locals and ARGV[6] = now, ARGV[7] = retention s. Returns {changed, flat hash}.
+const MOVE_FORWARD = `
+local changed = 0
+local current = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if redis.call('HGET', KEYS[1], 'final') ~= '1' and rank > current then
+  redis.call('HSET', KEYS[1], 'status', status, 'rank', tostring(rank), 'final', final, 'updatedAt', ARGV[6])
+  if errorCode ~= '' then redis.call('HSET', KEYS[1], 'errorCode', errorCode) end
+  if final == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+  changed = 1
+end
+return {changed, redis.call('HGETALL', KEYS[1])}
+`;
+
+// A status the gateway established itself (the create's answer, a lookup, the sandbox). The first
+// provider id recorded is the message's; a status callback held because it came before (CALLBACK) counts
+// now if it named that id, and the others are dropped.
 // KEYS: record, sid map (or record again when no sid). ARGV: status, rank, final(0/1), sid, errorCode,
 // now, retention s. Returns {changed, flat hash} or nil when the record does not exist.
 const ADVANCE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local status, rank, final, errorCode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]
 if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[1], 'providerId', ARGV[4]) == 1 then
   redis.call('SET', KEYS[2], string.match(KEYS[1], '[^:]+$'), 'EX', ARGV[7])
+  local held = redis.call('HGET', KEYS[1], 'early:' .. ARGV[4])
+  if held then
+    local r, s, f, e = string.match(held, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+    if r and tonumber(r) > rank then status, rank, final, errorCode = s, tonumber(r), f, e end
+  end
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, 6) == 'early:' then redis.call('HDEL', KEYS[1], field) end
+  end
 end
-local changed = 0
-local rank = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
-if redis.call('HGET', KEYS[1], 'final') ~= '1' and tonumber(ARGV[2]) > rank then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'final', ARGV[3], 'updatedAt', ARGV[6])
-  if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'errorCode', ARGV[5]) end
-  if ARGV[3] == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
-  changed = 1
+${MOVE_FORWARD}`;
+
+/** Fields a record may reach with held callbacks; more are not held (only its own account can add them). */
+const MAX_RECORD_FIELDS = 40;
+
+// A provider's status callback, signed by ARGV[8] (the account whose token validated it; '' for none).
+// It counts only when that account sent the message (a record without `account` predates the field) and
+// its SID is the message's provider id. Before the create's answer records that id, the callback is held
+// in the record (`early:<sid>` = "rank|status|final|errorCode", the highest rank per SID) for ADVANCE.
+// KEYS: record, sid map. ARGV: status, rank, final, sid, errorCode, now, retention s, signer.
+// Returns {0} unknown, {-1} another account, {-2} another provider id, {2} held, {1, changed, flat hash}.
+const CALLBACK = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local h = redis.call('HMGET', KEYS[1], 'account', 'providerId')
+if h[1] and h[1] ~= ARGV[8] then return {-1} end
+if h[2] and h[2] ~= ARGV[4] then return {-2} end
+if not h[2] then
+  local field = 'early:' .. ARGV[4]
+  local prev = redis.call('HGET', KEYS[1], field)
+  if not prev and redis.call('HLEN', KEYS[1]) >= ${MAX_RECORD_FIELDS} then return {2} end
+  if not prev or tonumber(string.match(prev, '^[^|]*')) < tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[1], field, ARGV[2] .. '|' .. ARGV[1] .. '|' .. ARGV[3] .. '|' .. ARGV[5])
+  end
+  return {2}
 end
-return {changed, redis.call('HGETALL', KEYS[1])}
+local status, rank, final, errorCode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]
+local r = (function() ${MOVE_FORWARD} end)()
+return {1, r[1], r[2]}
 `;
 
 // Provider attempts live in the record hash (fields `attempt`, `attempts`, `firstAttemptAt`), so they
@@ -90,6 +135,24 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
       if (!res) return undefined;
       return { record: deserialize(fromFlat(res[1])), changed: res[0] === 1 };
     },
+    async callback(id, cb) {
+      const res = (await runScript(redis, CALLBACK, {
+        keys: [keys.message(id), keys.providerId(cb.providerId)],
+        arguments: [cb.status, String(statusRank(cb.status)), isFinal(cb.status) ? "1" : "0", cb.providerId, cb.errorCode === undefined ? "" : String(cb.errorCode), String(Date.now()), String(opts.retentionS), cb.account ?? ""],
+      })) as [number, number?, string[]?];
+      switch (res[0]) {
+        case 0:
+          return { outcome: "unknown" };
+        case -1:
+          return { outcome: "refused", why: "account" };
+        case -2:
+          return { outcome: "refused", why: "provider-id" };
+        case 2:
+          return { outcome: "held" };
+        default:
+          return { outcome: "applied", record: deserialize(fromFlat(res[2] ?? [])), changed: res[1] === 1 };
+      }
+    },
     async markOnce(id, what) {
       return (await runScript(redis, MARK_ONCE, { keys: [keys.message(id)], arguments: [`once:${what}`, String(Date.now())] })) === 1;
     },
@@ -142,6 +205,7 @@ function serialize(r: MessageRecord): Record<string, string> {
   };
   if (r.stanzaId !== undefined) h.stanzaId = r.stanzaId;
   if (r.providerId !== undefined) h.providerId = r.providerId;
+  if (r.account !== undefined) h.account = r.account;
   if (r.errorCode !== undefined) h.errorCode = String(r.errorCode);
   return h;
 }
@@ -160,6 +224,7 @@ function deserialize(h: Record<string, string>): MessageRecord {
     updatedAt: Number(h.updatedAt ?? 0),
     ...(h.stanzaId !== undefined ? { stanzaId: h.stanzaId } : {}),
     ...(h.providerId !== undefined ? { providerId: h.providerId } : {}),
+    ...(h.account !== undefined ? { account: h.account } : {}),
     ...(h.errorCode !== undefined ? { errorCode: Number(h.errorCode) } : {}),
   };
 }

@@ -13,20 +13,22 @@ import { follow } from "../../core/abort.js";
 import { createBounceRetries } from "../../core/bounces.js";
 import { remembered } from "../../core/remembered.js";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../core/message.js";
-import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
+import { GiveUp, RetryLater, type DeadLetter, type DedupeKey, type DeliveryMeta, type Pipeline, type XmppSink } from "../../core/ports.js";
 import type { Logger } from "../../logger.js";
 import { duplicateForBlocking, isRedisUnavailable, type Redis } from "./client.js";
 import { DEAD_LETTER_MAX, GROUP, keys } from "./keys.js";
 import { runScript } from "./scripts.js";
 
-// KEYS: seen marker, stream. ARGV: ttl, payload, item id. 1 = stored, 0 = seen before (nothing
-// stored). The marker holds the first item's id, so a repeated request can be told which id it got.
+// KEYS: seen marker, stream, legacy marker (or the marker again). ARGV: ttl, payload, item id, "1" when only
+// a marker holding one of our ids (a ULID) counts. 1 = stored, 0 = seen before (nothing stored). The
+// marker holds the first item's id, so a repeated request can be told which id it got.
 const ENQUEUE_ONCE = `
-if redis.call('SET', KEYS[1], ARGV[3], 'NX', 'EX', ARGV[1]) then
-  redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
-  return 1
-end
-return 0
+local seen = redis.call('GET', KEYS[1])
+if seen and (ARGV[4] ~= '1' or (string.len(seen) == 26 and string.match(seen, '^[0-9A-HJKMNP-TV-Z]+$'))) then return 0 end
+if KEYS[3] ~= KEYS[1] and redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[1])
+redis.call('XADD', KEYS[2], '*', 'd', ARGV[2])
+return 1
 `;
 
 // Toward the provider a job is queued only once its message record exists: the record is written just
@@ -207,12 +209,19 @@ export function createRedisPipeline(redis: Redis, log: Logger, opts: PipelineOpt
     return count;
   }
 
-  async function enqueueToXmpp(item: XmppDelivery, dedupeKey?: string): Promise<boolean> {
+  async function enqueueToXmpp(item: XmppDelivery, dedupe?: DedupeKey): Promise<boolean> {
     const stream = toXmppStream(item);
     const payload = JSON.stringify(item);
     let stored = true;
-    if (dedupeKey === undefined) await redis.xAdd(stream, "*", { d: payload });
-    else stored = (await runScript(redis, ENQUEUE_ONCE, { keys: [keys.seen(dedupeKey), stream], arguments: [String(opts.dedupeTtlS), payload, item.id] })) === 1;
+    if (dedupe === undefined) await redis.xAdd(stream, "*", { d: payload });
+    else {
+      const marker = keys.seen(dedupe.key);
+      stored =
+        (await runScript(redis, ENQUEUE_ONCE, {
+          keys: [marker, stream, dedupe.legacy === undefined ? marker : keys.seen(dedupe.legacy)],
+          arguments: [String(opts.dedupeTtlS), payload, item.id, dedupe.ownIdsOnly ? "1" : "0"],
+        })) === 1;
+    }
     const backlog = backlogs.get(stream);
     if (stored && backlog) backlog.count++;
     return stored;
