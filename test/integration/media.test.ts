@@ -219,7 +219,7 @@ describe("re-hosting is idempotent (real Redis, one token per message and index)
     const files = createDiskMediaStore(dir);
     const deps = { fetcher, files, tokens: createRedisMediaTokens(client), publicUrl: PUBLIC, maxBytes: MAX_BYTES, retentionS: 3600, log: { info() {}, warn() {} } };
     const media = addMedia({ bytes: png(500), contentType: "image/png" });
-    const item: XmppDelivery = { kind: "chat", id: media.messageSid, from: CONTACT, to: "alice@localhost", body: "hi", mediaUrls: [], media: [{ url: media.url, contentType: "image/png" }], acceptedAt: Date.now() };
+    const item: XmppDelivery = { kind: "chat", id: media.messageSid, from: CONTACT, to: "alice@localhost", body: "hi", mediaUrls: [], media: [{ url: media.url, contentType: "image/png", account: SID }], acceptedAt: Date.now() };
     const countFetches = () => twilio.mediaRequests().filter((r) => r.path === new URL(media.url).pathname).length;
 
     const first = await createMediaPreparer(deps).prepare(item, {});
@@ -231,7 +231,7 @@ describe("re-hosting is idempotent (real Redis, one token per message and index)
 
     // A crash between reserving the token and storing the file: the next try fetches under that token.
     const other = { ...item, id: `MM${"9".repeat(32)}` };
-    const token = await createRedisMediaTokens(client).reserve(`${other.id}:0`, 3600);
+    const token = await createRedisMediaTokens(client).reserve(`${SID}:${other.id}:0`, 3600);
     const third = await createMediaPreparer(deps).prepare(other, {});
     assert.ok(third.kind === "chat" && third.mediaUrls[0]!.includes(`/media/${token}/`));
     assert.equal(countFetches(), 2);
