@@ -240,7 +240,8 @@ BASE="http://127.0.0.1:$HTTP_PORT"
 ready=0
 for ((i = 0; i < 150; i++)); do
   check_alive
-  if node -e 'fetch(process.argv[1]).then(r=>r.json()).then(b=>process.exit(b?.xmpp?.connected===true?0:1),()=>process.exit(1))' "$BASE/readyz"; then
+  # /readyz shows the component link only with the admin token.
+  if node -e 'fetch(process.argv[1],{headers:{authorization:"Bearer "+process.argv[2]}}).then(r=>r.json()).then(b=>process.exit(b?.xmpp?.connected===true?0:1),()=>process.exit(1))' "$BASE/readyz" "$ADMIN_TOKEN"; then
     ready=1
     break
   fi
@@ -282,7 +283,7 @@ cat <<EOF
 
  Web phone        $BASE/sandbox  (enter the admin token below; text $DEMO_PHONE from any number)
  Admin token      $ADMIN_TOKEN
- Health           curl -s $BASE/readyz
+ Health           curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' $BASE/readyz
  Gateway log      $GATEWAY_LOG
 
  Ctrl-C stops Redis, Prosody and the gateway and removes $DEMO_TMP

@@ -180,7 +180,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const limitsLog = log.child({ sub: "limits" });
   const counter = (name: string, limit: number, windowS: number, staysTripped = false) => createRedisUsageCounter(redis, { name, limit, windowS, staysTripped });
   const limits = createSendLimits({
-    settings: { allowedCountries: config.ALLOWED_COUNTRIES, blockedNumberTypes: config.BLOCKED_NUMBER_TYPES, defaultRegion: config.DEFAULT_REGION },
+    settings: { allowedCountries: config.ALLOWED_COUNTRIES, blockedNumberTypes: config.BLOCKED_NUMBER_TYPES, shortCodes: config.SHORT_CODES, defaultRegion: config.DEFAULT_REGION },
     userRate: counter("user-rate", config.USER_MESSAGES_PER_MINUTE, 60),
     userDaily: counter("user-daily-segments", config.USER_SEGMENTS_PER_DAY, 86_400),
     breaker: counter("breaker", config.BREAKER_SEGMENTS_PER_HOUR, 3600, true),

@@ -1,5 +1,6 @@
 // Environment → typed config, validated once at start. Every variable has a description; a test checks
 // that .env.example lists exactly these names.
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { isSupportedCountry } from "libphonenumber-js";
 import { parentDomain } from "./core/access.js";
@@ -23,6 +24,71 @@ const NUMBER_TYPES = ["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "VOICEMAIL"
 const secretBase64 = z
   .string()
   .refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)");
+
+/**
+ * SHORT_CODES: "deny", "allow", or the short codes allowed (3–8 digits each, as src/core/addresses.ts
+ * reads a short-code contact).
+ */
+const shortCodes = z
+  .string()
+  .transform((v) => v.trim())
+  .pipe(
+    z.union([
+      z.enum(["deny", "allow"]),
+      z
+        .string()
+        .transform((v) => v.split(",").map((x) => x.trim()).filter(Boolean))
+        .refine((xs) => xs.length > 0 && xs.every((x) => /^[0-9]{3,8}$/.test(x)), "must be deny, allow, or a comma-separated list of short codes (3 to 8 digits each, e.g. 72975,33733)"),
+    ]),
+  );
+
+/** proxy-addr's names for address ranges (Fastify's trustProxy accepts them with the addresses). */
+const PROXY_RANGE_NAMES = ["loopback", "linklocal", "uniquelocal"];
+
+/** An address or CIDR range as ipaddr.js reads it, in the dotted or colon form only ("1" is not 0.0.0.1). */
+function proxyEntryProblem(entry: string): string | undefined {
+  if (PROXY_RANGE_NAMES.includes(entry)) return undefined;
+  const [addr = "", bits, ...rest] = entry.split("/");
+  const v4 = ipaddr.IPv4.isValidFourPartDecimal(addr);
+  if (rest.length > 0 || (!v4 && !(addr.includes(":") && ipaddr.IPv6.isValid(addr)))) {
+    return `'${entry}' is not an IP address or CIDR range; set the proxies' addresses, comma-separated (e.g. 10.0.0.0/8 or 192.168.1.10,fd00::/8), or loopback, uniquelocal or linklocal`;
+  }
+  if (bits === undefined) return undefined;
+  const prefix = /^[0-9]{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= (v4 ? 32 : 128))) return `'${entry}' has no valid prefix length (0–${v4 ? 32 : 128})`;
+  if (prefix === 0) return `'${entry}' trusts every address, which would let any client choose its own with X-Forwarded-For; name the proxies' own range`;
+  // An IPv4-mapped range needs 96 bits more than its IPv4 prefix (::ffff:10.0.0.0/104, not /8): a short
+  // one would cover far more than the IPv4 block it seems to name.
+  if (!v4 && ipaddr.IPv6.parse(addr).isIPv4MappedAddress() && prefix < 96) return `'${entry}' is an IPv4-mapped range with an IPv4-sized prefix; write the IPv4 range itself (e.g. 10.0.0.0/8)`;
+  return undefined;
+}
+
+/**
+ * TRUST_PROXY: false, or the addresses of the proxies in front of the gateway. `true` (trust every
+ * hop) lets a client pick its own address for the per-address limits with X-Forwarded-For; a hop
+ * count cannot tell a proxy from a client that reaches the gateway directly with a forged header, and
+ * Fastify has ignored hop counts since 5.12.1. Both are refused at start, saying what to set instead.
+ */
+const trustProxy = z.string().transform((raw, ctx): false | string => {
+  const v = raw.trim();
+  if (v === "false") return false;
+  const instead = "set the addresses of the proxies in front of the gateway instead (e.g. 10.0.0.0/8, or loopback when the proxy runs on the same host), or false";
+  if (/^(true|yes|on)$/i.test(v)) {
+    ctx.addIssue({ code: "custom", message: `true would let any client choose its own address with X-Forwarded-For (and so escape the per-address limits); ${instead}` });
+    return z.NEVER;
+  }
+  if (/^[0-9]+$/.test(v)) {
+    ctx.addIssue({ code: "custom", message: `a hop count (${v}) cannot tell a proxy from a client that reaches the gateway directly and writes its own X-Forwarded-For (Fastify ignores hop counts); ${instead}` });
+    return z.NEVER;
+  }
+  const entries = v.split(",").map((x) => x.trim()).filter(Boolean);
+  const problem = entries.length === 0 ? "must be false or the proxies' addresses" : entries.map(proxyEntryProblem).find(Boolean);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem });
+    return z.NEVER;
+  }
+  return entries.join(",");
+});
 
 /** Each entry: the zod type (with its default) and the one-line description shown in .env.example. */
 export const CONFIG_VARIABLES = {
@@ -82,9 +148,10 @@ export const CONFIG_VARIABLES = {
   BREAKER_SEGMENTS_PER_HOUR: { schema: int(0, 100_000_000).default(3000), doc: "Gateway-wide breaker: when all users together pass this many SMS segments in an hour, all sending stops until the hour's window ends or an operator resets it (DELETE /api/v1/breaker); 0 = off" },
   ALLOWED_COUNTRIES: { schema: list(/^[A-Z]{2}$/i, "ISO 3166 country codes such as US,CA").transform((xs) => xs.map((x) => x.toUpperCase())).refine((xs) => xs.every((x) => x === "*" || isSupportedCountry(x)), "must list countries known to libphonenumber (e.g. US,CA,GB)").optional(), doc: "Countries texts may be sent to (comma-separated ISO codes; * = any)", defaultNote: "the country of DEFAULT_REGION" },
   BLOCKED_NUMBER_TYPES: { schema: list(new RegExp(`^(${NUMBER_TYPES.join("|")})$`), `number types (${NUMBER_TYPES.join(", ")})`).default(["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "VOICEMAIL", "PERSONAL_NUMBER"]), doc: "Destination number types refused when the type is known from the number's plan (comma-separated)" },
+  SHORT_CODES: { schema: shortCodes.default("deny"), doc: "Short-code destinations (3–8 digits, e.g. 72975): deny (refused with policy-violation: some are premium-rate, and their cost cannot be read from a numbering plan), allow, or the short codes allowed, comma-separated. Replies from short codes always arrive" },
   WEBHOOK_IN_PER_MINUTE: { schema: int(0, 10_000_000).default(600), doc: "Messages one webhook token may post to the message-in API per minute; more get 429 with Retry-After (0 = no limit)" },
   ADMIN_AUTH_FAILURES_PER_MINUTE: { schema: int(1, 1_000_000).default(10), doc: "Failed admin-token checks one client address may make per minute; then 429 with Retry-After until the minute ends" },
-  TRUST_PROXY: { schema: z.string().transform((v): boolean | string => (v === "true" ? true : v === "false" ? false : v)).default(false), doc: "Whether a reverse proxy's X-Forwarded-For names the client address (per-address limits): false, true, or the proxy addresses/CIDRs, comma-separated" },
+  TRUST_PROXY: { schema: trustProxy.default(false), doc: "The reverse proxies whose X-Forwarded-For names the client address (per-address limits): false, or their addresses/CIDRs, comma-separated (e.g. 10.0.0.0/8; loopback, uniquelocal and linklocal name those ranges). true and hop counts are refused: they let a client choose its own address" },
   SHUTDOWN_TIMEOUT_MS: { schema: int(100, 600_000).default(10_000), doc: "Bound on a graceful stop after SIGTERM" },
 } as const;
 

@@ -21,7 +21,9 @@ const CODES = {
   not_found: { http: 404, title: "Not Found", condition: "item-not-found", type: "cancel" },
   conflict: { http: 409, title: "Conflict", condition: "conflict", type: "cancel" },
   rate_limited: { http: 429, title: "Too Many Requests", condition: "policy-violation", type: "wait" },
-  policy_violation: { http: 429, title: "Too Many Requests", condition: "policy-violation", type: "modify" },
+  // A local policy refuses this message (a destination country, a short code, a number type): sending it
+  // again will not help, so it is no 429; RFC 6120 §8.3.3.12 policy-violation, modify (another destination).
+  policy_violation: { http: 403, title: "Forbidden", condition: "policy-violation", type: "modify" },
   resource_constraint: { http: 503, title: "Service Unavailable", condition: "resource-constraint", type: "wait" },
   unavailable: { http: 503, title: "Service Unavailable", condition: "service-unavailable", type: "cancel" },
   internal: { http: 500, title: "Internal Server Error", condition: "internal-server-error", type: "cancel" },

@@ -52,7 +52,7 @@ export function createMetrics(sources: MetricsSources = {}) {
   const deadLettered = new Counter({ name: "switchboard_dead_letters_total", help: "Items given up on, by queue (to-xmpp, outbound)", labelNames: ["queue"] as const, registers });
   const limitRefusals = new Counter({
     name: "switchboard_limit_refusals_total",
-    help: "Messages refused by a limit, by limit (user_rate, user_daily_segments, destination_country, destination_type, breaker, webhook_in_rate, admin_auth_failures)",
+    help: "Messages refused by a limit, by limit (user_rate, user_daily_segments, destination_country, destination_type, short_code, breaker, webhook_in_rate, admin_auth_failures)",
     labelNames: ["limit"] as const,
     registers,
   });

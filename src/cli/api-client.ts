@@ -34,10 +34,10 @@ export function fetchErrorCode(e: unknown): string {
   return e instanceof Error ? e.name : "ERROR";
 }
 
-/** A GET that never throws: for health probes (doctor). */
-export async function probe(url: string, timeoutMs = 5000): Promise<Probe> {
+/** A GET that never throws: for health probes (doctor). `token`: sent as the admin bearer token. */
+export async function probe(url: string, timeoutMs = 5000, token?: string): Promise<Probe> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual", headers: { accept: "application/json" } });
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: "manual", headers: { accept: "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) } });
     return { answered: true, status: res.status, contentType: res.headers.get("content-type") ?? "", body: (await res.text()).slice(0, 64 * 1024) };
   } catch (e) {
     const code = fetchErrorCode(e);

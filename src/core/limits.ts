@@ -1,6 +1,6 @@
 // Abuse and cost limits on what users send (issue 6): a per-user rate, a per-user daily quota in SMS
-// segments, a destination-country allow list, refused number types, and a gateway-wide breaker on
-// segments per hour. The counters live behind a port (Redis in production) so every instance shares them.
+// segments, a destination-country allow list, refused number types and short codes, and a gateway-wide
+// breaker on segments per hour. The counters live behind a port (Redis in production) so every instance shares them.
 import { parsePhoneNumberFromString, type NumberType } from "libphonenumber-js/max";
 import { GatewayError } from "../errors.js";
 import { displayNumber } from "./display.js";
@@ -22,7 +22,7 @@ export interface UsageCounter {
   reset(key: string): Promise<void>;
 }
 
-export type LimitName = "user_rate" | "user_daily_segments" | "destination_country" | "destination_type" | "breaker";
+export type LimitName = "user_rate" | "user_daily_segments" | "destination_country" | "destination_type" | "short_code" | "breaker";
 
 export interface LimitEvents {
   /** A message refused by a limit. */
@@ -36,6 +36,11 @@ export interface LimitSettings {
   allowedCountries: readonly string[];
   /** libphonenumber number types refused when the type of a destination is known. */
   blockedNumberTypes: readonly string[];
+  /**
+   * SHORT_CODES: "deny" (none), "allow" (all) or the short codes allowed. A short code's type cannot be
+   * read from a numbering plan, and some bill the sender at premium rates.
+   */
+  shortCodes?: "deny" | "allow" | readonly string[];
   /** Country of short codes and national numbers. */
   defaultRegion: string;
 }
@@ -97,24 +102,37 @@ export function createSendLimits(deps: SendLimitsDeps) {
   const countries = new Set(settings.allowedCountries.map((c) => c.toUpperCase()));
   const blockedTypes = new Set(settings.blockedNumberTypes);
   const countryList = [...countries].map(regionName).join(", ");
+  const shortCodes = settings.shortCodes ?? "deny";
+  const allowedShortCodes = new Set(typeof shortCodes === "string" ? [] : shortCodes);
 
   function refuse(limit: LimitName, err: GatewayError): never {
     events.refused(limit);
     throw err;
   }
 
-  /** Refuses destinations outside the allowed countries, and number types that are not for texting. */
+  /**
+   * Refuses short codes not allowed by SHORT_CODES, destinations outside the allowed countries, and
+   * number types that are not for texting. Each is the operator's policy, not a passing condition:
+   * policy_violation (modify/policy-violation, HTTP 403), like the gateway's other policy refusals.
+   */
   function checkDestination(destination: string): void {
     const isShortCode = !destination.startsWith("+");
+    if (isShortCode && shortCodes !== "allow" && !allowedShortCodes.has(destination)) {
+      const text =
+        shortCodes === "deny"
+          ? `${destination} is a short code; this gateway does not text short codes (they can be premium-rate). Its operator can allow them with SHORT_CODES.`
+          : `${destination} is a short code this gateway does not text: it texts only the short codes its operator listed (short codes can be premium-rate). Its operator can add it to SHORT_CODES.`;
+      refuse("short_code", new GatewayError("policy_violation", text));
+    }
     const facts = isShortCode ? undefined : factsOf(destination);
     const country = isShortCode ? settings.defaultRegion : facts?.country;
     if (!anyCountry && (!country || !countries.has(country))) {
       const where = country ? `in ${regionName(country)}` : "not tied to a country this gateway can check";
-      refuse("destination_country", new GatewayError("not_allowed", `${displayNumber(destination)} is ${where}; this gateway sends texts to numbers in ${countryList} only.`));
+      refuse("destination_country", new GatewayError("policy_violation", `${displayNumber(destination)} is ${where}; this gateway sends texts to numbers in ${countryList} only.`));
     }
     const type = facts?.type;
     if (type && blockedTypes.has(type)) {
-      refuse("destination_type", new GatewayError("not_allowed", `${displayNumber(destination)} is ${TYPE_WORDS[type] ?? `a number of type ${type}`}, which this gateway does not text (they can cost far more than an SMS).`));
+      refuse("destination_type", new GatewayError("policy_violation", `${displayNumber(destination)} is ${TYPE_WORDS[type] ?? `a number of type ${type}`}, which this gateway does not text (they can cost far more than an SMS).`));
     }
   }
 

@@ -11,25 +11,50 @@ export interface AuthFailureLimit {
   onRefused?(): void;
 }
 
-export function bearerAuth(token: string, failures?: AuthFailureLimit) {
+export type TokenCheck =
+  | { ok: true }
+  /** No valid token: none, a wrong one, or (`locked`) this address has failed too often to be heard. */
+  | { ok: false; locked: false }
+  | { ok: false; locked: true; retryAfterMs: number };
+
+/**
+ * Checks the request's bearer token against `token`, counting failures per client address. Shared by
+ * the admin routes and /readyz (whose details need the token), so both draw on one failure count.
+ */
+export function adminTokenCheck(token: string, failures?: AuthFailureLimit) {
   const expected = createHash("sha256").update(token).digest();
-  const tooMany = (reply: FastifyReply, retryAfterMs: number) => {
-    failures?.onRefused?.();
-    reply.header("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-    return sendProblem(reply, { title: "Too Many Requests", status: 429, detail: "Too many failed admin-token checks from this address; wait before trying again." });
-  };
-  return async function checkBearer(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /** `count: false`: the token is compared but the failure count is neither read nor charged (Redis is known to be away). */
+  return async function check(request: FastifyRequest, opts: { count?: boolean } = {}): Promise<TokenCheck> {
+    const limit = opts.count === false ? undefined : failures;
     // A Redis outage must not lock the operator out: the count is skipped when it cannot be read.
-    const counted = failures ? await failures.counter.peek(request.ip).catch(() => undefined) : undefined;
-    if (failures && counted && counted.used >= failures.counter.limit) return void (await tooMany(reply, counted.resetInMs));
+    const counted = limit ? await limit.counter.peek(request.ip).catch(() => undefined) : undefined;
+    if (limit && counted && counted.used >= limit.counter.limit) {
+      limit.onRefused?.();
+      return { ok: false, locked: true, retryAfterMs: counted.resetInMs };
+    }
     const header = request.headers.authorization ?? "";
     const match = /^Bearer\s+(.+)$/i.exec(header);
     const given = createHash("sha256").update(match?.[1]?.trim() ?? "").digest();
-    if (!match || !timingSafeEqual(given, expected)) {
-      const taken = failures ? await failures.counter.take(request.ip, 1).catch(() => undefined) : undefined;
-      if (taken && !taken.ok) return void (await tooMany(reply, taken.retryAfterMs));
-      reply.header("www-authenticate", 'Bearer realm="switchboard"');
-      await sendProblem(reply, { title: "Unauthorized", status: 401, detail: "A valid admin token is required: Authorization: Bearer <ADMIN_TOKEN>." });
+    if (match && timingSafeEqual(given, expected)) return { ok: true };
+    const taken = limit ? await limit.counter.take(request.ip, 1).catch(() => undefined) : undefined;
+    if (limit && taken && !taken.ok) {
+      limit.onRefused?.();
+      return { ok: false, locked: true, retryAfterMs: taken.retryAfterMs };
     }
+    return { ok: false, locked: false };
+  };
+}
+
+export function bearerAuth(token: string, failures?: AuthFailureLimit) {
+  const check = adminTokenCheck(token, failures);
+  return async function checkBearer(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const r = await check(request);
+    if (r.ok) return;
+    if (r.locked) {
+      reply.header("retry-after", String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))));
+      return void (await sendProblem(reply, { title: "Too Many Requests", status: 429, detail: "Too many failed admin-token checks from this address; wait before trying again." }));
+    }
+    reply.header("www-authenticate", 'Bearer realm="switchboard"');
+    await sendProblem(reply, { title: "Unauthorized", status: 401, detail: "A valid admin token is required: Authorization: Bearer <ADMIN_TOKEN>." });
   };
 }

@@ -5,7 +5,8 @@ import swagger from "@fastify/swagger";
 import type { FastifyInstance } from "fastify";
 import { jsonSchemaTransform } from "fastify-type-provider-zod";
 
-type Auth = "admin" | "webhook-token" | "twilio-signature" | "none" | "media-token";
+/** "admin-details": open to anyone, more in the answer with the admin token. */
+type Auth = "admin" | "webhook-token" | "twilio-signature" | "none" | "media-token" | "admin-details";
 
 interface RouteDoc {
   summary: string;
@@ -35,7 +36,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   "POST /api/v1/test-messages": { tag: "Operations", auth: "admin", summary: "Send a test message either way", description: "From a linked JID to a phone number (an SMS, as if the user wrote it), or from a phone number to a JID (as if that SMS had arrived)." },
   "GET /metrics": { tag: "Operations", auth: "admin", summary: "Prometheus metrics" },
   "GET /healthz": { tag: "Operations", auth: "none", summary: "Liveness: 200 while the process runs" },
-  "GET /readyz": { tag: "Operations", auth: "none", summary: "Readiness: 200 while messages can be stored durably", description: "The body reports Redis, the journal, the component link, the provider and the breaker. A disconnected XMPP server does not fail it." },
+  "GET /readyz": { tag: "Operations", auth: "admin-details", summary: "Readiness: 200 while messages can be stored durably", description: "200 with {\"status\":\"ready\"} (Redis answers) or {\"status\":\"degraded\"} (Redis is away, the journal keeps inbound SMS); 503 with {\"status\":\"unavailable\"} when neither can store. A disconnected XMPP server does not fail it. With the admin token (Authorization: Bearer) the body also reports Redis, the journal, the component link (and its last error), the provider and the breaker; without it, or with a wrong one (counted like a failed admin-token check), only the status." },
   "GET /media/:token/:name": { tag: "Media", auth: "media-token", summary: "A re-hosted MMS media item", description: "The unguessable token in the URL is the key; items expire after MEDIA_RETENTION." },
   "GET /sandbox/messages": { tag: "Sandbox", auth: "admin", summary: "What the sandbox provider sent and received (SMS_PROVIDER=sandbox only)" },
   "POST /sandbox/sms": { tag: "Sandbox", auth: "admin", summary: "Inject an incoming SMS into the sandbox" },
@@ -51,6 +52,8 @@ const SECURITY: Record<Auth, Record<string, string[]>[]> = {
   "twilio-signature": [{ twilioSignature: [] }],
   "media-token": [],
   none: [],
+  // OpenAPI: either alternative; {} is "no authentication".
+  "admin-details": [{}, { adminToken: [] }],
 };
 
 /** Registers the OpenAPI generator. Call before any route is added. */
@@ -116,7 +119,7 @@ export function renderDocsPage(doc: OpenApiDoc): string {
   for (const [path, ops] of Object.entries(doc.paths ?? {})) {
     for (const [method, op] of Object.entries(ops)) {
       const tag = op.tags?.[0] ?? "Other";
-      const auth = op.security?.length ? Object.keys(op.security[0]!).join(", ") : "none";
+      const auth = op.security?.length ? op.security.map((alt) => Object.keys(alt).join(", ") || "none").join(" or ") : "none";
       const params = (op.parameters ?? []).map((p) => `<li><code>${esc(p.name)}</code> (${esc(p.in)}${p.required ? ", required" : ""})</li>`).join("");
       const body = op.requestBody?.content ? Object.entries(op.requestBody.content).map(([type, c]) => `<p>Body (<code>${esc(type)}</code>):</p><pre>${esc(JSON.stringify(c.schema, null, 2))}</pre>`).join("") : "";
       const responses = Object.entries(op.responses ?? {})

@@ -2,7 +2,13 @@
 // local journal writable (inbound SMS are spooled there and replayed later). A disconnected XMPP server
 // must not take the gateway out of a load balancer either, or inbound SMS would be lost, so the
 // component link is reported in the body but does not fail the probe.
-import type { FastifyInstance } from "fastify";
+//
+// Anyone (a load balancer, a stranger) gets the status code and the one-word status; the details (the
+// XMPP server's host and port in lastError, journal errors, breaker counts) need the admin token, as
+// the CLI's doctor sends it. A probe without a token is not counted as a failed admin-token check; a
+// wrong token is, like on any admin route, so /readyz is no way around that limit. A wrong or
+// locked-out token still gets the short body with the real status code: probes never see a 401 or 429.
+import type { FastifyInstance, FastifyRequest } from "fastify";
 
 export interface HealthSource {
   redisOk(): Promise<boolean>;
@@ -14,18 +20,32 @@ export interface HealthSource {
   breaker?(): Promise<{ tripped: boolean; used: number; limit: number; resetInMs: number }>;
 }
 
-export function healthRoutes(app: FastifyInstance, health: HealthSource): void {
+export interface ReadyzAccess {
+  /**
+   * Whether the request carries the admin token (and its address is not locked out); asked only when
+   * it sends an Authorization header. `redisOk: false`: the failure count (in Redis) is not consulted,
+   * as on the admin routes while Redis is away, so that a silent Redis cannot stall the probe.
+   */
+  isAdmin(request: FastifyRequest, redisOk: boolean): Promise<boolean>;
+}
+
+/** Without `access`, nobody gets the details. */
+export function healthRoutes(app: FastifyInstance, health: HealthSource, access?: ReadyzAccess): void {
   app.get("/healthz", async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
+  app.get("/readyz", async (request, reply) => {
     const [redis, journal] = await Promise.all([health.redisOk(), health.journal?.()]);
+    const admin = access && request.headers.authorization !== undefined ? await access.isAdmin(request, redis).catch(() => false) : false;
+    const writable = journal?.writable === true;
+    // degraded: inbound SMS go to the journal until Redis is back; nothing is lost.
+    const status = redis ? "ready" : writable ? "degraded" : "unavailable";
+    const code = redis || writable ? 200 : 503;
+    if (!admin) return reply.code(code).send({ status });
     // The breaker lives in Redis: while Redis is away it cannot be read (and must not slow the probe).
     const breaker = redis ? await health.breaker?.().catch(() => undefined) : undefined;
-    const writable = journal?.writable === true;
     const xmpp = health.xmpp();
     const body = {
-      // degraded: inbound SMS go to the journal until Redis is back; nothing is lost.
-      status: redis ? "ready" : writable ? "degraded" : "unavailable",
+      status,
       redis: redis ? "ok" : "unreachable",
       ...(journal ? { journal: { writable, pending: journal.pending, ...(journal.error ? { error: journal.error } : {}) } } : {}),
       xmpp: {
@@ -44,6 +64,6 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource): void {
           }
         : {}),
     };
-    return reply.code(redis || writable ? 200 : 503).send(body);
+    return reply.code(code).send(body);
   });
 }

@@ -13,7 +13,7 @@ import type { Logger } from "../logger.js";
 import type { AccessPolicy } from "../core/access.js";
 import type { SendLimits, UsageCounter } from "../core/limits.js";
 import type { Metrics } from "../metrics.js";
-import { bearerAuth } from "./admin-auth.js";
+import { adminTokenCheck, bearerAuth, type AuthFailureLimit } from "./admin-auth.js";
 import { docsRoutes, installDocs } from "./docs.js";
 import { limitsRoutes } from "./limits-routes.js";
 import { deadLettersRoutes } from "./dead-letters-routes.js";
@@ -58,8 +58,8 @@ export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "ac
   adminAuthFailures?: UsageCounter;
   /** Messages per minute per webhook token on the message-in API (WEBHOOK_IN_PER_MINUTE). */
   webhookInRate?: UsageCounter;
-  /** Fastify's trustProxy (TRUST_PROXY): whose X-Forwarded-For names the client address. */
-  trustProxy?: boolean | string;
+  /** Fastify's trustProxy (TRUST_PROXY): the proxies whose X-Forwarded-For names the client address; never `true` (src/config.ts). */
+  trustProxy?: false | string;
   /** Re-hosted MMS media, served at /media/<token>/<name> (no admin token: the token in the URL is the key). */
   media?: MediaReader;
 }
@@ -91,7 +91,10 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   await installDocs(app, { version: deps.version ?? "0.0.0", publicUrl: deps.publicUrl });
   await app.register(formbody, { bodyLimit: deps.bodyLimit });
 
-  healthRoutes(app, deps.health);
+  // One failure count for the admin routes and /readyz's details (src/http/health-routes.ts).
+  const authFailures: AuthFailureLimit | undefined = deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined;
+  const isAdmin = adminTokenCheck(deps.adminToken, authFailures);
+  healthRoutes(app, deps.health, { isAdmin: async (request, redisOk) => (await isAdmin(request, { count: redisOk })).ok });
   docsRoutes(app);
   twilioRoutes(app, deps);
   if (deps.media) mediaRoutes(app, deps.media);
@@ -110,7 +113,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
 
   // Everything under the admin token, in its own encapsulated context.
   await app.register(async (admin) => {
-    admin.addHook("onRequest", bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined));
+    admin.addHook("onRequest", bearerAuth(deps.adminToken, authFailures));
     limitsRoutes(admin, { ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
     usersRoutes(admin, deps);
     webhooksRoutes(admin, deps);

@@ -524,6 +524,22 @@ describe("doctor", () => {
     assert.equal(gw.gateway.xmppState().online, true);
   });
 
+  test("doctor without the admin token, or with a wrong one: the gateway's status only, the component link not checked", async () => {
+    // /readyz shows its details (the component link among them) to the admin token only.
+    let d = await doctor([], { ADMIN_TOKEN: "" });
+    assert.equal(d.check("gateway").ok, true, describeChecks(d.checks));
+    assert.match(d.check("gateway").detail, /: status ready, no admin token \(SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN\), so \/readyz showed its status only$/);
+    assert.equal(d.check("xmpp").skipped, true);
+    assert.match(d.check("xmpp").detail, /^not checked: no admin token/);
+    d = await doctor([], { SWITCHBOARD_ADMIN_TOKEN: "wrong-token-0123456789" });
+    assert.match(d.check("gateway").detail, /status ready, the gateway did not accept the admin token/);
+    assert.equal(d.check("xmpp").skipped, true);
+    // With the token (the gateway's own ADMIN_TOKEN), the full report, as before.
+    d = await doctor();
+    assert.match(d.check("gateway").detail, /status ready, redis ok, provider twilio/);
+    assert.equal(d.check("xmpp").ok, true);
+  });
+
   test("no gateway running: doctor reads .env, tests the handshake itself, and explains a wrong secret", async () => {
     gatewayStopped = true;
     await gw.stop();

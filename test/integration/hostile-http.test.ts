@@ -2,7 +2,8 @@
 // webhooks (missing, repeated, extra and wrongly typed fields, huge NumMedia, huge bodies, forged and
 // repeated signatures), the admin API and the message-in API, through the real app (inject) on a real
 // Redis. Every answer is 2xx or a 4xx problem, never a 5xx; nothing rejects unhandled. Then each size
-// limit of the HTTP surface, at its edge. No XMPP server: the gateway keeps retrying it meanwhile.
+// limit of the HTTP surface, at its edge. No XMPP server: the gateway keeps retrying it meanwhile, and
+// /readyz's details (the component link's last error names that address) are for the admin token only.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
@@ -24,6 +25,7 @@ const BODY_LIMIT = 64 * 1024;
 
 let redis: RedisServer;
 let gw: TestGateway;
+let xmppPort: number;
 let webhookToken = "";
 const rejections: unknown[] = [];
 const onRejection = (e: unknown) => void rejections.push(e);
@@ -33,7 +35,7 @@ before(async () => {
   process.on("unhandledRejection", onRejection);
   redis = await startRedis();
   gw = await startGateway({
-    XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, // nobody there: HTTP works without XMPP
+    XMPP_SERVICE: `xmpp://127.0.0.1:${(xmppPort = await freePort())}`, // nobody there: HTTP works without XMPP
     XMPP_DOMAIN: DOMAIN,
     XMPP_SECRET: "unused",
     REDIS_URL: redis.url,
@@ -186,5 +188,31 @@ describe("size limits at their edge", () => {
       assert.equal(res.statusCode, 400, field);
       assert.equal((JSON.parse(res.body) as { field: string }).field, field);
     }
+  });
+});
+
+describe("/readyz tells strangers only its status", () => {
+  test("no token: the status code and one word; the admin token: Redis, journal, component link (its last error), provider, breaker", async () => {
+    const end = Date.now() + 10_000;
+    while (!gw.gateway.xmppState().lastError && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+    const readyz = (headers: Record<string, string> = {}) => gw.gateway.http.inject({ method: "GET", url: "/readyz", headers });
+
+    for (const headers of [{}, { authorization: "Bearer not-the-admin-token" }, { authorization: "Basic YWRtaW46YWRtaW4=" }] as Record<string, string>[]) {
+      const anyone = await readyz(headers);
+      assert.equal(anyone.statusCode, 200, JSON.stringify(headers));
+      assert.deepEqual(anyone.json(), { status: "ready" }, JSON.stringify(headers));
+      assert.doesNotMatch(anyone.body, new RegExp(`${xmppPort}|127\\.0\\.0\\.1|lastError|journal|breaker`));
+    }
+
+    const admin = await readyz({ authorization: `Bearer ${ADMIN_TOKEN}` });
+    assert.equal(admin.statusCode, 200);
+    const body = admin.json() as { status: string; redis: string; journal: { writable: boolean }; xmpp: { connected: boolean; lastError?: string }; provider: string; breaker: { tripped: boolean; limitPerHour: number } };
+    assert.equal(body.status, "ready");
+    assert.equal(body.redis, "ok");
+    assert.equal(body.journal.writable, true);
+    assert.equal(body.xmpp.connected, false);
+    assert.match(body.xmpp.lastError ?? "", new RegExp(`127\\.0\\.0\\.1:${xmppPort}`));
+    assert.equal(body.provider, "twilio");
+    assert.deepEqual([body.breaker.tripped, body.breaker.limitPerHour], [false, 3000]);
   });
 });

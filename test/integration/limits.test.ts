@@ -1,12 +1,13 @@
 // Safe to expose (issue 6): who may use the gateway (ALLOWED_DOMAINS), abuse and cost limits, each
-// with a readable refusal and a metric. Real Redis, a real XMPP server with a second, foreign-looking
+// with a readable refusal and a metric; short codes, TRUST_PROXY and /readyz's failed tokens (issue 15). Real Redis, a real XMPP server with a second, foreign-looking
 // VirtualHost (mallory@elsewhere.example), the fake Twilio. Tests run in order and share the counters,
 // so each limit is exercised by its own user, and the gateway-wide breaker comes last.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, ADMIN_TOKEN, type TestGateway } from "../support/gateway.js";
+import { freePort } from "../support/ports.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { FOREIGN_DOMAIN, startXmppServer, type XmppServer } from "../support/xmpp-server.js";
@@ -16,7 +17,7 @@ const SID = `AC${"7".repeat(32)}`;
 const TOKEN = "limits-auth-token";
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const MALLORY = `mallory@${FOREIGN_DOMAIN}`;
-const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"] as const;
+const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"] as const;
 const NUMBERS = Object.fromEntries(USERS.map((u, i) => [u, `+1555010000${i + 1}`])) as Record<(typeof USERS)[number], string>;
 const CONTACT = `+15552223333@${DOMAIN}`;
 const THREE_SEGMENTS = "x".repeat(400); // GSM-7: 153 characters per segment once split
@@ -28,6 +29,7 @@ let gw: TestGateway;
 const clients = {} as Record<(typeof USERS)[number], TestClient>;
 let mallory: TestClient;
 let seq = 0;
+let gatewayEnv: Record<string, string>;
 
 before(async () => {
   [redis, server, twilio] = await Promise.all([
@@ -39,7 +41,7 @@ before(async () => {
     }),
     startFakeTwilio({ accounts: { [SID]: TOKEN } }),
   ]);
-  gw = await startGateway({
+  gatewayEnv = {
     XMPP_SERVICE: server.componentService,
     XMPP_DOMAIN: DOMAIN, // ALLOWED_DOMAINS defaults to its parent: localhost
     XMPP_SECRET: "limits",
@@ -55,7 +57,8 @@ before(async () => {
     BREAKER_SEGMENTS_PER_HOUR: "20",
     WEBHOOK_IN_PER_MINUTE: "3",
     ADMIN_AUTH_FAILURES_PER_MINUTE: "3",
-  });
+  };
+  gw = await startGateway(gatewayEnv);
   await gw.waitOnline();
   for (const u of USERS) assert.equal((await gw.admin("PUT", `/api/v1/users/${u}@${server.domain}`, { phone: NUMBERS[u] })).status, 201);
   const conns = await Promise.all([...USERS.map((u) => connectClient({ server, username: u, password: `${u}-pw` })), connectClient({ server, username: MALLORY, password: "mallory-pw" })]);
@@ -169,7 +172,7 @@ describe("per-user limits", () => {
     assert.equal(await send(clients.bob, "short"), undefined);
   });
 
-  test("destinations: other countries and premium-rate numbers are refused, saying why", async () => {
+  test("destinations: other countries and premium-rate numbers are refused with modify/policy-violation, saying why", async () => {
     const cases: [string, RegExp][] = [
       ["+447700900123", /United Kingdom.*numbers in United States only/],
       ["+18765551234", /Jamaica/],
@@ -179,12 +182,52 @@ describe("per-user limits", () => {
     for (const [number, why] of cases) {
       const err = await send(clients.carol, "hello", `${number}@${DOMAIN}`);
       assert.ok(err, `${number} is refused`);
-      assert.equal(condition(err), "not-allowed", number);
+      // A local policy refusal (RFC 6120 §8.3.3.12), like the gateway's other policy refusals.
+      assert.equal(condition(err), "policy-violation", number);
+      assert.equal(errorType(err), "modify", number);
       assert.match(text(err), why);
     }
     assert.equal(await send(clients.carol, "a US mobile is fine", `+14155552671@${DOMAIN}`), undefined);
     assert.ok((await metric('switchboard_limit_refusals_total{limit="destination_country"}')) >= 3);
     assert.ok((await metric('switchboard_limit_refusals_total{limit="destination_type"}')) >= 1);
+  });
+
+  test("the same refusals through the admin API's test message are 403 problems, not 429", async () => {
+    const res = await gw.admin("POST", "/api/v1/test-messages", { from: `ivan@${server.domain}`, to: "+447700900123", body: "hello" });
+    assert.equal(res.status, 403, JSON.stringify(res.json));
+    const problem = res.json as { title: string; detail: string };
+    assert.equal(problem.title, "Forbidden");
+    assert.match(problem.detail, /United Kingdom.*numbers in United States only/);
+    assert.equal(res.headers["retry-after"], undefined);
+  });
+});
+
+describe("short codes (SHORT_CODES)", () => {
+  test("refused by default with modify/policy-violation naming SHORT_CODES; nothing is sent", async () => {
+    const before = twilio.requests.length;
+    const counted = await metric('switchboard_limit_refusals_total{limit="short_code"}');
+    // 72975 is in the US plan's short-code range: ALLOWED_COUNTRIES (US) alone would let it through.
+    const err = await send(clients.ivan, "STOP", `72975@${DOMAIN}`);
+    assert.ok(err, "an error reply");
+    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorType(err), "modify");
+    assert.match(text(err), /^72975 is a short code; this gateway does not text short codes \(they can be premium-rate\)\. Its operator can allow them with SHORT_CODES\.$/);
+    assert.equal(twilio.requests.length, before, "nothing went to Twilio");
+    assert.equal(await metric('switchboard_limit_refusals_total{limit="short_code"}'), counted + 1);
+  });
+
+  test("a text from a short code still arrives (only sending to one is refused)", async () => {
+    const params = inboundSmsParams({ from: "72975", to: NUMBERS.ivan, body: "Your code is 123456", accountSid: SID });
+    const path = "/twilio/sms";
+    const res = await gw.gateway.http.inject({
+      method: "POST",
+      url: path,
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `https://gw.example.test${path}`, params) },
+      payload: new URLSearchParams(params).toString(),
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const msg = await clients.ivan.waitFor((el) => el.name === "message" && el.getChildText("body") === "Your code is 123456", 10_000);
+    assert.equal(msg.attrs.from, `72975@${DOMAIN}`);
   });
 });
 
@@ -211,6 +254,59 @@ describe("HTTP limits", () => {
     assert.equal((await call(ADMIN_TOKEN, "203.0.113.9")).statusCode, 429);
     assert.equal((await call(ADMIN_TOKEN, "198.51.100.7")).statusCode, 200);
   });
+
+  test("/readyz: without a token never counted; a wrong token shows only the status and counts as a failed admin-token check", async () => {
+    const readyz = (remoteAddress: string, token?: string) => gw.gateway.http.inject({ method: "GET", url: "/readyz", remoteAddress, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const users = (remoteAddress: string) => gw.gateway.http.inject({ method: "GET", url: "/api/v1/users", remoteAddress, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    // Probes carry no token: as many as they like, never counted, never refused.
+    for (let i = 0; i < 5; i++) {
+      const r = await readyz("203.0.113.20");
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(r.json(), { status: "ready" });
+    }
+    assert.equal((await users("203.0.113.20")).statusCode, 200, "probes did not lock the address out");
+    // Guesses: the short body with the real status code, each one counted like on the admin API.
+    for (let i = 0; i < 3; i++) {
+      const r = await readyz("203.0.113.21", `guess-${i}`);
+      assert.equal(r.statusCode, 200);
+      assert.deepEqual(r.json(), { status: "ready" });
+    }
+    assert.equal((await users("203.0.113.21")).statusCode, 429, "the guesses on /readyz count toward ADMIN_AUTH_FAILURES_PER_MINUTE");
+    // Locked out, /readyz tells nothing more even for the right token (no oracle), and keeps probing.
+    const locked = await readyz("203.0.113.21", ADMIN_TOKEN);
+    assert.equal(locked.statusCode, 200);
+    assert.deepEqual(locked.json(), { status: "ready" });
+    assert.deepEqual((await readyz("203.0.113.21")).json(), { status: "ready" });
+    // Another address with the right token gets the details.
+    const full = await readyz("203.0.113.22", ADMIN_TOKEN);
+    assert.equal(full.statusCode, 200);
+    assert.equal((full.json() as { redis: string }).redis, "ok");
+  });
+
+  test("TRUST_PROXY names the proxies: rotating X-Forwarded-For does not escape the failed-token limit; true is refused at start", async (t) => {
+    const proxied = {
+      ...gatewayEnv,
+      // Its own Redis database and no XMPP server: this gateway takes no part in the other tests' traffic.
+      REDIS_URL: `${redis.url}/1`,
+      XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`,
+      INSTANCE_ID: "limits-trust-proxy",
+    };
+    await assert.rejects(startGateway({ ...proxied, TRUST_PROXY: "true" }), /TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For.*10\.0\.0\.0\/8/);
+    await assert.rejects(startGateway({ ...proxied, TRUST_PROXY: "1" }), /TRUST_PROXY: a hop count \(1\)/);
+    const g = await startGateway({ ...proxied, TRUST_PROXY: "10.0.0.0/8" });
+    t.after(() => g.stop());
+    const call = (token: string, forwardedFor: string, remoteAddress = "10.0.0.5") =>
+      g.gateway.http.inject({ method: "GET", url: "/api/v1/users", remoteAddress, headers: { authorization: `Bearer ${token}`, "x-forwarded-for": forwardedFor } });
+    // The proxy (10.0.0.5) appends the address it saw, 203.0.113.50; what comes before it the client wrote.
+    for (let i = 0; i < 3; i++) assert.equal((await call(`guess-${i}`, `198.51.100.${i}, 203.0.113.50`)).statusCode, 401);
+    assert.equal((await call("guess-3", "198.51.100.99, 203.0.113.50")).statusCode, 429);
+    assert.equal((await call(ADMIN_TOKEN, "192.0.2.1, 203.0.113.50")).statusCode, 429, "locked out whatever it writes");
+    // Another client behind the same proxy is not.
+    assert.equal((await call(ADMIN_TOKEN, "203.0.113.51")).statusCode, 200);
+    // A client reaching the gateway directly (not from a listed proxy) cannot name itself either.
+    for (let i = 0; i < 3; i++) assert.equal((await call(`guess-${i}`, `192.0.2.${i + 10}`, "198.51.100.77")).statusCode, 401);
+    assert.equal((await call(ADMIN_TOKEN, "192.0.2.99", "198.51.100.77")).statusCode, 429);
+  });
 });
 
 describe("the gateway-wide breaker", () => {
@@ -231,7 +327,7 @@ describe("the gateway-wide breaker", () => {
     // Everyone is stopped now, even with a one-segment text.
     const after = await send(clients.heidi, "tiny");
     assert.equal(after && condition(after), "resource-constraint");
-    const ready = (await gw.gateway.http.inject({ method: "GET", url: "/readyz" })).json() as { status: string; breaker?: { tripped: boolean; note?: string } };
+    const ready = (await gw.admin("GET", "/readyz")).json as { status: string; breaker?: { tripped: boolean; note?: string } };
     assert.equal(ready.status, "ready", "inbound still flows: the gateway stays ready");
     assert.equal(ready.breaker?.tripped, true);
     assert.match(ready.breaker?.note ?? "", /sending stopped/);
@@ -243,5 +339,20 @@ describe("the gateway-wide breaker", () => {
     assert.equal((await gw.admin("DELETE", "/api/v1/breaker")).status, 204);
     assert.equal(await send(clients.heidi, "after the reset"), undefined);
     assert.equal(await metric("switchboard_breaker_tripped"), 0);
+  });
+});
+
+describe("SHORT_CODES=<list>", () => {
+  test("allows the listed short codes only; another is refused saying so", async () => {
+    await gw.stop();
+    gw = await startGateway({ ...gatewayEnv, SHORT_CODES: "72975,33733" });
+    await gw.waitOnline();
+    assert.equal(await send(clients.dave, "HELP", `72975@${DOMAIN}`), undefined, "a listed short code is texted");
+    assert.equal(twilio.created.at(-1)?.to, "72975");
+    const err = await send(clients.dave, "HELP", `12345@${DOMAIN}`);
+    assert.ok(err, "an unlisted one is refused");
+    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorType(err), "modify");
+    assert.match(text(err), /^12345 is a short code this gateway does not text: it texts only the short codes its operator listed.*SHORT_CODES/);
   });
 });

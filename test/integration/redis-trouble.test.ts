@@ -130,6 +130,10 @@ describe("Redis unreachable", () => {
     assert.equal(ready.body.status, "degraded");
     assert.equal(ready.body.redis, "unreachable");
     assert.deepEqual(ready.body.journal, { writable: true, pending: 2 });
+    // Without the admin token (a load balancer's probe): the same status code and the one word.
+    const anyone = await fetch(`${gw.url}/readyz`);
+    assert.equal(anyone.status, 200);
+    assert.deepEqual(await anyone.json(), { status: "degraded" });
 
     // A status callback is not journaled: 503, so Twilio may retry it (per #rc/#rp).
     const status = await postSigned("/twilio/status?id=01JTESTSTATUS0000000000000", statusCallbackParams({ sid: `SM${"9".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: CONTACT_NUMBER, accountSid: SID }));

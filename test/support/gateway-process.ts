@@ -86,7 +86,8 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { b
     running: () => proc?.isRunning() ?? false,
     pid: () => (proc?.isRunning() ? proc.child.pid : undefined),
     async ready() {
-      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      // The details (Redis, journal, component link) need the admin token.
+      const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000), headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}` } });
       return { status: res.status, body: (await res.json()) as Record<string, unknown> };
     },
     async waitConnected(timeoutMs = 15_000) {

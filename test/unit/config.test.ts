@@ -60,3 +60,33 @@ test("the README's configuration table lists exactly the schema's variables", ()
   const rows = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
   assert.deepEqual([...rows].sort(), Object.keys(CONFIG_VARIABLES).sort());
 });
+
+test("TRUST_PROXY: true and hop counts are refused, naming the variable and what to set instead", () => {
+  const refused: [string, RegExp][] = [
+    ["true", /^invalid configuration: TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For \(and so escape the per-address limits\); set the addresses of the proxies in front of the gateway instead \(e\.g\. 10\.0\.0\.0\/8, or loopback/],
+    ["yes", /TRUST_PROXY: true would let any client/],
+    ["1", /TRUST_PROXY: a hop count \(1\) cannot tell a proxy from a client .*set the addresses of the proxies/],
+    ["0.0.0.0/0", /TRUST_PROXY: '0\.0\.0\.0\/0' trusts every address/],
+    ["::/0", /TRUST_PROXY: '::\/0' trusts every address/],
+    ["::ffff:10.0.0.0/8", /TRUST_PROXY: .*IPv4-mapped range/],
+    ["10.0.0.0/33", /TRUST_PROXY: '10\.0\.0\.0\/33' has no valid prefix length/],
+    ["proxy.example.com", /TRUST_PROXY: 'proxy\.example\.com' is not an IP address or CIDR range/],
+    ["10.1", /TRUST_PROXY: '10\.1' is not an IP address/],
+  ];
+  for (const [value, re] of refused) {
+    assert.throws(() => loadConfig({ ...base, TRUST_PROXY: value }), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${value} → ${re}`);
+  }
+  assert.equal(loadConfig(base).TRUST_PROXY, false);
+  assert.equal(loadConfig({ ...base, TRUST_PROXY: "false" }).TRUST_PROXY, false);
+  assert.equal(loadConfig({ ...base, TRUST_PROXY: "10.0.0.0/8, 192.168.1.10,fd00::/8" }).TRUST_PROXY, "10.0.0.0/8,192.168.1.10,fd00::/8");
+  assert.equal(loadConfig({ ...base, TRUST_PROXY: "loopback,uniquelocal" }).TRUST_PROXY, "loopback,uniquelocal");
+});
+
+test("SHORT_CODES: deny by default, allow, or a list of 3–8 digit codes", () => {
+  assert.equal(loadConfig(base).SHORT_CODES, "deny");
+  assert.equal(loadConfig({ ...base, SHORT_CODES: "allow" }).SHORT_CODES, "allow");
+  assert.deepEqual(loadConfig({ ...base, SHORT_CODES: "72975, 33733" }).SHORT_CODES, ["72975", "33733"]);
+  for (const bad of ["12", "123456789", "deny,72975", "+72975", "yes"]) {
+    assert.throws(() => loadConfig({ ...base, SHORT_CODES: bad }), (err: unknown) => err instanceof ConfigError && /SHORT_CODES: must be deny, allow, or a comma-separated list of short codes/.test(err.message), bad);
+  }
+});

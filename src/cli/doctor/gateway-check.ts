@@ -1,6 +1,7 @@
-// Is a gateway running at --url? Its /readyz body (no token needed) reports Redis, the journal, the
-// component link and the provider. While one runs, the doctor never opens a component connection of
-// its own (GATEWAY.md "Connection to the server"): it reads the link's state from here.
+// Is a gateway running at --url? Its /readyz answers anyone with its status; with the admin token
+// (sent when the environment has one) the body also reports Redis, the journal, the component link and
+// the provider (src/http/health-routes.ts). While one runs, the doctor never opens a component
+// connection of its own: it reads the link's state from here.
 import { probe } from "../api-client.js";
 import { fail, ok, skip, type Check } from "./types.js";
 
@@ -15,18 +16,28 @@ export interface Readyz {
 
 export type GatewayProbe =
   /** A Switchboard gateway answered. */
-  | { state: "running"; readyz: Readyz }
+  | { state: "running"; readyz: Readyz; /** the admin token was sent */ tokenSent: boolean }
   /** Nothing listens there (connection refused, no such host): no gateway runs at that URL. */
   | { state: "absent"; reason: string }
   /** Something answered, or the answer timed out: whether a gateway runs cannot be told. */
   | { state: "unknown"; reason: string };
 
+const STATUSES = ["ready", "degraded", "unavailable"];
+
+/** The full report (with the token), or the short one anyone gets: {"status": "ready"|"degraded"|"unavailable"}. */
 function isReadyz(v: unknown): v is Readyz {
-  return typeof v === "object" && v !== null && typeof (v as Readyz).status === "string" && typeof (v as Readyz).xmpp === "object";
+  if (typeof v !== "object" || v === null || typeof (v as Readyz).status !== "string") return false;
+  const r = v as Readyz;
+  return typeof r.xmpp === "object" || (STATUSES.includes(r.status) && Object.keys(r).length === 1);
 }
 
-export async function probeGateway(url: string, timeoutMs = 5000): Promise<GatewayProbe> {
-  const p = await probe(`${url}/readyz`, timeoutMs);
+/** Why /readyz showed only its status, for a check's detail. */
+export function detailsWithheld(g: Extract<GatewayProbe, { state: "running" }>): string {
+  return g.tokenSent ? "the gateway did not accept the admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only" : "no admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only";
+}
+
+export async function probeGateway(url: string, timeoutMs = 5000, token?: string): Promise<GatewayProbe> {
+  const p = await probe(`${url}/readyz`, timeoutMs, token);
   if (!p.answered) {
     const absent = ["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ECONNRESET"].includes(p.code);
     return absent ? { state: "absent", reason: `${p.code}: ${p.message}` } : { state: "unknown", reason: `${p.code}: ${p.message}` };
@@ -37,7 +48,7 @@ export async function probeGateway(url: string, timeoutMs = 5000): Promise<Gatew
   } catch {
     body = undefined;
   }
-  if (isReadyz(body)) return { state: "running", readyz: body };
+  if (isReadyz(body)) return { state: "running", readyz: body, tokenSent: token !== undefined };
   return { state: "unknown", reason: `GET ${url}/readyz answered ${p.status} ${p.contentType.split(";")[0] || "without a content type"}, not a Switchboard readiness report` };
 }
 
@@ -52,7 +63,7 @@ export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean):
     return fail("gateway", `cannot tell whether a gateway runs at ${url}: ${g.reason}`, "point --url (or SWITCHBOARD_URL) at the gateway's own HTTP listener (HTTP_HOST:HTTP_PORT), not at another service");
   }
   const r = g.readyz;
-  const parts = [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`];
+  const parts = r.xmpp ? [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`] : [`status ${r.status}`, detailsWithheld(g)];
   if (r.journal) parts.push(`journal ${r.journal.writable ? "writable" : "NOT writable"}, ${r.journal.pending} pending`);
   if (r.breaker?.tripped) parts.push(`breaker TRIPPED (${r.breaker.note ?? "sending stopped"})`);
   if (r.status === "unavailable") {

@@ -50,7 +50,8 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
   const config: Config | undefined = cfg.config;
   const needsConfig = (name: string) => skip(name, cfg.absent ? "needs the gateway's configuration (run doctor where its environment or .env is)" : "skipped: the configuration is invalid");
 
-  const gw = await probeGateway(ctx.url, timeoutMs);
+  // With the admin token, /readyz reports the component link, Redis, the journal and the breaker.
+  const gw = await probeGateway(ctx.url, timeoutMs, ctx.token);
   checks.push(gatewayCheck(ctx.url, gw, config !== undefined));
   const running = gw.state === "running";
 
@@ -65,7 +66,7 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
     } else checks.push(needsConfig("redis"));
 
     // The component link: from the gateway when one runs, a handshake of our own only when none does.
-    if (gw.state === "running") checks.push(xmppFromReadyz(ctx.url, gw.readyz, config));
+    if (gw.state === "running") checks.push(xmppFromReadyz(ctx.url, gw, config));
     else if (!config) checks.push(needsConfig("xmpp"));
     else if (gw.state === "absent") checks.push(await checkXmppHandshake(config, timeoutMs));
     else checks.push(skip("xmpp", `not checked: whether a gateway runs at ${ctx.url} is unclear, and a test handshake would disturb a running one`));

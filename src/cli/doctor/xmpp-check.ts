@@ -2,9 +2,9 @@
 // second connection would get conflict, or with kick_old drop the gateway's); with none, a one-off
 // handshake with the configured service, domain and secret.
 import type { Config } from "../../config.js";
-import type { Readyz } from "./gateway-check.js";
+import { detailsWithheld, type GatewayProbe } from "./gateway-check.js";
 import { componentHandshake, type HandshakeResult } from "./handshake.js";
-import { fail, ok, type Check } from "./types.js";
+import { fail, ok, skip, type Check } from "./types.js";
 
 interface Explanation {
   detail: string;
@@ -48,9 +48,10 @@ export function explainXmppError(what: string, domain: string | undefined, servi
   return { detail: `the component link failed: ${what}`, fix: "check XMPP_SERVICE, XMPP_DOMAIN and XMPP_SECRET against the server's component configuration, and the server's log" };
 }
 
-/** From the running gateway's /readyz. */
-export function xmppFromReadyz(url: string, r: Readyz, config: Config | undefined): Check {
-  const x = r.xmpp!;
+/** From the running gateway's /readyz (its component link is shown only with the admin token). */
+export function xmppFromReadyz(url: string, g: Extract<GatewayProbe, { state: "running" }>, config: Config | undefined): Check {
+  const x = g.readyz.xmpp;
+  if (!x) return skip("xmpp", `not checked: ${detailsWithheld(g)}, where a running gateway reports its component link (doctor does not open a second one)`);
   if (x.connected) return ok("xmpp", `the gateway at ${url} is connected to the XMPP server (${x.status}${x.reconnects ? `, ${x.reconnects} reconnects so far` : ""})`);
   const what = x.note ? `conflict: ${x.note}` : (x.lastError ?? `status ${x.status}`);
   const e = explainXmppError(what, config?.XMPP_DOMAIN, config?.XMPP_SERVICE);
