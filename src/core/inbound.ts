@@ -81,10 +81,7 @@ export function createInbound(deps: InboundDeps) {
       deps.log.warn({ msgId: u.id, status: u.status }, "status for an unknown message");
       return "unknown";
     }
-    deps.log.info({ msgId: u.id, status: u.status, changed: res.changed }, "status");
-    if (!res.changed) return "stale";
-    await tellSender(res.record);
-    return "applied";
+    return moved(u, res, "status");
   }
 
   /**
@@ -103,7 +100,12 @@ export function createInbound(deps: InboundDeps) {
       deps.log.info({ msgId: u.id, status: u.status }, "status callback before the create's answer; held until it names the same message");
       return "held";
     }
-    deps.log.info({ msgId: u.id, status: u.status, changed: res.changed }, "status callback");
+    return moved(u, res, "status callback");
+  }
+
+  /** After a status was applied: the sender hears of a change (a receipt, an error). */
+  async function moved(u: { id: string; status: MessageStatus }, res: { record: MessageRecord; changed: boolean }, what: string): Promise<"applied" | "stale"> {
+    deps.log.info({ msgId: u.id, status: u.status, changed: res.changed }, what);
     if (!res.changed) return "stale";
     await tellSender(res.record);
     return "applied";
