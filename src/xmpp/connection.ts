@@ -12,7 +12,7 @@ export interface ConnectionOptions {
   secret: string;
   reconnect: { minMs: number; maxMs: number };
   handshakeTimeoutMs: number;
-  /** XMPP_MAX_STANZA_BYTES: a larger stanza from the server closes the stream (stream-guard.ts). */
+  /** XMPP_MAX_STANZA_BYTES: a larger stanza from the server is dropped and answered (stream-guard.ts). */
   maxStanzaBytes?: number;
   log: Logger;
   /** Called once with a one-line explanation when the configuration is certainly wrong. */

@@ -8,14 +8,25 @@
 //   cleaned here, the one place every stanza goes through: each such character becomes U+FFFD.
 // - In: xmpp.js decodes each socket read as UTF-8 on its own, so a character split between two reads
 //   turns into two U+FFFD; here one decoder per connection keeps it whole. It has no stanza size
-//   limit (a stanza is buffered until its end tag): past XMPP_MAX_STANZA_BYTES the gateway closes
-//   the stream with <policy-violation/> (RFC 6120 §4.9.3.14) and reconnects, so memory stays bounded
-//   whatever the server sends. And an exception thrown by the parser (ltx throws on some entities)
-//   or data arriving after a parse error no longer escapes as an uncaught exception: the stream is
-//   closed with <bad-format/> instead, and the connection is retried.
+//   limit (a stanza is buffered until its end tag). Here the stream is framed into top-level elements
+//   (stanza-framer.ts) and the parser is handed only whole ones: a stanza is held until its end tag, up
+//   to XMPP_MAX_STANZA_BYTES, so memory stays bounded whatever the server sends. A larger stanza is
+//   dropped whole, never parsed, and the link stays up: the sender of a message, an IQ get/set or a
+//   presence gets a policy-violation error (RFC 6120 §8.3.3.12) saying why, errors and IQ results
+//   are only dropped (§8.3.1, §8.2.3), and one warning names the sender and the size. Which senders can get a
+//   stanza that large through depends on the server's own limits, and on how much it grows when the
+//   server writes it out again (docs/xmpp-servers.md).
+// - What cannot be read: markup the framer cannot follow, comments, processing instructions and DTDs
+//   (forbidden in XMPP, RFC 6120 §11.1), an exception thrown by the parser (ltx throws on some
+//   entities) or data arriving after a parse error no longer escapes as an uncaught exception: the
+//   stream is closed with <bad-format/> or <restricted-xml/> instead, and the connection is retried
+//   (connection.ts, with its backoff: a server that keeps sending the same bytes is not hammered).
 import { StringDecoder } from "node:string_decoder";
 import type { Component } from "@xmpp/component";
-import type { Logger } from "../logger.js";
+import type { Element } from "@xmpp/xml";
+import { maskJid, type Logger } from "../logger.js";
+import { FramingError, StanzaFramer, type Oversize } from "./stanza-framer.js";
+import { errorReply } from "./stanzas.js";
 
 /** Characters XML 1.0 forbids (§2.2 Char), as UTF-16: controls, U+FFFE/U+FFFF, unpaired surrogates. */
 const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
@@ -25,7 +36,11 @@ export function xmlSafe(s: string): string {
   return s.replace(XML_INVALID, "\uFFFD");
 }
 
-/** Default of XMPP_MAX_STANZA_BYTES: twice the largest stanza Prosody accepts by default (512 KiB). */
+/**
+ * Default of XMPP_MAX_STANZA_BYTES: twice the largest stanza Prosody reads from another server by
+ * default (512 KiB). Escaped again on its way, a stanza can arrive larger (docs/xmpp-servers.md); it
+ * is then dropped and answered, and the link stays up.
+ */
 export const DEFAULT_MAX_STANZA_BYTES = 1024 * 1024;
 
 const NS_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
@@ -34,10 +49,16 @@ interface Socket {
   write(data: string, cb?: (err?: Error | null) => void): boolean;
   destroy(): void;
 }
+interface StreamParser {
+  write(s: string): void;
+  on(event: string, l: (...args: never[]) => void): unknown;
+}
 /** The parts of xmpp.js's Connection this guard replaces or reads (not in its public API). */
 interface ConnectionInternals {
   socket: Socket | null;
-  parser: { write(s: string): void } | null;
+  parser: StreamParser | null;
+  /** The parser class xmpp.js reads the stream with (@xmpp/xml's Parser). */
+  Parser: new () => StreamParser;
   write(s: string): Promise<void>;
   _onData(data: Buffer | string): void;
   emit(event: string, ...args: unknown[]): boolean;
@@ -45,7 +66,7 @@ interface ConnectionInternals {
 }
 
 export interface StreamGuardOptions {
-  /** Largest stanza accepted from the server, in bytes (counted per socket read: up to one read, 64 KiB, more). */
+  /** Largest stanza accepted from the server, in bytes (UTF-8, as received). */
   maxStanzaBytes: number;
   log: Pick<Logger, "warn">;
 }
@@ -53,22 +74,42 @@ export interface StreamGuardOptions {
 /** Installs the guard on an xmpp.js entity before it connects. */
 export function guardStream(xmpp: Component, opts: StreamGuardOptions): void {
   const conn = xmpp as unknown as ConnectionInternals;
+  const limit = opts.maxStanzaBytes;
 
   const write = conn.write.bind(conn);
   conn.write = (s: string) => write(xmlSafe(s));
 
   let socket: Socket | null = null;
+  let parser: StreamParser | null = null;
   let decoder = new StringDecoder("utf8");
-  /** Bytes read since the last complete top-level element: the stanza being received, at most one read more. */
-  let pending = 0;
+  let framer = newFramer();
+  /**
+   * Characters handed to the parser since it last produced an element. The framer hands on only whole
+   * elements, so this stays small; if the parser reads the markup otherwise than the framer (it does
+   * not check well-formedness), it could keep a growing remainder: past the limit, the stream is closed.
+   */
+  let unread = 0;
   /** This socket's stream was given up: its remaining data is dropped until the next connection. */
   let closing = false;
 
   conn.on("element", () => {
-    pending = 0;
+    unread = 0;
   });
 
-  function giveUp(condition: "policy-violation" | "bad-format", text: string): void {
+  function newFramer(): StanzaFramer {
+    return new StanzaFramer(limit, {
+      write(text) {
+        const p = conn.parser;
+        if (!p) return; // after a parse error xmpp.js drops its parser; the data has nowhere to go
+        unread += text.length;
+        p.write(text);
+        if (unread > 2 * limit) throw new FramingError("bad-format", "the parser did not find the elements the framer did");
+      },
+      oversize: (o) => answerOversize(xmpp, conn, o, opts),
+    });
+  }
+
+  function giveUp(condition: FramingError["condition"], text: string): void {
     closing = true;
     const s = conn.socket;
     if (!s) return;
@@ -82,27 +123,75 @@ export function guardStream(xmpp: Component, opts: StreamGuardOptions): void {
   }
 
   conn._onData = function onData(data: Buffer | string): void {
-    if (conn.socket !== socket) {
-      // A new connection (xmpp.js makes a new socket and parser for each): fresh state.
+    if (conn.socket !== socket || conn.parser !== parser) {
+      // A new connection or stream (xmpp.js makes a new socket and parser for each): fresh state.
+      if (conn.socket !== socket) closing = false;
       socket = conn.socket;
+      parser = conn.parser;
       decoder = new StringDecoder("utf8");
-      pending = 0;
-      closing = false;
+      framer = newFramer();
+      unread = 0;
     }
-    if (closing || !conn.parser) return; // after a parse error xmpp.js drops its parser; the data has nowhere to go
-    pending += typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    if (pending > opts.maxStanzaBytes) {
-      opts.log.warn({ bytes: pending, limit: opts.maxStanzaBytes }, "the XMPP server sent a stanza larger than XMPP_MAX_STANZA_BYTES; closing the stream (policy-violation) and reconnecting");
-      giveUp("policy-violation", `stanza larger than ${opts.maxStanzaBytes} bytes`);
-      return;
-    }
+    if (closing || !conn.parser) return;
     const str = typeof data === "string" ? data : decoder.write(data);
     conn.emit("input", str);
     try {
-      conn.parser.write(str);
+      framer.feed(str);
     } catch (err) {
-      opts.log.warn({ err: (err as Error).message }, "could not read what the XMPP server sent; closing the stream (bad-format) and reconnecting");
-      giveUp("bad-format", "unparsable XML");
+      // FramingError messages are fixed sentences of ours (no received text): safe in the stream error.
+      const framing = err instanceof FramingError;
+      const condition = framing ? err.condition : "bad-format";
+      opts.log.warn({ err: (err as Error).message, limit }, `could not read what the XMPP server sent; closing the stream (${condition}) and reconnecting`);
+      giveUp(condition, framing ? err.message : "unparsable XML");
     }
   };
+}
+
+/** The start tag of a dropped stanza, read with xmpp.js's own parser (attribute values unescaped). */
+function readStartTag(conn: ConnectionInternals, startTag: string | undefined): Element | undefined {
+  if (!startTag) return undefined;
+  let el: Element | undefined;
+  try {
+    const p = new conn.Parser();
+    p.on("start", (e: Element) => (el = e));
+    p.on("error", () => undefined);
+    p.write(startTag);
+  } catch {
+    return undefined;
+  }
+  return el;
+}
+
+/** RFC 6120 §8.3.1: an error answers a message, an IQ get/set or a presence; never an error or a result. */
+function answerable(el: Element): boolean {
+  const { type } = el.attrs;
+  if (el.name === "message" || el.name === "presence") return type !== "error";
+  if (el.name === "iq") return type === "get" || type === "set";
+  return false;
+}
+
+const WHAT: Record<string, string> = { message: "message", iq: "request", presence: "presence" };
+
+/** The text of the policy-violation error: what was too large, by how much, and that nothing was sent. */
+function oversizeText(name: string, bytes: number, limit: number): string {
+  const n = (x: number) => x.toLocaleString("en-US");
+  return `This ${WHAT[name] ?? "stanza"} was ${n(bytes)} bytes when it reached the gateway, which accepts at most ${n(limit)} bytes (XMPP_MAX_STANZA_BYTES); it was dropped and nothing was sent.`;
+}
+
+/** A stanza over the limit was dropped: says so in the log and, when one is due, to its sender. */
+function answerOversize(xmpp: Component, conn: ConnectionInternals, o: Oversize, opts: StreamGuardOptions): void {
+  const el = readStartTag(conn, o.startTag);
+  const from = el?.attrs.from;
+  const answer = el && from && answerable(el) ? errorReply(el, "modify", "policy-violation", oversizeText(el.name, o.bytes, opts.maxStanzaBytes)) : undefined;
+  opts.log.warn(
+    // a user's JID, never a phone number; masked all the same should one ever come this way
+    { from: maskJid(from?.split("/")[0]), stanza: el?.name, bytes: o.bytes, limit: opts.maxStanzaBytes },
+    `dropped a stanza larger than XMPP_MAX_STANZA_BYTES from the XMPP server; ${answer ? "answered policy-violation" : "not answered (no sender, or an error or IQ result)"}; the link stays up`,
+  );
+  if (!answer) return;
+  try {
+    xmpp.send(answer).catch(() => undefined); // the link went down meanwhile: nothing to answer on
+  } catch {
+    // not online (send() throws before it returns a promise): nobody to answer yet
+  }
 }

@@ -8,8 +8,9 @@
 // - what the gateway writes is always acceptable to the server: an SMS with control characters,
 //   non-characters, lone surrogates or a sender that is no number, and the largest message-in, are
 //   delivered without the server closing the component stream;
-// - XMPP_MAX_STANZA_BYTES: a larger stanza from the server closes the stream (policy-violation), the
-//   gateway reconnects and carries on;
+// - XMPP_MAX_STANZA_BYTES: a larger stanza, a message or an IQ a user sends through the server (whose
+//   own client limit, 256 KiB on both, lets it through), is dropped and answered policy-violation with
+//   the reason; the component link stays up and what comes right after it is handled;
 // - characters split between socket reads arrive whole (many large multi-byte messages at once).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -19,7 +20,7 @@ import { startGateway, ADMIN_TOKEN, type TestGateway } from "../support/gateway.
 import { rawStanza, serverStanza } from "../support/hostile.js";
 import { StanzaFuzzer, pingGateway, type StanzaFuzzStats } from "../support/stanza-fuzz.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
+import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
@@ -186,23 +187,53 @@ describe("what the gateway writes is always acceptable to the server", () => {
 });
 
 describe("XMPP_MAX_STANZA_BYTES and socket reads", () => {
-  test("a stanza under the limit is handled; one over it closes the stream (policy-violation); the gateway reconnects and answers", async () => {
+  test("a stanza under the limit is handled; one over it is dropped and its sender told why (policy-violation); the link stays up and the next message goes out", async () => {
+    await relink();
     const before = gw.gateway.xmppState().reconnects;
+    const logsBefore = logLines.length;
+    const pad = (bytes: number) => xml("pad", { xmlns: "urn:example:pad" }, "p".repeat(bytes));
     // a message to the gateway without a body: nothing to answer, but it must be read whole
-    const padded = (bytes: number, id: string) => xml("message", { to: DOMAIN, id }, xml("pad", { xmlns: "urn:example:pad" }, "p".repeat(bytes)));
-    await alice.send(padded(MAX_STANZA / 2, "under-limit"));
+    await alice.send(xml("message", { to: DOMAIN, id: "under-limit" }, pad(MAX_STANZA / 2)));
     assert.ok(await pingGateway(alice, DOMAIN));
-    assert.equal(gw.gateway.xmppState().reconnects, before);
-    await alice.send(padded(MAX_STANZA + 64 * 1024, "over-limit"));
+
+    // Over the limit: a text to a phone (it would go out as an SMS if read), then an IQ, each followed
+    // at once by a stanza of normal size.
+    const phone = `+15552223333@${DOMAIN}`;
+    await alice.send(xml("message", { to: phone, type: "chat", id: "too-big" }, xml("body", {}, "the oversize one"), pad(MAX_STANZA + 64 * 1024)));
+    await alice.send(xml("message", { to: phone, type: "chat", id: "right-after" }, xml("body", {}, "right after the oversize one")));
+    const iqAnswer = alice.iq(xml("iq", { type: "get", to: DOMAIN, id: "too-big-iq" }, xml("query", { xmlns: "jabber:iq:version" }, pad(MAX_STANZA + 1))), 10_000);
+    assert.ok(await pingGateway(alice, DOMAIN), "the gateway answers the ping right after");
+
+    const isPolicyViolation = (el: StanzaElement) => {
+      const error = el.getChild("error");
+      assert.equal(error?.attrs.type, "modify");
+      assert.ok(error?.getChild("policy-violation", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+      const text = error?.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "";
+      assert.match(text, /bytes when it reached the gateway, which accepts at most 131,072 bytes \(XMPP_MAX_STANZA_BYTES\); it was dropped and nothing was sent\./);
+      return text;
+    };
+    const bounce = await alice.waitFor((el) => el.name === "message" && el.attrs.id === "too-big", 10_000);
+    assert.equal(bounce.attrs.type, "error");
+    assert.equal(bounce.attrs.from, phone, "from the contact it was sent to");
+    const bytes = Number(/was ([\d,]+) bytes/.exec(isPolicyViolation(bounce))?.[1]?.replace(/,/g, ""));
+    assert.ok(bytes > MAX_STANZA + 64 * 1024, `the size it arrived with: ${bytes}`);
+    const iq = await iqAnswer;
+    assert.equal(iq.attrs.type, "error");
+    isPolicyViolation(iq);
+
     const end = Date.now() + 10_000;
-    while (gw.gateway.xmppState().reconnects === before) {
-      assert.ok(Date.now() < end, "the gateway closed the stream");
-      await new Promise((r) => setTimeout(r, 25));
+    while (!(await sandboxMessages()).some((m) => m.direction === "out" && m.body === "right after the oversize one")) {
+      assert.ok(Date.now() < end, "the message right after went out as an SMS");
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await gw.waitOnline();
-    assert.ok(logLines.some((l) => l.includes("XMPP_MAX_STANZA_BYTES")), "it says why");
-    const endPing = Date.now() + 10_000;
-    while (!(await pingGateway(alice, DOMAIN, 1000))) assert.ok(Date.now() < endPing, "answers again");
+    assert.ok(!(await sandboxMessages()).some((m) => m.body === "the oversize one"), "the oversize one was not texted");
+    await alice.expectNone((el) => el.attrs.id === "too-big" && el !== bounce, 200);
+
+    assert.equal(gw.gateway.xmppState().reconnects, before, "the component link never dropped");
+    assert.ok(gw.gateway.xmppState().online);
+    const warnings = logLines.slice(logsBefore).filter((l) => l.includes("XMPP_MAX_STANZA_BYTES"));
+    assert.equal(warnings.length, 2, "one warning for each");
+    for (const w of warnings) assert.match(w, new RegExp(`"from":"alice@${server.domain}"`), "it says who sent it");
     assert.deepEqual(rejections, []);
     assert.deepEqual(errorLines(), []);
     alice.received.length = 0;
