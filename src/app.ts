@@ -23,7 +23,7 @@ import { createForgetUser } from "./core/forget-user.js";
 import { routeByAccount } from "./core/provider-router.js";
 import { createRegistration } from "./core/registration.js";
 import { createWebhookSender } from "./adapters/webhook/sender.js";
-import type { Config } from "./config.js";
+import { isLoopbackHost, type Config } from "./config.js";
 import { GatewayError } from "./errors.js";
 import { createContactEvents } from "./core/contact-events.js";
 import { createInbound } from "./core/inbound.js";
@@ -127,6 +127,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     });
   } else {
     log.warn("SMS_PROVIDER=sandbox: no SMS leaves this gateway; outgoing texts are listed at GET /sandbox/messages (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send real SMS)");
+    if (!isLoopbackHost(config.HTTP_HOST)) log.warn({ host: config.HTTP_HOST }, "SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true: the sandbox is reachable from other machines (whoever holds ADMIN_TOKEN can fake incoming SMS through it, and no text leaves it); use it on a trusted network only");
     sandbox = createSandboxProvider({
       // The sandbox reports status the way Twilio's callbacks would, through the same path.
       onStatus: (id, providerId, status) => inbound.applyStatus({ id, providerId, status }).then(() => undefined),

@@ -102,7 +102,8 @@ export const CONFIG_VARIABLES = {
   HTTP_HOST: { schema: z.string().default("127.0.0.1"), doc: "Address the HTTP server listens on" },
   HTTP_PORT: { schema: int(0, 65535).default(8080), doc: "Port the HTTP server listens on" },
   PUBLIC_URL: { schema: z.string().url().transform((u) => u.replace(/\/+$/, "")).optional(), doc: "How Twilio reaches this gateway (scheme, host and any path prefix a proxy adds); used for signatures and callbacks. Required with Twilio; the sandbox defaults to http://HTTP_HOST:HTTP_PORT" },
-  SMS_PROVIDER: { schema: z.enum(["twilio", "sandbox"]).optional(), doc: "twilio or sandbox; default: twilio when TWILIO_ACCOUNT_SID is set, else sandbox" },
+  SMS_PROVIDER: { schema: z.enum(["twilio", "sandbox"]).optional(), doc: "twilio, or sandbox to try the gateway with no SMS leaving it (outgoing texts are kept for GET /sandbox/messages)", defaultNote: "twilio when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set; otherwise required" },
+  SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: { schema: bool.default(false), doc: "Unsafe: let SMS_PROVIDER=sandbox listen on an HTTP_HOST that is not loopback (127.0.0.0/8, ::1, localhost); without it such a start is refused, since the sandbox is for trying the gateway on one machine" },
   TWILIO_ACCOUNT_SID: { schema: z.string().regex(/^AC[0-9a-fA-F]{32}$/, "must be AC followed by 32 hex digits").optional(), doc: "Twilio Account SID (AC…)" },
   TWILIO_AUTH_TOKEN: { schema: z.string().min(1).optional(), doc: "Twilio Auth Token (validates webhooks and authenticates API calls)" },
   TWILIO_URL_FRAGMENT: { schema: z.string().regex(/^#?[a-z]{1,4}=[^#&=]*(&[a-z]{1,4}=[^#&=]*)*$/, "must look like rc=3&rp=all").transform((v) => v.replace(/^#/, "")).optional(), doc: "Connection overrides set on the Twilio webhook URLs (e.g. rc=3&rp=all); the signature check accepts the URL with and without them" },
@@ -171,17 +172,34 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
+/** The sandbox must be chosen, never fallen into: a production start with no provider stops here. */
+const NO_PROVIDER =
+  "SMS_PROVIDER: no SMS provider is configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (and PUBLIC_URL) to send real SMS with Twilio, or SMS_PROVIDER=sandbox to try the gateway with no SMS leaving it (outgoing texts are kept for GET /sandbox/messages)";
+
+/** Whether `host` (an HTTP_HOST) only accepts connections from this machine: 127.0.0.0/8, ::1 (or v4-mapped loopback), localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost") return true;
+  if (!ipaddr.isValid(h)) return false;
+  // process() turns ::ffff:127.0.0.1 into 127.0.0.1; 0.0.0.0 and :: (every interface) are not loopback.
+  return ipaddr.process(h).range() === "loopback";
+}
+
 /** Validates `env` (process.env by default). Throws ConfigError with one line per bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // Empty strings count as unset: `FOO=` in .env should fall back to the default.
   const cleaned = Object.fromEntries(Object.keys(CONFIG_VARIABLES).map((k) => [k, env[k] === "" ? undefined : env[k]]));
   const parsed = envSchema.safeParse(cleaned);
+  // Named with the other missing variables, so a first start from an empty .env lists everything at once.
+  const noProvider = cleaned.SMS_PROVIDER === undefined && cleaned.TWILIO_ACCOUNT_SID === undefined && cleaned.TWILIO_AUTH_TOKEN === undefined;
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `${String(i.path[0] ?? "config")}: ${i.code === "invalid_type" && i.input === undefined ? "is required" : i.message}`);
-    throw new ConfigError(`invalid configuration: ${lines.join("; ")}`);
+    throw new ConfigError(`invalid configuration: ${[...lines, ...(noProvider ? [NO_PROVIDER] : [])].join("; ")}`);
   }
+  if (noProvider) throw new ConfigError(`invalid configuration: ${NO_PROVIDER}`);
   const c = parsed.data;
   const twilioSet = [c.TWILIO_ACCOUNT_SID, c.TWILIO_AUTH_TOKEN].filter(Boolean).length;
+  // Twilio credentials imply twilio (half of them is an error below); without them SMS_PROVIDER is set.
   const provider = c.SMS_PROVIDER ?? (c.TWILIO_ACCOUNT_SID ? "twilio" : "sandbox");
   if (provider === "twilio" && twilioSet !== 2) {
     throw new ConfigError(`invalid configuration: ${c.TWILIO_ACCOUNT_SID ? "TWILIO_AUTH_TOKEN" : "TWILIO_ACCOUNT_SID"}: is required when SMS_PROVIDER is twilio (set both TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)`);
@@ -191,6 +209,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (c.XMPP_RECONNECT_MAX_MS < c.XMPP_RECONNECT_MIN_MS) {
     throw new ConfigError("invalid configuration: XMPP_RECONNECT_MAX_MS: must not be smaller than XMPP_RECONNECT_MIN_MS");
+  }
+  // The sandbox takes incoming SMS from anyone holding ADMIN_TOKEN and sends nothing: a trial on this
+  // machine, not a service. Reachable from elsewhere only when the operator says so in its own words.
+  if (provider === "sandbox" && !isLoopbackHost(c.HTTP_HOST) && !c.SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN) {
+    throw new ConfigError(`invalid configuration: HTTP_HOST: ${c.HTTP_HOST} is not a loopback address, and SMS_PROVIDER=sandbox is for trying the gateway on this machine: listen on 127.0.0.1 (or ::1), configure Twilio, or set SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true to expose the sandbox on ${c.HTTP_HOST} anyway`);
   }
   if (provider === "twilio" && !c.PUBLIC_URL) {
     throw new ConfigError("invalid configuration: PUBLIC_URL: is required with Twilio (the URL Twilio posts webhooks to, e.g. https://sms.example.com)");

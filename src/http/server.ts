@@ -96,7 +96,18 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   const isAdmin = adminTokenCheck(deps.adminToken, authFailures);
   healthRoutes(app, deps.health, { isAdmin: async (request, redisOk) => (await isAdmin(request, { count: redisOk })).ok });
   docsRoutes(app);
-  twilioRoutes(app, deps);
+  if (deps.sandbox) {
+    // Nothing signs the sandbox's webhooks (its validateSignature accepts any request), so anyone who
+    // could post to /twilio/* could fake incoming texts and receipts: there they are admin calls,
+    // checked before the body is read, failures counted with the admin routes' (same counter).
+    await app.register(async (sandboxed) => {
+      sandboxed.addHook("onRoute", (route) => void (route.schema = { ...route.schema, security: [{ adminToken: [] }] }));
+      sandboxed.addHook("onRequest", bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined));
+      twilioRoutes(sandboxed, deps);
+    });
+  } else {
+    twilioRoutes(app, deps);
+  }
   if (deps.media) mediaRoutes(app, deps.media);
   // The web phone's page loads without the token (it asks for it); its API calls are admin routes.
   if (deps.sandbox) sandboxPageRoute(app);

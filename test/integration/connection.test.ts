@@ -27,7 +27,7 @@ after(async () => {
 });
 
 function env(over: Record<string, string> = {}): Record<string, string> {
-  return { XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, REDIS_URL: redis.url, ...over };
+  return { SMS_PROVIDER: "sandbox", XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, REDIS_URL: redis.url, ...over };
 }
 
 /** Runs the real entry point and returns its exit code and stderr (a generous bound: tsx compiles src/ at start, seconds on a busy machine). */

@@ -23,7 +23,7 @@ let spec: { openapi: string; paths: Record<string, Record<string, Operation>> };
 before(async () => {
   redis = await startRedis();
   // No XMPP server is needed to read the documentation; the sandbox provider registers every route.
-  gw = await startGateway({ XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: "sms.localhost", XMPP_SECRET: "x", REDIS_URL: redis.url });
+  gw = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: "sms.localhost", XMPP_SECRET: "x", REDIS_URL: redis.url });
   const res = await gw.gateway.http.inject({ method: "GET", url: "/docs/json" });
   assert.equal(res.statusCode, 200);
   spec = res.json();

@@ -24,7 +24,7 @@ let store: WebhookStore;
 
 before(async () => {
   [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: "admin-hooks", users: [] })]);
-  gw = await startGateway({ XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "admin-hooks", REDIS_URL: redis.url, SECRETS_KEY, WEBHOOK_ALLOW_PRIVATE: "true" });
+  gw = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "admin-hooks", REDIS_URL: redis.url, SECRETS_KEY, WEBHOOK_ALLOW_PRIVATE: "true" });
   await gw.waitOnline();
   store = createRedisWebhookStore(gw.gateway.redis, createSecretBox(SECRETS_KEY));
 });
@@ -194,7 +194,7 @@ describe("a gateway without SECRETS_KEY and with private targets off", () => {
   let bare: TestGateway;
   before(async () => {
     // Pointed at a closed port: it never holds the component domain of the gateway above.
-    bare = await startGateway({ XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: redis.url });
+    bare = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: redis.url });
   });
   after(() => bare?.stop());
 

@@ -76,6 +76,7 @@ before(async () => {
     receiver.start(),
   ]);
   gw = await startGateway({
+    SMS_PROVIDER: "sandbox",
     XMPP_SERVICE: server.componentService,
     XMPP_DOMAIN: DOMAIN,
     XMPP_SECRET: "hooks",
@@ -294,7 +295,7 @@ describe("XMPP citizenship of webhook contacts", () => {
 
 describe("safety", () => {
   test("private and loopback URLs are refused when private targets are off", async (t) => {
-    const strict = await startGateway({ XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: redis.url, SECRETS_KEY });
+    const strict = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: redis.url, SECRETS_KEY });
     t.after(() => strict.stop());
     for (const url of ["http://localhost:8080/hook", "http://127.0.0.1/hook", "http://[::ffff:127.0.0.1]/hook", "http://10.1.2.3/hook", "http://192.168.1.10/", "http://169.254.169.254/latest"]) {
       const res = await strict.admin("PUT", "/api/v1/webhooks/sneaky", { url, allow: ["alice@localhost"] });
@@ -308,7 +309,7 @@ describe("safety", () => {
 describe("back-pressure", () => {
   test("the message-in API answers 503 with Retry-After once a partition's backlog passes WEBHOOK_IN_MAX_BACKLOG", async (t) => {
     // Its own keyspace and no XMPP server: everything accepted waits, as when deliveries fall behind.
-    const held = await startGateway({ XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: `${redis.url}/3`, SECRETS_KEY, WEBHOOK_IN_MAX_BACKLOG: "3", TEST_HOLD_TO_XMPP: "true", WEBHOOK_ALLOW_PRIVATE: "true" });
+    const held = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: `${redis.url}/3`, SECRETS_KEY, WEBHOOK_IN_MAX_BACKLOG: "3", TEST_HOLD_TO_XMPP: "true", WEBHOOK_ALLOW_PRIVATE: "true" });
     t.after(() => held.stop());
     const made = await held.admin("PUT", "/api/v1/webhooks/pager", { url: receiver.url, allow: [`alice@${server.domain}`] });
     assert.equal(made.status, 201);

@@ -53,14 +53,25 @@ test(".env is read from the working directory, the environment wins; a missing -
 test("configuration check: names the bad variables; no gateway variables at all is a skip", () => {
   const bad = checkConfig({ XMPP_DOMAIN: "sms.example.com", ADMIN_TOKEN: "short" }, undefined);
   assert.equal(bad.check.ok, false);
-  assert.match(bad.check.fix!, /^set XMPP_SECRET, ADMIN_TOKEN in the environment or in \.env/);
+  assert.match(bad.check.fix!, /^set XMPP_SECRET, ADMIN_TOKEN, SMS_PROVIDER in the environment or in \.env/);
+  assert.match(bad.check.detail, /SMS_PROVIDER: no SMS provider is configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN .* or SMS_PROVIDER=sandbox/);
   const none = checkConfig({ ADMIN_TOKEN: "x".repeat(20), HTTP_PORT: "8080" }, undefined);
   assert.equal(none.absent, true);
   assert.equal(none.check.skipped, true);
-  const good = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), REDIS_URL: "redis://:pw@127.0.0.1:6379" }, "/srv/.env");
+  const good = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), REDIS_URL: "redis://:pw@127.0.0.1:6379", SMS_PROVIDER: "sandbox" }, "/srv/.env");
   assert.equal(good.check.ok, true);
   assert.match(good.check.detail, /^valid \(from \/srv\/\.env and the environment\)/);
   assert.match(good.check.detail, /REDIS_URL=redis:\/\/:\*\*\*@127\.0\.0\.1:6379/, "no password in the report");
+  // Which provider runs, and why.
+  assert.match(good.check.detail, /SMS_PROVIDER=sandbox \(no SMS leaves the gateway\)/);
+  const exposed = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0", SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "true" }, undefined);
+  assert.match(exposed.check.detail, /SMS_PROVIDER=sandbox \(no SMS leaves the gateway, listening on 0\.0\.0\.0 beyond this machine because SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true\)/);
+  const refused = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0" }, undefined);
+  assert.equal(refused.check.ok, false);
+  assert.match(refused.check.fix!, /^set HTTP_HOST in the environment/);
+  const twilio = { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), TWILIO_ACCOUNT_SID: `AC${"1".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://sms.example.com" };
+  assert.match(checkConfig(twilio, undefined).check.detail, /SMS_PROVIDER=twilio \(implied by TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN\)/);
+  assert.match(checkConfig({ ...twilio, SMS_PROVIDER: "twilio" }, undefined).check.detail, /SMS_PROVIDER=twilio, /);
 });
 
 test("the report: ok / FAIL / skip lines, the fix under a failure, a summary", () => {

@@ -3,7 +3,11 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../src/config.js";
 
-const base = { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef" };
+/** The required variables, and no SMS provider chosen. */
+const bare = { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef" };
+/** A configuration that starts: the sandbox, chosen. */
+const base = { ...bare, SMS_PROVIDER: "sandbox" };
+const twilio = { ...bare, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://gw.example.com" };
 
 test(".env.example lists exactly the schema's variables, each with a comment", () => {
   const text = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");
@@ -16,7 +20,7 @@ test(".env.example lists exactly the schema's variables, each with a comment", (
   }
 });
 
-test("defaults: sandbox without Twilio credentials, PUBLIC_URL from the listener", () => {
+test("defaults: the chosen sandbox gets PUBLIC_URL from the listener", () => {
   const c = loadConfig(base);
   assert.equal(c.SMS_PROVIDER, "sandbox");
   assert.equal(c.PUBLIC_URL, "http://127.0.0.1:8080");
@@ -25,9 +29,45 @@ test("defaults: sandbox without Twilio credentials, PUBLIC_URL from the listener
 });
 
 test("twilio is chosen when the account SID is set", () => {
-  const c = loadConfig({ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://gw.example.com/sb/" });
+  const c = loadConfig({ ...bare, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://gw.example.com/sb/" });
   assert.equal(c.SMS_PROVIDER, "twilio");
   assert.equal(c.PUBLIC_URL, "https://gw.example.com/sb", "trailing slash removed");
+});
+
+test("no provider configured is a start-up error naming SMS_PROVIDER and both choices", () => {
+  const explains = (err: unknown): boolean => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /SMS_PROVIDER: no SMS provider is configured/);
+    assert.match(err.message, /set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN \(and PUBLIC_URL\) to send real SMS with Twilio/);
+    assert.match(err.message, /or SMS_PROVIDER=sandbox to try the gateway with no SMS leaving it/);
+    return true;
+  };
+  assert.throws(() => loadConfig(bare), explains);
+  assert.throws(() => loadConfig({ ...bare, SMS_PROVIDER: "" }), explains, "empty counts as unset");
+  // Listed with the other missing variables, so one start names everything to set.
+  assert.throws(() => loadConfig({ ADMIN_TOKEN: "0123456789abcdef" }), (err: unknown) => explains(err) && /XMPP_DOMAIN: is required.*XMPP_SECRET: is required/.test((err as Error).message));
+  // Either choice starts; Twilio credentials imply twilio.
+  assert.equal(loadConfig(base).SMS_PROVIDER, "sandbox");
+  assert.equal(loadConfig(twilio).SMS_PROVIDER, "twilio");
+  assert.equal(loadConfig({ ...twilio, SMS_PROVIDER: "twilio" }).SMS_PROVIDER, "twilio");
+});
+
+test("the sandbox refuses a non-loopback HTTP_HOST unless SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true", () => {
+  for (const host of ["0.0.0.0", "::", "[::]", "192.168.1.10", "10.0.0.5", "203.0.113.7", "2001:db8::1", "sms.example.com"]) {
+    assert.throws(
+      () => loadConfig({ ...base, HTTP_HOST: host }),
+      (err: unknown) => err instanceof ConfigError && /HTTP_HOST: .* is not a loopback address/.test(err.message) && /SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true/.test(err.message),
+      host,
+    );
+    assert.equal(loadConfig({ ...base, HTTP_HOST: host, SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "true" }).HTTP_HOST, host, `${host} with the unsafe switch`);
+    assert.throws(() => loadConfig({ ...base, HTTP_HOST: host, SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "false" }), ConfigError, `${host}, switch false`);
+    // Twilio signs its webhooks: any listener is fine there.
+    assert.equal(loadConfig({ ...twilio, HTTP_HOST: host }).HTTP_HOST, host, `${host} with Twilio`);
+  }
+  for (const host of ["127.0.0.1", "127.0.0.53", "::1", "[::1]", "localhost", "LOCALHOST", "::ffff:127.0.0.1"]) {
+    assert.equal(loadConfig({ ...base, HTTP_HOST: host }).HTTP_HOST, host, `${host} is loopback`);
+  }
+  assert.throws(() => loadConfig({ ...base, HTTP_HOST: "0.0.0.0", SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "maybe" }), /SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN/);
 });
 
 test("errors name the bad variable", () => {
@@ -38,11 +78,11 @@ test("errors name the bad variable", () => {
     [{ ...base, HTTP_PORT: "http" }, /HTTP_PORT/],
     [{ ...base, XMPP_SERVICE: "tcp://x:5347" }, /XMPP_SERVICE: must look like xmpp:\/\/host:port/],
     [{ ...base, DEFAULT_REGION: "XX" }, /DEFAULT_REGION/],
-    [{ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}` }, /TWILIO_AUTH_TOKEN: is required/],
-    [{ ...base, TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: is required/],
-    [{ ...base, SMS_PROVIDER: "twilio" }, /TWILIO_ACCOUNT_SID: is required/],
-    [{ ...base, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t" }, /PUBLIC_URL: is required/],
-    [{ ...base, TWILIO_ACCOUNT_SID: "nope", TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: must be AC/],
+    [{ ...bare, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}` }, /TWILIO_AUTH_TOKEN: is required/],
+    [{ ...bare, TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: is required/],
+    [{ ...bare, SMS_PROVIDER: "twilio" }, /TWILIO_ACCOUNT_SID: is required/],
+    [{ ...bare, TWILIO_ACCOUNT_SID: `AC${"a".repeat(32)}`, TWILIO_AUTH_TOKEN: "t" }, /PUBLIC_URL: is required/],
+    [{ ...bare, TWILIO_ACCOUNT_SID: "nope", TWILIO_AUTH_TOKEN: "t" }, /TWILIO_ACCOUNT_SID: must be AC/],
     [{ ...base, SECRETS_KEY: "c2hvcnQ=" }, /SECRETS_KEY: must be 32 random bytes/],
   ];
   for (const [env, re] of cases) {

@@ -27,7 +27,7 @@ const CONFIG_NAMES = new Set(Object.keys(CONFIG_VARIABLES));
 const REQUIRED = ["XMPP_DOMAIN", "XMPP_SECRET", "ADMIN_TOKEN"];
 /** Set in the image and the unit for Node itself, not read by the gateway's config. */
 const NODE_VARS = new Set(["NODE_ENV"]);
-const DEFAULT_SHUTDOWN_MS = loadConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef" }).SHUTDOWN_TIMEOUT_MS;
+const DEFAULT_SHUTDOWN_MS = loadConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef", SMS_PROVIDER: "sandbox" }).SHUTDOWN_TIMEOUT_MS;
 
 /** parsed YAML: shapes are checked by the assertions */
 type Y = any;
@@ -156,6 +156,15 @@ test("docker-compose.yml: Redis with AOF, Prosody, the gateway, an ejabberd prof
   for (const name of REQUIRED) assert.ok(merged[name], `the compose gateway gets ${name}`);
   const config = loadConfig(merged);
   assert.equal(environment.HTTP_HOST, "0.0.0.0", "the gateway listens on all interfaces of its container");
+  assert.equal(config.SMS_PROVIDER, "twilio");
+  // The env file's commented-out sandbox alternative starts too, and only with its unsafe switch:
+  // the sandbox refuses the container's 0.0.0.0 otherwise.
+  const example = readFileSync(join(DEPLOY, "compose", "switchboard.env.example"), "utf8");
+  const alternative = parseEnvFile([...example.matchAll(/^# ((?:SMS_PROVIDER|SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN)=\S+)$/gm)].map((m) => m[1]).join("\n"));
+  assert.deepEqual(alternative, { SMS_PROVIDER: "sandbox", SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "true" });
+  const { TWILIO_ACCOUNT_SID: _sid, TWILIO_AUTH_TOKEN: _token, ...withoutTwilio } = merged;
+  assert.equal(loadConfig({ ...withoutTwilio, ...alternative }).SMS_PROVIDER, "sandbox");
+  assert.throws(() => loadConfig({ ...withoutTwilio, SMS_PROVIDER: "sandbox" }), /HTTP_HOST: 0\.0\.0\.0 is not a loopback address/);
 
   // the published port reaches HTTP_PORT
   const published = (gw.ports as string[]).map((p) => Number(String(p).split(":").at(-1)));

@@ -1,5 +1,5 @@
 // Check 1: the gateway's configuration, read exactly as the gateway reads it (src/config.ts).
-import { CONFIG_VARIABLES, ConfigError, loadConfig, type Config } from "../../config.js";
+import { CONFIG_VARIABLES, ConfigError, isLoopbackHost, loadConfig, type Config } from "../../config.js";
 import type { Env } from "../context.js";
 import { fail, ok, safeUrl, skip, type Check } from "./types.js";
 
@@ -28,7 +28,7 @@ export function checkConfig(env: Env, envFile: string | undefined): ConfigResult
       `XMPP_DOMAIN=${config.XMPP_DOMAIN}`,
       `XMPP_SERVICE=${config.XMPP_SERVICE}`,
       `REDIS_URL=${safeUrl(config.REDIS_URL)}`,
-      `SMS_PROVIDER=${config.SMS_PROVIDER}`,
+      providerNote(config, env),
       `PUBLIC_URL=${config.PUBLIC_URL}`,
     ];
     return { absent: false, config, check: ok("configuration", `valid (from ${source}): ${parts.join(", ")}`) };
@@ -42,4 +42,11 @@ export function checkConfig(env: Env, envFile: string | undefined): ConfigResult
       check: fail("configuration", `${e.message} (read from ${source})`, `set ${what} in the environment or in .env (.env.example lists every variable with its default), then restart the gateway`),
     };
   }
+}
+
+/** Which provider runs, and why: the operator should never have to guess whether texts leave the gateway. */
+function providerNote(config: Config, env: Env): string {
+  if (config.SMS_PROVIDER === "twilio") return `SMS_PROVIDER=twilio${env.SMS_PROVIDER ? "" : " (implied by TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)"}`;
+  const exposed = isLoopbackHost(config.HTTP_HOST) ? "" : `, listening on ${config.HTTP_HOST} beyond this machine because SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true`;
+  return `SMS_PROVIDER=sandbox (no SMS leaves the gateway${exposed})`;
 }
