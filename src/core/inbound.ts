@@ -1,4 +1,4 @@
-// SMS → XMPP (GATEWAY.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
+// SMS → XMPP (docs/developers/design.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
 import { senderLocalpart, toE164 } from "./addresses.js";
 import { createContactEvents } from "./contact-events.js";
 import { inboundMessageId, inboundSmsKey, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "./message.js";

@@ -1,4 +1,4 @@
-// Inbound MMS media, re-hosted (GATEWAY.md "Outside → XMPP"; issue 5 item 2). Twilio's media links may
+// Inbound MMS media, re-hosted (docs/developers/design.md "Outside → XMPP"; issue 5 item 2). Twilio's media links may
 // need the account's credentials and expire behind redirects, and a client that opens them leaks its
 // user's address to whoever hosts them; so before a chat item is rendered, the gateway fetches each
 // item once and serves it from its own HTTP surface under an unguessable URL.

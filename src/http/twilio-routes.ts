@@ -1,4 +1,4 @@
-// Twilio's webhooks: inbound SMS/MMS and delivery status (GATEWAY.md "Outside → XMPP").
+// Twilio's webhooks: inbound SMS/MMS and delivery status (docs/developers/design.md "Outside → XMPP").
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -113,7 +113,7 @@ export function twilioRoutes(app: FastifyInstance, deps: TwilioRoutesDeps): void
       if (typeof url === "string" && /^https?:\/\//.test(url)) media.push({ url, ...(typeof type === "string" ? { contentType: type } : {}) });
     }
     // Resolves only once the message is in Redis or, while Redis is away, on disk in the journal:
-    // Twilio never redelivers (FACTS A2). Neither can store it → 503, so Twilio may retry (#rc/#rp) or
+    // Twilio never redelivers (docs/facts/twilio.md "Webhook signatures and delivery"). Neither can store it → 503, so Twilio may retry (#rc/#rp) or
     // fall back to the number's Fallback URL.
     const optOutType = typeof b.OptOutType === "string" && b.OptOutType ? { optOutType: b.OptOutType.slice(0, 16) } : {};
     const account = signers.get(request);

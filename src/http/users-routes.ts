@@ -1,4 +1,4 @@
-// Admin API: user ⇄ number links (GATEWAY.md "HTTP surface").
+// Admin API: user ⇄ number links (docs/developers/design.md "HTTP surface").
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";

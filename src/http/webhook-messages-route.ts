@@ -1,5 +1,5 @@
 // Message in: a bot, CI job or alert adapter POSTs a message that arrives from `name@D`
-// (GATEWAY.md "Outside → XMPP" 6). Authenticated by the target's own token, not the admin token.
+// (docs/developers/design.md "Outside → XMPP" 6). Authenticated by the target's own token, not the admin token.
 import type { FastifyInstance } from "fastify";
 import type { AccessPolicy } from "../core/access.js";
 import type { UsageCounter } from "../core/limits.js";

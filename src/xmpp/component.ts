@@ -1,5 +1,5 @@
 // The component's behaviour on the XMPP network: messages from users become outbound work, presence
-// and IQs get the answers a good XMPP citizen gives (GATEWAY.md "XMPP citizenship"), and queued
+// and IQs get the answers a good XMPP citizen gives (docs/developers/design.md "XMPP citizenship"), and queued
 // deliveries are written to the server.
 import xml, { type Element } from "@xmpp/xml";
 import type { Component, IncomingContext } from "@xmpp/component";

@@ -79,7 +79,7 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
   });
-  // autoRetry is a RequestClient setting and is ignored here anyway once httpClient is given (FACTS A1).
+  // autoRetry is a RequestClient setting and is ignored here anyway once httpClient is given (docs/facts/twilio.md "Pointing the SDK at another base URL").
   const client = twilio(opts.accountSid, opts.authToken, { httpClient: http, autoRetry: false });
   const { authToken } = opts;
 
