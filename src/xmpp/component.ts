@@ -5,7 +5,7 @@ import xml, { type Element } from "@xmpp/xml";
 import type { Component, IncomingContext } from "@xmpp/component";
 import type { AccessPolicy } from "../core/access.js";
 import { normalizeNumber, parseContactLocalpart, type ContactAddress } from "../core/addresses.js";
-import { createBounceLedger } from "../core/bounces.js";
+import { createBounceLedger } from "../core/delivery/bounces.js";
 import { isAllowed } from "../core/webhook-out.js";
 import { deliveryKey, type XmppDelivery } from "../core/message.js";
 import type { ChatFromUser, Outbound } from "../core/outbound.js";
@@ -54,7 +54,7 @@ export function createComponent(opts: ComponentOptions): XmppOut {
 
   const barrierTimeoutMs = opts.barrierTimeoutMs ?? 10_000;
   // What we wrote and no barrier has proven yet, and the bounces that answered those writes
-  // (core/bounces.ts): a bounce counts once, for the write it answered.
+  // (core/delivery/bounces.ts): a bounce counts once, for the write it answered.
   const ledger = createBounceLedger();
 
   // xmpp.js's socket and raw write (not in its typings): for back-pressure and batched writes
