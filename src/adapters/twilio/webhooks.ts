@@ -1,4 +1,4 @@
-// Twilio's webhooks, read and proven: inbound SMS/MMS and delivery status (docs: the Twilio facts page).
+// Twilio's webhooks, read and proven: inbound SMS/MMS and delivery status (docs/facts/twilio.md).
 // Everything Twilio-specific about them is here — the form fields and their shapes, the
 // X-Twilio-Signature check (HMAC-SHA1 over the URL and every posted parameter, with the Auth Token of
 // the account that sent it), which account a request speaks for, the TwiML answer — so that the HTTP
