@@ -132,6 +132,23 @@ export class MediaTooLargeError extends Error {
   override name = "MediaTooLargeError";
 }
 
+/** How a media URL may be fetched, as the provider's adapter decides (only the first request; never a redirect). */
+export type MediaAccess =
+  /** On the provider's own API origin, the operator's setting (trusted): with these credentials, or without. */
+  | { provider: true; credentials?: { username: string; password: string } }
+  /** On the provider's origin, but not a media resource of the account that signed: not fetched. */
+  | { refused: string }
+  /** Anywhere else: fetched without credentials, through the private-address guard. */
+  | { provider: false };
+
+/** The provider-specific part of fetching media: whose credentials go where (adapters/twilio/media-access.ts). */
+export interface MediaAccessPolicy {
+  /** For the first request of a fetch; `account`: the signer of the webhook that announced the media. */
+  access(url: URL, account: string | undefined): Promise<MediaAccess>;
+  /** True for the provider's own origin (a redirect back to it is trusted, never given credentials). */
+  isProviderOrigin(url: URL): boolean;
+}
+
 export interface MediaFetchOptions {
   /** The provider account that signed the webhook announcing the media: only its own media get its credentials. */
   account?: string;

@@ -92,7 +92,6 @@ function scriptedProvider(sends: Step[], lookups: SmsLookupResult[] = []) {
       if (!r) throw new Error("unexpected lookup");
       return r;
     },
-    validateSignature: () => true,
   };
   return { provider, calls };
 }

@@ -81,7 +81,6 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
   });
   // autoRetry is a RequestClient setting and is ignored here anyway once httpClient is given (docs/facts/twilio.md "Pointing the SDK at another base URL").
   const client = twilio(opts.accountSid, opts.authToken, { httpClient: http, autoRetry: false });
-  const { authToken } = opts;
 
   return {
     name: "twilio",
@@ -127,16 +126,6 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
         return { unknown: twilioFailure(e).message };
       }
       return pickOwnMessage(listed.map(summarize), req, { truncated: listed.length >= LOOKUP_LIMIT });
-    },
-
-    validateSignature(signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean {
-      if (!signature) return false;
-      try {
-        return twilio.validateRequest(authToken, signature, url, params);
-      } catch {
-        // A URL the SDK cannot parse cannot be one Twilio signed.
-        return false;
-      }
     },
 
     async close(): Promise<void> {
