@@ -11,7 +11,7 @@ import { parseRetryAfter } from "./retry-after.js";
 
 /**
  * Messages listed per lookup (one page, newest first). Later messages of the same conversation wait
- * behind this one in the outbox, so ours is among the newest unless the number is also used elsewhere.
+ * behind this one in the outbound queue, so ours is among the newest unless the number is also used elsewhere.
  */
 export const LOOKUP_LIMIT = 50;
 

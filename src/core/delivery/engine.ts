@@ -64,7 +64,7 @@ export interface DeliveryOptions {
 
 export interface QueueStats {
   toXmpp: { depth: number; oldestAgeMs: number };
-  outbox: { depth: number; oldestAgeMs: number };
+  outbound: { depth: number; oldestAgeMs: number };
   deadLetters: number;
 }
 
@@ -260,8 +260,8 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     },
     async stats(now = Date.now()) {
       const age = (d: { depth: number; oldestAt?: number }) => ({ depth: d.depth, oldestAgeMs: d.depth > 0 && d.oldestAt !== undefined ? Math.max(0, now - d.oldestAt) : 0 });
-      const [toXmpp, outbox, deadLetters] = await Promise.all([queues.depth("to-xmpp", opts.partitions), queues.depth("outbound", opts.partitions), queues.deadLetterCount()]);
-      return { toXmpp: age(toXmpp), outbox: age(outbox), deadLetters };
+      const [toXmpp, outbound, deadLetters] = await Promise.all([queues.depth("to-xmpp", opts.partitions), queues.depth("outbound", opts.partitions), queues.deadLetterCount()]);
+      return { toXmpp: age(toXmpp), outbound: age(outbound), deadLetters };
     },
   };
 }
