@@ -100,9 +100,10 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     }
     if (!ctx.from || !ctx.to) return;
     const fromBare = ctx.from.bare().toString();
-    if (opts.access && !opts.access.allows(fromBare)) {
+    const refused = opts.access?.userRefused(fromBare);
+    if (refused) {
       // Chat states and receipts from a stranger are dropped; anything with words gets the reason.
-      if (stanza.getChild("body")) await send(errorReply(stanza, "auth", "forbidden", opts.access.refusal(fromBare)));
+      if (stanza.getChild("body")) await send(errorReply(stanza, refused.stanzaType, refused.condition, refused.userText));
       log.info({ domain: ctx.from.domain }, "message from a domain this gateway does not serve refused");
       return;
     }
@@ -290,13 +291,12 @@ export function createComponent(opts: ComponentOptions): XmppOut {
   if (opts.commands) {
     // Registration and commands are for the served domains: a stranger gets forbidden, saying why.
     const access = opts.access;
+    const refusedOr = (handler: Parameters<Component["iqCallee"]["get"]>[2]): typeof handler => (ctx) => {
+      const refused = access?.userRefused(ctx.from?.bare().toString() ?? "");
+      return refused ? errorElement(refused.stanzaType, refused.condition, refused.userText) : handler(ctx);
+    };
     const served: Component["iqCallee"] = access
-      ? {
-          get: (ns, name, handler) =>
-            iqCallee.get(ns, name, (ctx) => (access.allows(ctx.from?.bare().toString() ?? "") ? handler(ctx) : errorElement("auth", "forbidden", access.refusal(ctx.from?.bare().toString() ?? "")))),
-          set: (ns, name, handler) =>
-            iqCallee.set(ns, name, (ctx) => (access.allows(ctx.from?.bare().toString() ?? "") ? handler(ctx) : errorElement("auth", "forbidden", access.refusal(ctx.from?.bare().toString() ?? "")))),
-        }
+      ? { get: (ns, name, handler) => iqCallee.get(ns, name, refusedOr(handler)), set: (ns, name, handler) => iqCallee.set(ns, name, refusedOr(handler)) }
       : iqCallee;
     installRegisterIq(served, { commands: opts.commands.list, registration: opts.commands.registration, tell });
     installAdhoc(served, { commands: opts.commands.list });
