@@ -86,7 +86,8 @@ export function createOutbound(deps: OutboundDeps) {
   const optOuts = deps.optOuts;
   /** Throws GatewayError (rendered as a stanza error by the caller) or returns what was done. */
   async function accept(msg: ChatFromUser): Promise<AcceptResult> {
-    if (deps.access && !deps.access.allows(msg.fromBare)) throw new GatewayError("forbidden", deps.access.refusal(msg.fromBare));
+    const refused = deps.access?.userRefused(msg.fromBare);
+    if (refused) throw refused;
     if (msg.type === "groupchat") {
       throw new GatewayError("not_acceptable", "Group chats are not supported by this SMS gateway yet; send a one-to-one message.");
     }

@@ -8,6 +8,7 @@ import type { SandboxProvider } from "../adapters/sandbox/provider.js";
 import type { ForgetUser } from "../core/forget-user.js";
 import type { Inbound } from "../core/inbound.js";
 import type { Outbound } from "../core/outbound.js";
+import { createWebhookIn } from "../core/webhook-in.js";
 import type { LinkStore, MessageStore, Pipeline, ProviderWebhooks } from "../core/ports.js";
 import type { Logger } from "../logger.js";
 import type { AccessPolicy } from "../core/access.js";
@@ -115,13 +116,18 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   if (deps.sandbox) sandboxPageRoute(app);
   // Authenticated by each target's own token, so outside the admin context.
   webhookMessagesRoute(app, {
-    domain: deps.domain,
-    webhooks: deps.webhooks,
-    pipeline: deps.pipeline,
-    maxBacklog: deps.webhookInMaxBacklog,
-    ...(deps.access ? { access: deps.access } : {}),
-    ...(deps.webhookInRate ? { rate: deps.webhookInRate, onRateLimited: () => deps.metrics?.limitRefused("webhook_in_rate") } : {}),
-    onAccepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
+    webhookIn: createWebhookIn({
+      domain: deps.domain,
+      webhooks: deps.webhooks,
+      pipeline: deps.pipeline,
+      maxBacklog: deps.webhookInMaxBacklog,
+      ...(deps.access ? { access: deps.access } : {}),
+      ...(deps.webhookInRate ? { rate: deps.webhookInRate } : {}),
+      events: {
+        rateLimited: () => deps.metrics?.limitRefused("webhook_in_rate"),
+        accepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
+      },
+    }),
   });
 
   // Everything under the admin token, in its own encapsulated context.

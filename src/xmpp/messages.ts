@@ -10,7 +10,7 @@ import { isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { errorReplyFor } from "./errors.js";
 import { readExtensions, type MessageExtensions } from "./extensions.js";
-import { errorReply, NS } from "./stanzas.js";
+import { NS } from "./stanzas.js";
 
 const ENCRYPTION_NAMESPACES = [NS.omemo, NS.omemo2, NS.openpgp, NS.legacyPgp];
 
@@ -36,9 +36,10 @@ export function messageHandler(opts: MessageHandlerOptions) {
     if (ctx.type === "error") return opts.onBounce(stanza);
     if (!ctx.from || !ctx.to) return;
     const fromBare = ctx.from.bare().toString();
-    if (opts.access && !opts.access.allows(fromBare)) {
+    const refused = opts.access?.userRefused(fromBare);
+    if (refused) {
       // Chat states and receipts from a stranger are dropped; anything with words gets the reason.
-      if (stanza.getChild("body")) await send(errorReply(stanza, "auth", "forbidden", opts.access.refusal(fromBare)));
+      if (stanza.getChild("body")) await send(errorReplyFor(stanza, refused)!);
       log.info({ domain: ctx.from.domain }, "message from a domain this gateway does not serve refused");
       return;
     }
