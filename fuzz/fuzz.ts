@@ -37,7 +37,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import fc from "fast-check";
-import { createGateway, type Gateway } from "../src/app.js";
+import { createGateway, type Gateway } from "../src/app/gateway.js";
 import { loadConfig } from "../src/config.js";
 import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164 } from "../src/core/addresses.js";
 import { countSegments } from "../src/core/segments.js";

@@ -1,6 +1,6 @@
 // Process entry only: config, logger, gateway, signals.
 import "dotenv/config";
-import { createGateway } from "./app.js";
+import { createGateway } from "./app/gateway.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { asyncStdout, createLogger } from "./logger.js";
 

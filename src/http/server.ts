@@ -8,7 +8,7 @@ import type { SandboxProvider } from "../adapters/sandbox/provider.js";
 import type { ForgetUser } from "../core/forget-user.js";
 import type { Inbound } from "../core/inbound.js";
 import type { Outbound } from "../core/outbound.js";
-import { createWebhookIn } from "../core/webhook-in.js";
+import type { WebhookIn } from "../core/webhook-in.js";
 import type { LinkStore, MessageStore, Pipeline, ProviderWebhooks } from "../core/ports.js";
 import type { Logger } from "../logger.js";
 import type { AccessPolicy } from "../core/access.js";
@@ -46,9 +46,11 @@ export interface HttpDeps extends WebhooksRoutesDeps {
   /** The SMS provider's webhooks, proven and read by its adapter. */
   providerWebhooks: ProviderWebhooks;
   sandbox?: SandboxProvider;
-  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter" | "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
+  /** The dead letters: listed and retried by the admin API. */
+  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">;
+  /** Message in (core/webhook-in.ts): POST /api/v1/webhooks/{name}/messages. */
+  webhookIn: Pick<WebhookIn, "authenticate" | "accept">;
   domain: string;
-  webhookInMaxBacklog: number;
   health: HealthSource;
   /** ALLOWED_DOMAINS: links and message-in recipients must be users of a served domain. */
   access?: AccessPolicy;
@@ -58,8 +60,6 @@ export interface HttpDeps extends WebhooksRoutesDeps {
   explainError?: (err: unknown) => GatewayError | undefined;
   /** Failed admin-token checks per client address (ADMIN_AUTH_FAILURES_PER_MINUTE). */
   adminAuthFailures?: UsageCounter;
-  /** Messages per minute per webhook token on the message-in API (WEBHOOK_IN_PER_MINUTE). */
-  webhookInRate?: UsageCounter;
   /** Fastify's trustProxy (TRUST_PROXY): the proxies whose X-Forwarded-For names the client address; never `true` (src/config.ts). */
   trustProxy?: false | string;
   /** Re-hosted MMS media, served at /media/<token>/<name> (no admin token: the token in the URL is the key). */
@@ -115,20 +115,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   // The web phone's page loads without the token (it asks for it); its API calls are admin routes.
   if (deps.sandbox) sandboxPageRoute(app);
   // Authenticated by each target's own token, so outside the admin context.
-  webhookMessagesRoute(app, {
-    webhookIn: createWebhookIn({
-      domain: deps.domain,
-      webhooks: deps.webhooks,
-      pipeline: deps.pipeline,
-      maxBacklog: deps.webhookInMaxBacklog,
-      ...(deps.access ? { access: deps.access } : {}),
-      ...(deps.webhookInRate ? { rate: deps.webhookInRate } : {}),
-      events: {
-        rateLimited: () => deps.metrics?.limitRefused("webhook_in_rate"),
-        accepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
-      },
-    }),
-  });
+  webhookMessagesRoute(app, { webhookIn: deps.webhookIn });
 
   // Everything under the admin token, in its own encapsulated context.
   await app.register(async (admin) => {

@@ -11,7 +11,7 @@
 //
 // Used by test/integration/hostile-stanzas.test.ts (a few hundred cases) and fuzz/fuzz.ts (many).
 import xmlGateway from "@xmpp/xml";
-import type { Gateway } from "../../src/app.js";
+import type { Gateway } from "../../src/app/gateway.js";
 import { build, type GeneratedStanza } from "./hostile.js";
 import { xml as xmlClient, type StanzaElement, type TestClient } from "./xmpp-client.js";
 

@@ -1,0 +1,15 @@
+// The gateway's version, from package.json (jabber:iq:version, the API documentation).
+import { readFileSync } from "node:fs";
+
+/** Found from src/app/ (tsx) or dist/src/app/ (built). */
+export const VERSION: string = (() => {
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "switchboard" && pkg.version) return pkg.version;
+    } catch {
+      // try the next level
+    }
+  }
+  return "0.0.0";
+})();
