@@ -485,7 +485,7 @@ describe("doctor", () => {
   });
 
   test("a wrong Twilio Auth Token, and a configuration error naming the variable", async () => {
-    let d = await doctor([], { TWILIO_AUTH_TOKEN: "not-the-token" });
+    const d = await doctor([], { TWILIO_AUTH_TOKEN: "not-the-token" });
     assert.equal(d.code, 1);
     assert.equal(d.check("twilio").ok, false);
     assert.match(d.check("twilio").detail, /^Twilio refused TWILIO_ACCOUNT_SID ACc{32} with this TWILIO_AUTH_TOKEN \(HTTP 401, Twilio 20003: Authenticate\)$/);

@@ -17,7 +17,6 @@ import { startGateway, type TestGateway } from "../support/gateway.js";
 import { removeDirAtExit } from "../support/processes.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -31,7 +30,6 @@ const OOB = "jabber:x:oob";
 const MEDIA_URL = new RegExp(`^${PUBLIC.replace(/[.]/g, "\\.")}/media/([A-Za-z0-9_-]{43})/([a-z]+\\.[a-z0-9]+)$`);
 
 let stack: SmsStack;
-let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
@@ -44,7 +42,7 @@ before(async () => {
     env: { MEDIA_DIR: mediaDir, MEDIA_MAX_BYTES: String(MAX_BYTES) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
-  ({ server, twilio, gw } = stack);
+  ({ twilio, gw } = stack);
   alice = stack.clients.alice!;
 });
 

@@ -11,7 +11,6 @@ import { signTwilioRequest, statusCallbackParams, type FakeTwilio, type Recorded
 import type { TestGateway } from "../support/gateway.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -25,7 +24,6 @@ const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const DEADLINE_MS = 3000;
 
 let stack: SmsStack;
-let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
@@ -38,7 +36,7 @@ before(async () => {
     env: { OUTBOUND_RETRY_BASE_MS: "50", OUTBOUND_DEADLINE_MS: String(DEADLINE_MS) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
-  ({ server, twilio, gw } = stack);
+  ({ twilio, gw } = stack);
   alice = stack.clients.alice!;
   store = createRedisMessageStore(gw.gateway.redis, { retentionS: 3600 });
 });
