@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
+import { until } from "../support/wait.js";
 import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import type { XmppServer } from "../support/xmpp-server.js";
 
@@ -37,22 +38,16 @@ const timeout = (ms: number) => new Promise<"timeout">((r) => setTimeout(() => r
 
 const tail = () => output.split("\n").slice(-40).join("\n");
 
+/** Polls `probe` (a probe that throws has not seen it yet) until it returns a value; fails early if demo.sh exits. */
 function waitFor<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = async () => {
-      try {
-        const v = await probe();
-        if (v !== undefined) return resolve(v);
-      } catch {
-        // not yet
-      }
-      if (demoGone) return reject(new Error(`demo.sh exited while waiting for ${what}`));
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(() => void tick(), 100);
-    };
-    void tick();
-  });
+  const tolerant = async () => {
+    try {
+      return await probe();
+    } catch {
+      return undefined; // not yet
+    }
+  };
+  return until(tolerant, { what, timeoutMs: ms, intervalMs: 100, abortIf: () => (demoGone ? "demo.sh exited" : undefined) });
 }
 
 function portAccepts(port: number): Promise<boolean> {
