@@ -5,7 +5,7 @@ import type { FastifyInstance } from "fastify";
 import { createJournal } from "./adapters/journal/journal.js";
 import { createDiskMediaStore } from "./adapters/media/disk-store.js";
 import { createMediaFetcher } from "./adapters/media/fetcher.js";
-import { connectRedis, isRedisUnavailable, type Redis } from "./adapters/redis/client.js";
+import { connectRedis, isRedisUnavailable, pingWithin, type Redis } from "./adapters/redis/client.js";
 import { createRedisAccountStore } from "./adapters/redis/account-store.js";
 import { createRedisLinkStore } from "./adapters/redis/link-store.js";
 import { createReadCache } from "./adapters/redis/read-cache.js";
@@ -14,13 +14,8 @@ import { createRedisMessageStore } from "./adapters/redis/message-store.js";
 import { createRedisIntroductionStore, createRedisOptOutStore } from "./adapters/redis/opt-out-store.js";
 import { createRedisPipeline } from "./adapters/redis/pipeline.js";
 import { createRedisWebhookStore } from "./adapters/redis/webhook-store.js";
-import { createSandboxProvider, type SandboxProvider } from "./adapters/sandbox/provider.js";
-import { createTwilioProvider } from "./adapters/twilio/provider.js";
-import { createAccountProviders } from "./adapters/twilio/account-providers.js";
-import { createTwilioNumbers } from "./adapters/twilio/numbers.js";
 import { createCommands } from "./core/commands.js";
 import { createForgetUser } from "./core/forget-user.js";
-import { routeByAccount } from "./core/provider-router.js";
 import { createRegistration } from "./core/registration.js";
 import { createWebhookSender } from "./adapters/webhook/sender.js";
 import { isLoopbackHost, type Config } from "./config.js";
@@ -36,11 +31,10 @@ import { createSendLimits } from "./core/limits.js";
 import { createRedisUsageCounter } from "./adapters/redis/usage-counter.js";
 import { createMetrics } from "./metrics.js";
 import { instrumentInbound, instrumentOutbound, instrumentProvider, instrumentWebhookSender, instrumentXmppSink } from "./instrument.js";
-import type { SmsProvider } from "./core/ports.js";
 import { buildHttp } from "./http/server.js";
-import { withUrlFragment } from "./http/twilio-routes.js";
 import type { Logger } from "./logger.js";
 import { createSecretBox } from "./secrets.js";
+import { createProviderKit } from "./app/provider.js";
 import { createComponent } from "./xmpp/component.js";
 import { createConnection } from "./xmpp/connection.js";
 
@@ -81,8 +75,11 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const lookups = createReadCache(config.LOOKUP_CACHE_MS);
   const links = createRedisLinkStore(redis, lookups);
   const messages = createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION });
-  // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store webhook secrets.
-  const webhooks = createRedisWebhookStore(redis, createSecretBox(config.SECRETS_KEY), Date.now, lookups);
+  // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store secrets.
+  const secrets = createSecretBox(config.SECRETS_KEY);
+  const webhooks = createRedisWebhookStore(redis, secrets, Date.now, lookups);
+  // Users' own provider accounts (REGISTRATION=byo); kept (and forgotten with the user) in every mode.
+  const accountStore = createRedisAccountStore(redis, secrets);
   const webhookSender = createWebhookSender({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const pipeline = createRedisPipeline(redis, log.child({ sub: "pipeline" }), {
     partitions: config.PIPELINE_PARTITIONS,
@@ -114,43 +111,14 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   redis.on("ready", () => void spool.replay());
   if (!redis.isReady) log.error({}, "Redis is unreachable at start-up: inbound SMS go to the journal until it answers");
 
-  let sandbox: SandboxProvider | undefined;
-  let provider: SmsProvider & { close(): Promise<void> };
-  if (config.SMS_PROVIDER === "twilio") {
-    provider = createTwilioProvider({
-      accountSid: config.TWILIO_ACCOUNT_SID!,
-      authToken: config.TWILIO_AUTH_TOKEN!,
-      publicUrl: config.PUBLIC_URL,
-      timeoutMs: config.TWILIO_TIMEOUT_MS,
-      maxConnections: config.TWILIO_MAX_CONNECTIONS,
-      ...(config.TWILIO_API_URL ? { apiBaseUrl: config.TWILIO_API_URL } : {}),
-    });
-  } else {
-    log.warn("SMS_PROVIDER=sandbox: no SMS leaves this gateway; outgoing texts are listed at GET /sandbox/messages (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send real SMS)");
-    if (!isLoopbackHost(config.HTTP_HOST)) log.warn({ host: config.HTTP_HOST }, "SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true: the sandbox is reachable from other machines (whoever holds ADMIN_TOKEN can fake incoming SMS through it, and no text leaves it); use it on a trusted network only");
-    sandbox = createSandboxProvider({
-      // The sandbox reports status the way Twilio's callbacks would, through the same path.
-      onStatus: (id, providerId, status) => inbound.applyStatus({ id, providerId, status }).then(() => undefined),
-      onError: (err) => log.warn({ err }, "sandbox status failed"),
-    });
-    provider = sandbox;
-  }
-
-  // REGISTRATION=byo: users bring their own Twilio account; its token is sealed under SECRETS_KEY, and
-  // their messages go out (and their webhooks are checked) with it.
   const byo = config.REGISTRATION === "byo";
   if (byo && !config.SECRETS_KEY) log.warn({}, "REGISTRATION=byo without SECRETS_KEY: users cannot register until SECRETS_KEY is set (the gateway refuses to store their credentials unencrypted)");
-  const accountStore = byo ? createRedisAccountStore(redis, createSecretBox(config.SECRETS_KEY)) : undefined;
-  const twilioApi = { ...(config.TWILIO_API_URL ? { apiBaseUrl: config.TWILIO_API_URL } : {}), timeoutMs: config.TWILIO_TIMEOUT_MS };
-  const accountProviders = accountStore
-    ? createAccountProviders({
-        store: accountStore,
-        make: (accountSid, authToken) =>
-          withUrlFragment(createTwilioProvider({ accountSid, authToken, publicUrl: config.PUBLIC_URL, maxConnections: 4, ...twilioApi }), config.TWILIO_URL_FRAGMENT),
-        onStoreError: (err) => log.warn({ err: (err as Error).message }, "account store unreachable; using the last known credentials"),
-      })
-    : undefined;
-  const providerNumbers = byo ? createTwilioNumbers(twilioApi) : undefined;
+  if (config.SMS_PROVIDER === "sandbox") {
+    log.warn("SMS_PROVIDER=sandbox: no SMS leaves this gateway; outgoing texts are listed at GET /sandbox/messages (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send real SMS)");
+    if (!isLoopbackHost(config.HTTP_HOST)) log.warn({ host: config.HTTP_HOST }, "SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true: the sandbox is reachable from other machines (whoever holds ADMIN_TOKEN can fake incoming SMS through it, and no text leaves it); use it on a trusted network only");
+  }
+  // The SMS provider and everything provider-specific: sending, webhooks, media credentials, users' own accounts.
+  const kit = createProviderKit(config, { accounts: accountStore, inbound, log });
   // Re-hosted media: files in MEDIA_DIR, tokens (and the list of each user's) in Redis.
   const mediaFiles = createDiskMediaStore(config.MEDIA_DIR);
   const mediaTokens = createRedisMediaTokens(redis);
@@ -158,7 +126,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   // credentials go even when REGISTRATION is no longer byo.
   const forgetUser = createForgetUser({
     links,
-    accounts: accountStore ?? createRedisAccountStore(redis, createSecretBox(config.SECRETS_KEY)),
+    accounts: accountStore,
     pipeline,
     introductions,
     media: { index: mediaTokens, files: mediaFiles },
@@ -167,8 +135,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const registration = createRegistration({
     mode: config.REGISTRATION,
     links,
-    ...(accountStore && providerNumbers ? { accounts: accountStore, providerAccounts: providerNumbers } : {}),
-    smsUrl: `${config.PUBLIC_URL}/twilio/sms${config.TWILIO_URL_FRAGMENT ? `#${config.TWILIO_URL_FRAGMENT}` : ""}`,
+    ...(kit.registration ? { accounts: accountStore, ...kit.registration } : { smsUrl: "" }),
     defaultRegion: config.DEFAULT_REGION,
     log: log.child({ sub: "registration" }),
     forget: forgetUser,
@@ -207,8 +174,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     links,
     messages,
     pipeline,
-    provider: instrumentProvider(accountProviders ? routeByAccount(provider, accountProviders) : provider, metrics),
-    ...(accountStore ? { accountOf: (jid: string) => accountStore.accountOf(jid) } : {}),
+    provider: instrumentProvider(kit.provider, metrics),
+    ...(byo ? { accountOf: (jid: string) => accountStore.accountOf(jid) } : {}),
     ...(config.SMS_PROVIDER === "twilio" && config.TWILIO_ACCOUNT_SID ? { mainAccount: config.TWILIO_ACCOUNT_SID } : {}),
     notLinkedHint: byo ? "register your own Twilio number with the gateway's Register command (write \"register\" to the gateway for how)." : "ask its operator to link one.",
     log: log.child({ sub: "outbound" }),
@@ -237,14 +204,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   // Inbound MMS media are fetched and re-hosted just before delivery (core/media.ts).
   const mediaLog = log.child({ sub: "media" });
   const mediaFetcher = createMediaFetcher({
-    providerOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
-    // The account that signed the webhook → its credentials (used only for that account's own media
-    // resources): the gateway's own account, or an account a user brought (REGISTRATION=byo).
-    credentialsFor: async (accountSid) => {
-      if (accountSid === config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN) return { username: accountSid, password: config.TWILIO_AUTH_TOKEN };
-      const own = await accountStore?.credentials(accountSid);
-      return own ? { username: accountSid, password: own.authToken } : undefined;
-    },
+    access: kit.media,
     timeoutMs: config.MEDIA_FETCH_TIMEOUT_MS,
     allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
   });
@@ -264,7 +224,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     );
   let mediaSweeper: NodeJS.Timeout | undefined;
 
-  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound: explainStoreDown(instrumentOutbound(outbound, metrics)), webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration }, access });
+  const measuredOutbound = instrumentOutbound(outbound, metrics);
+  const xmppOut = createComponent({ connection, domain: config.XMPP_DOMAIN, defaultRegion: config.DEFAULT_REGION, outbound: explainStoreDown(measuredOutbound), webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: commands, registration }, access });
 
   const http = await buildHttp({
     publicUrl: config.PUBLIC_URL,
@@ -287,31 +248,18 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     webhookInMaxBacklog: config.WEBHOOK_IN_MAX_BACKLOG,
     checkWebhookUrl: (url) => webhookSender.checkUrl(url),
     inbound: instrumentInbound(spool, metrics), // the webhooks accept through the spool: Redis, or the journal while Redis is away
-    outbound: instrumentOutbound(outbound, metrics), // POST /api/v1/test-messages (switchboard send)
-    provider: withUrlFragment(provider, config.TWILIO_URL_FRAGMENT),
-    ...(accountProviders ? { accounts: accountProviders } : {}),
-    ...(config.TWILIO_ACCOUNT_SID ? { mainAccountSid: config.TWILIO_ACCOUNT_SID } : {}),
-    ...(sandbox ? { sandbox } : {}),
+    outbound: measuredOutbound, // POST /api/v1/test-messages (switchboard send)
+    providerWebhooks: kit.webhooks,
+    ...(kit.sandbox ? { sandbox: kit.sandbox } : {}),
     pipeline,
     media: mediaFiles,
     health: {
       breaker: () => limits.breakerStatus(),
-      provider: provider.name,
+      provider: kit.provider.name,
       xmpp: () => connection.state(),
       journal: () => spool.journalStatus(),
-      async redisOk() {
-        // A silent Redis answers nothing: the probe is bounded on its own.
-        if (!redis.isReady) return false;
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), 1000)));
-        try {
-          return await Promise.race([redis.ping().then((p) => p === "PONG"), timeout]);
-        } catch {
-          return false;
-        } finally {
-          clearTimeout(timer);
-        }
-      },
+      // A silent Redis answers nothing: the probe is bounded on its own.
+      redisOk: () => pingWithin(redis, 1000),
     },
   });
 
@@ -341,7 +289,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       mediaSweeper.unref();
       if (opts.listen !== false) {
         listening = await http.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
-        log.info({ url: listening, publicUrl: config.PUBLIC_URL, domain: config.XMPP_DOMAIN, provider: provider.name }, "switchboard started");
+        log.info({ url: listening, publicUrl: config.PUBLIC_URL, domain: config.XMPP_DOMAIN, provider: kit.provider.name }, "switchboard started");
       }
     },
     async stop() {
@@ -350,9 +298,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await spool.stop();
       await pipeline.stop();
       await connection.stop();
-      await provider.close();
-      await accountProviders?.close();
-      await providerNumbers?.close();
+      await kit.close();
       clearInterval(mediaSweeper);
       await mediaFetcher.close();
       await webhookSender.close();

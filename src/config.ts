@@ -120,7 +120,7 @@ export const CONFIG_VARIABLES = {
   XMPP_RECONNECT_MIN_MS: { schema: int(100, 600_000).default(1000), doc: "First reconnect delay to the XMPP server (doubles with jitter)" },
   XMPP_RECONNECT_MAX_MS: { schema: int(1000, 3_600_000).default(60_000), doc: "Cap of the reconnect delay" },
   XMPP_HANDSHAKE_TIMEOUT_MS: { schema: int(500, 600_000).default(15_000), doc: "Watchdog: restart a connection that is not online this long after connecting" },
-  XMPP_MAX_STANZA_BYTES: { schema: int(16 * 1024, 64 * 1024 * 1024).default(1024 * 1024), doc: "Largest stanza accepted from the XMPP server, in bytes (UTF-8, as the server writes it); a larger one is dropped unread, its sender gets a policy-violation error saying why, and the link stays up. The XMPP server has limits of its own: docs/xmpp-servers.md" },
+  XMPP_MAX_STANZA_BYTES: { schema: int(16 * 1024, 64 * 1024 * 1024).default(1024 * 1024), doc: "Largest stanza accepted from the XMPP server, in bytes (UTF-8, as the server writes it); a larger one is dropped unread, its sender gets a policy-violation error saying why, and the link stays up. The XMPP server has limits of its own: docs/facts/xmpp-servers.md" },
   TWILIO_TIMEOUT_MS: { schema: int(500, 120_000).default(15_000), doc: "Timeout of one Twilio API request" },
   TWILIO_MAX_CONNECTIONS: { schema: int(1, 1024).default(16), doc: "Concurrent connections to the Twilio API" },
   OUTBOUND_DEADLINE_MS: { schema: int(100, 7 * 86_400_000).default(10 * 60_000), doc: "Sends the provider refused as transient (429, 503, unreachable) are retried, honouring Retry-After, until this long after the first try; then the sender gets an error reply" },

@@ -10,7 +10,7 @@ export type Channel = "sms" | "webhook";
 export interface MetricsSources {
   /** The breaker's state; rejects or undefined when it cannot be read (Redis away). */
   breaker?(): Promise<{ tripped: boolean; used: number } | undefined>;
-  queues?(): Promise<{ toXmpp: { depth: number; oldestAgeMs: number }; outbox: { depth: number; oldestAgeMs: number }; deadLetters: number }>;
+  queues?(): Promise<{ toXmpp: { depth: number; oldestAgeMs: number }; outbound: { depth: number; oldestAgeMs: number }; deadLetters: number }>;
   journal?(): Promise<{ writable: boolean; pending: number }>;
   xmpp?(): { online: boolean; reconnects: number };
 }
@@ -76,14 +76,14 @@ export function createMetrics(sources: MetricsSources = {}) {
   });
   new Gauge({
     name: "switchboard_queue_depth",
-    help: "Items waiting (or in hand) per queue: to-xmpp (toward XMPP users), outbox (toward the provider and webhook targets)",
+    help: "Items waiting (or in hand) per queue: to-xmpp (toward XMPP users), outbound (toward the provider and webhook targets)",
     labelNames: ["queue"] as const,
     registers,
     async collect() {
       const q = await current().queues;
       if (!q) return;
       this.set({ queue: "to-xmpp" }, q.toXmpp.depth);
-      this.set({ queue: "outbox" }, q.outbox.depth);
+      this.set({ queue: "outbound" }, q.outbound.depth);
     },
   });
   new Gauge({
@@ -95,7 +95,7 @@ export function createMetrics(sources: MetricsSources = {}) {
       const q = await current().queues;
       if (!q) return;
       this.set({ queue: "to-xmpp" }, q.toXmpp.oldestAgeMs / 1000);
-      this.set({ queue: "outbox" }, q.outbox.oldestAgeMs / 1000);
+      this.set({ queue: "outbound" }, q.outbound.oldestAgeMs / 1000);
     },
   });
   new Gauge({

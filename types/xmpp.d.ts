@@ -1,4 +1,4 @@
-// Local declarations: @xmpp/component 0.13 ships no types (FACTS.md B). Only what we use.
+// Local declarations: @xmpp/component 0.13 ships no types (docs/facts/libraries.md). Only what we use.
 declare module "@xmpp/xml" {
   export class Element {
     constructor(name: string, attrs?: Record<string, string | undefined>);

@@ -8,7 +8,7 @@
 // queues the job; the job read back in batches (XREADGROUP); one POST to the Messages resource (undici,
 // keep-alive, 64 connections, no SDK) or one signed POST to the receiver; the answer written to the
 // record and the job acknowledged, together with the others finished in the same turn. A conversation's
-// messages leave in order (GATEWAY.md "Ordering"); no retries, no receipts, no limits. Whatever the real
+// messages leave in order (docs/developers/design.md "Ordering"); no retries, no receipts, no limits. Whatever the real
 // gateway does beyond this is its own cost: what this reaches is how far any implementation of the
 // durable path could go here, the ceiling the gateway's figure should be read against.
 import { createHash, createHmac } from "node:crypto";

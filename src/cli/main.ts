@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `switchboard` admin CLI (package.json "bin"): see README "switchboard CLI" and program.ts.
+// The `switchboard` admin CLI (package.json "bin"): see docs/operators/operations.md "The switchboard CLI" and program.ts.
 import { runCli } from "./program.js";
 
 const code = await runCli(process.argv.slice(2), {

@@ -1,4 +1,4 @@
-// JIDs on the component's domain ⇄ the things they stand for (GATEWAY.md "Addresses").
+// JIDs on the component's domain ⇄ the things they stand for (docs/developers/design.md "Addresses").
 // Pure functions: no I/O, no XMPP library.
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/max";
 import { GatewayError } from "../errors.js";
@@ -66,7 +66,7 @@ export function normalizeNumber(input: string, region: string): string | undefin
 }
 
 /**
- * The localpart for a message sender seen at the provider (GATEWAY.md "Addresses"): E.164 as-is,
+ * The localpart for a message sender seen at the provider (docs/developers/design.md "Addresses"): E.164 as-is,
  * short codes as digits, alphanumeric sender ids as `~name` (a form no webhook name can take).
  */
 export function senderLocalpart(from: string): string {

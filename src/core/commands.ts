@@ -45,7 +45,7 @@ export interface CommandSetOptions {
   registration: Registration;
 }
 
-/** How to reach the forms from common clients (kept short: it is sent as a chat message too; README has the same). */
+/** How to reach the forms from common clients (kept short: it is sent as a chat message too; docs/users.md has the same). */
 export const clientHints = (domain: string): string[] => [
   `Gajim: Accounts → Discover Services, enter ${domain}, select the gateway, then Register or Execute Command.`,
   "Cheogram / Conversations: open this contact's Commands (where your version shows them) and choose Register.",

@@ -1,8 +1,9 @@
-// SMS → XMPP (GATEWAY.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
+// SMS → XMPP (docs/developers/design.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
 import { senderLocalpart, toE164 } from "./addresses.js";
 import { createContactEvents } from "./contact-events.js";
-import { inboundMessageId, inboundSmsKey, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "./message.js";
-import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Pipeline } from "./ports.js";
+import { GatewayError } from "../errors.js";
+import { inboundMessageId, inboundSmsKey, isMessageStatus, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "./message.js";
+import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Pipeline, ProviderStatusReport } from "./ports.js";
 import { mapProviderError } from "./provider-errors.js";
 
 export interface InboundSms {
@@ -85,22 +86,35 @@ export function createInbound(deps: InboundDeps) {
   }
 
   /**
-   * Applies a provider's status callback, signed by `signer` (the account whose token validated it).
-   * It counts only when that account sent the message and `providerId` is the one its create returned;
-   * one that comes before the create's answer waits for it (MessageStore.callback). Anything else is
-   * reported as unknown: a stranger learns nothing about our messages.
+   * Applies a provider's status callback, signed by `signer` (the account whose secret validated it).
+   * The message is the one the callback names by our id, else by its provider id. It counts only when
+   * that account sent the message and `providerId` is the one its create returned; one that comes before
+   * the create's answer waits for it (MessageStore.callback). Anything else is reported as unknown (and
+   * answered like a known one): a stranger learns nothing about our messages.
    */
-  async function applyCallback(u: { id: string; providerId: string; signer?: string; status: MessageStatus; errorCode?: number }): Promise<"applied" | "stale" | "held" | "unknown"> {
-    const res = await deps.messages.callback(u.id, { status: u.status, providerId: u.providerId, ...(u.signer ? { account: u.signer } : {}), ...(u.errorCode !== undefined ? { errorCode: u.errorCode } : {}) });
+  async function applyCallback(u: ProviderStatusReport & { signer?: string }): Promise<"applied" | "stale" | "held" | "unknown"> {
+    // Our id rides in the callback URL, so a callback that beats the create's answer still matches.
+    // Without it the provider id must be looked up; if that fails, "unavailable" (the provider may retry).
+    const id =
+      u.id ??
+      (await deps.messages.idForProviderId(u.providerId).catch((err: unknown) => {
+        throw new GatewayError("unavailable", "The gateway cannot look up messages right now; retry later.", { cause: err });
+      }));
+    const status = u.status;
+    if (!id || !isMessageStatus(status)) {
+      deps.log.warn({ msgId: id, sid: u.providerId, status }, "status callback not matched");
+      return "unknown";
+    }
+    const res = await deps.messages.callback(id, { status, providerId: u.providerId, ...(u.signer ? { account: u.signer } : {}), ...(u.errorCode !== undefined ? { errorCode: u.errorCode } : {}) });
     if (res.outcome === "unknown" || res.outcome === "refused") {
-      deps.log.warn({ msgId: u.id, status: u.status, ...(res.outcome === "refused" ? { why: res.why } : {}) }, res.outcome === "refused" ? "status callback refused: not from the account that sent the message, or not its provider id" : "status callback for an unknown message");
+      deps.log.warn({ msgId: id, status, ...(res.outcome === "refused" ? { why: res.why } : {}) }, res.outcome === "refused" ? "status callback refused: not from the account that sent the message, or not its provider id" : "status callback for an unknown message");
       return "unknown";
     }
     if (res.outcome === "held") {
-      deps.log.info({ msgId: u.id, status: u.status }, "status callback before the create's answer; held until it names the same message");
+      deps.log.info({ msgId: id, status }, "status callback before the create's answer; held until it names the same message");
       return "held";
     }
-    return moved(u, res, "status callback");
+    return moved({ id, status }, res, "status callback");
   }
 
   /** After a status was applied: the sender hears of a change (a receipt, an error). */

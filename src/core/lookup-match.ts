@@ -1,5 +1,5 @@
-// Which message at the provider is the one an ambiguous create may have made (GATEWAY.md delivery
-// guarantees: resolve by looking it up, never by a blind resend). The provider's API takes no
+// Which message at the provider is the one an ambiguous create may have made (docs/developers/design.md
+// "Delivery guarantees": resolve by looking it up, never by a blind resend). The provider's API takes no
 // idempotency key, so the match is by content and time: same sender, recipient, body and media count,
 // created after our first request started — and not already owned by another of our records, since a
 // user may legitimately send the same text twice.

@@ -1,4 +1,4 @@
-// Inbound MMS media, re-hosted (GATEWAY.md "Outside → XMPP"; issue 5 item 2). Twilio's media links may
+// Inbound MMS media, re-hosted (docs/developers/design.md "Outside → XMPP"; issue 5 item 2). Twilio's media links may
 // need the account's credentials and expire behind redirects, and a client that opens them leaks its
 // user's address to whoever hosts them; so before a chat item is rendered, the gateway fetches each
 // item once and serves it from its own HTTP surface under an unguessable URL.
@@ -130,6 +130,23 @@ export class MediaFetchError extends Error {
 /** Thrown by MediaFiles.put when the body turns out larger than allowed (nothing is kept). */
 export class MediaTooLargeError extends Error {
   override name = "MediaTooLargeError";
+}
+
+/** How a media URL may be fetched, as the provider's adapter decides (only the first request; never a redirect). */
+export type MediaAccess =
+  /** On the provider's own API origin, the operator's setting (trusted): with these credentials, or without. */
+  | { provider: true; credentials?: { username: string; password: string } }
+  /** On the provider's origin, but not a media resource of the account that signed: not fetched. */
+  | { refused: string }
+  /** Anywhere else: fetched without credentials, through the private-address guard. */
+  | { provider: false };
+
+/** The provider-specific part of fetching media: whose credentials go where (adapters/twilio/media-access.ts). */
+export interface MediaAccessPolicy {
+  /** For the first request of a fetch; `account`: the signer of the webhook that announced the media. */
+  access(url: URL, account: string | undefined): Promise<MediaAccess>;
+  /** True for the provider's own origin (a redirect back to it is trusted, never given credentials). */
+  isProviderOrigin(url: URL): boolean;
 }
 
 export interface MediaFetchOptions {

@@ -23,7 +23,7 @@ export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
 const FINAL: ReadonlySet<MessageStatus> = new Set(["delivered", "undelivered", "failed", "canceled", "read", "partially_delivered"]);
 
-/** Rank for forward-only moves (GATEWAY.md "XMPP → outside" 6). */
+/** Rank for forward-only moves (docs/developers/design.md "XMPP → outside" 6). */
 export function statusRank(s: MessageStatus): number {
   switch (s) {
     case "pending":

@@ -1,4 +1,4 @@
-// Hands one queued message to the provider: at most one SMS per message (GATEWAY.md "Delivery
+// Hands one queued message to the provider: at most one SMS per message (docs/developers/design.md "Delivery
 // guarantees"). Each request is recorded as `inflight` before it starts and `clear` once it certainly
 // created nothing, so the job can be picked up again after a crash without guessing:
 // - 429 / 503 / connection refused (certainly not processed): retried with backoff, honouring

@@ -1,4 +1,4 @@
-// XMPP → SMS: decides whether a user's message becomes an SMS (GATEWAY.md "XMPP → outside"), records
+// XMPP → SMS: decides whether a user's message becomes an SMS (docs/developers/design.md "XMPP → outside"), records
 // it, queues it, and later hands it to the provider at most once (outbound-send.ts).
 import { GatewayError } from "../errors.js";
 import { destinationOf, parseContactLocalpart } from "./addresses.js";
@@ -42,7 +42,7 @@ export interface ChatFromUser {
   retracts?: string;
 }
 
-export const MAX_BODY_CHARS = 1600; // Twilio's limit (FACTS A3)
+export const MAX_BODY_CHARS = 1600; // Twilio's limit (docs/facts/twilio.md "Sending a message")
 
 export type AcceptResult =
   | { outcome: "queued"; id: string }
@@ -86,7 +86,8 @@ export function createOutbound(deps: OutboundDeps) {
   const optOuts = deps.optOuts;
   /** Throws GatewayError (rendered as a stanza error by the caller) or returns what was done. */
   async function accept(msg: ChatFromUser): Promise<AcceptResult> {
-    if (deps.access && !deps.access.allows(msg.fromBare)) throw new GatewayError("forbidden", deps.access.refusal(msg.fromBare));
+    const refused = deps.access?.userRefused(msg.fromBare);
+    if (refused) throw refused;
     if (msg.type === "groupchat") {
       throw new GatewayError("not_acceptable", "Group chats are not supported by this SMS gateway yet; send a one-to-one message.");
     }

@@ -1,5 +1,7 @@
 // The narrow interfaces the core talks through. Adapters (Redis, Twilio, the sandbox, the XMPP
 // component) implement them at the edges; nothing in core/ imports a driver.
+import type { ZodType } from "zod";
+import type { InboundSms } from "./inbound.js";
 import type { MessageRecord, MessageStatus, OutboundJob, XmppDelivery } from "./message.js";
 
 /** A send request handed to an SMS provider. */
@@ -64,8 +66,52 @@ export interface SmsProvider {
   send(req: SmsSendRequest): Promise<SmsSendResult>;
   /** Resolves an ambiguous create by looking the message up at the provider. Never throws. */
   lookup(req: SmsLookupRequest): Promise<SmsLookupResult>;
-  /** Validates an inbound webhook signature (sandbox: always true; its routes use the admin token). */
-  validateSignature(signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean;
+}
+
+/** A provider's webhook as the HTTP face received it. */
+export interface ProviderWebhookRequest {
+  /** The URL the provider called, as it signed it: PUBLIC_URL + the path and query as received. */
+  url: string;
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** The decoded body (form fields or JSON), not validated yet. */
+  body: unknown;
+}
+
+/** What authenticating a webhook proved: the provider account whose secret signed it (none: the sandbox). */
+export interface WebhookSigner {
+  account?: string;
+}
+
+/** A delivery status as a provider reported it. */
+export interface ProviderStatusReport {
+  /** Our message id, when the callback carries it (in its URL). */
+  id?: string;
+  providerId: string;
+  /** The provider's status word, lower-cased (the core knows which it understands). */
+  status: string;
+  errorCode?: number;
+}
+
+/**
+ * A provider's webhooks, proven and read: everything provider-specific about them (paths, fields,
+ * signatures, the answer it expects) lives in its adapter; the HTTP face only passes requests in.
+ */
+export interface ProviderWebhooks {
+  /** Where the provider posts, below PUBLIC_URL. */
+  readonly paths: { inbound: string; status: string };
+  /** The bodies' schemas (zod): validated after authentication, and shown in the API documentation. */
+  readonly schemas: { inbound: ZodType; status: ZodType };
+  /**
+   * Proves who sent the request, before its body is looked at. Throws a GatewayError: `forbidden` (a bad
+   * signature, or an account speaking for a number that is not its own), `unavailable` (cannot tell now).
+   */
+  authenticate(kind: "inbound" | "status", req: ProviderWebhookRequest): Promise<WebhookSigner>;
+  /** An inbound message from a validated body; `account`: the signer, which travels with it. */
+  readInbound(body: unknown, account: string | undefined): InboundSms;
+  /** A status report from a validated body and the query as received. */
+  readStatus(body: unknown, query: unknown): ProviderStatusReport;
+  /** What to answer the provider once the request is handled. */
+  readonly answer: { contentType: string; body: string };
 }
 
 /** Links: which bare JID owns which number. Keyed so that one JID may later hold several numbers. */

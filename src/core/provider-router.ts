@@ -4,8 +4,11 @@ import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsPro
 
 /** Providers of users' own accounts, by AccountSid. */
 export interface AccountProviders {
-  /** The account's provider and the numbers registered under it; undefined when no credentials are held. */
-  get(accountSid: string): Promise<{ provider: SmsProvider; numbers: string[] } | undefined>;
+  /**
+   * The account's provider, the numbers registered under it and its Auth Token (its webhooks are signed
+   * with it); undefined when no credentials are held.
+   */
+  get(accountSid: string): Promise<{ provider: SmsProvider; numbers: string[]; authToken: string } | undefined>;
 }
 
 const GONE = "the Twilio account this message was written for is no longer registered with this gateway, so it was not sent; register again to send";

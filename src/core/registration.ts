@@ -1,4 +1,4 @@
-// Who sends from which number, as the user sees it (GATEWAY.md "Links"; issue 5 item 1). Two modes,
+// Who sends from which number, as the user sees it (docs/developers/design.md "Links"; issue 5 item 1). Two modes,
 // chosen by the operator: `admin` (the operator links numbers through the admin API; users can see and
 // drop their link) and `byo` (users bring their own Twilio account: the gateway checks the number is
 // theirs, points its webhook here, and keeps their credentials sealed).
@@ -45,7 +45,7 @@ export interface Note {
 
 const ACCOUNT_SID = /^AC[0-9a-f]{32}$/i;
 
-/** Phone numbers in logs are masked (GATEWAY.md conventions). */
+/** Phone numbers in logs are masked (docs/developers/design.md "Conventions"). */
 export const maskNumber = (p: string): string => (p.length > 6 ? `${p.slice(0, p.length - 4).replace(/\d/g, "•")}${p.slice(-4)}` : "••••");
 
 export function createRegistration(deps: RegistrationDeps) {

@@ -4,7 +4,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { UsageCounter } from "../core/limits.js";
-import { sendProblem } from "./problem.js";
+import { sendProblem, setRetryAfter } from "./problem.js";
 
 export interface AuthFailureLimit {
   counter: UsageCounter;
@@ -51,7 +51,7 @@ export function bearerAuth(token: string, failures?: AuthFailureLimit) {
     const r = await check(request);
     if (r.ok) return;
     if (r.locked) {
-      reply.header("retry-after", String(Math.max(1, Math.ceil(r.retryAfterMs / 1000))));
+      setRetryAfter(reply, r.retryAfterMs);
       return void (await sendProblem(reply, { title: "Too Many Requests", status: 429, detail: "Too many failed admin-token checks from this address; wait before trying again." }));
     }
     reply.header("www-authenticate", 'Bearer realm="switchboard"');

@@ -18,6 +18,17 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type("application/problem+json").send(JSON.stringify({ type: "about:blank", ...p }));
 }
 
+/** Sets Retry-After (RFC 9110 §10.2.3) in whole seconds, at least 1: the one place it is written. */
+export function setRetryAfter(reply: FastifyReply, ms: number): FastifyReply {
+  return reply.header("retry-after", String(Math.max(1, Math.ceil(ms / 1000))));
+}
+
+/** A GatewayError as problem+json, with its Retry-After when it has one: how every route answers one. */
+export function sendGatewayError(reply: FastifyReply, err: GatewayError): FastifyReply {
+  if (err.retryAfterMs !== undefined) setRetryAfter(reply, err.retryAfterMs);
+  return sendProblem(reply, { title: err.title, status: err.httpStatus, detail: err.userText, ...(err.field ? { field: err.field } : {}) });
+}
+
 /**
  * One error handler for the whole app: known errors say what is wrong, 5xx internals stay in the log.
  * `explain`: turns an error the routes did not expect (Redis unreachable) into a GatewayError, answered
@@ -34,8 +45,7 @@ export function installProblemHandlers(app: FastifyInstance, opts: { explain?: (
     const known = isGatewayError(err) ? err : opts.explain?.(err);
     if (known) {
       if (known.httpStatus >= 500) request.log.error({ err }, "request failed");
-      if (known.retryAfterMs !== undefined) reply.header("retry-after", String(Math.max(1, Math.ceil(known.retryAfterMs / 1000))));
-      return sendProblem(reply, { title: known.title, status: known.httpStatus, detail: known.userText, ...(known.field ? { field: known.field } : {}) });
+      return sendGatewayError(reply, known);
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {

@@ -8,7 +8,8 @@ import type { SandboxProvider } from "../adapters/sandbox/provider.js";
 import type { ForgetUser } from "../core/forget-user.js";
 import type { Inbound } from "../core/inbound.js";
 import type { Outbound } from "../core/outbound.js";
-import type { LinkStore, MessageStore, Pipeline, SmsProvider } from "../core/ports.js";
+import { createWebhookIn } from "../core/webhook-in.js";
+import type { LinkStore, MessageStore, Pipeline, ProviderWebhooks } from "../core/ports.js";
 import type { Logger } from "../logger.js";
 import type { AccessPolicy } from "../core/access.js";
 import type { SendLimits, UsageCounter } from "../core/limits.js";
@@ -22,13 +23,13 @@ import { mediaRoutes, type MediaReader } from "./media-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem.js";
 import { sandboxPageRoute, sandboxRoutes } from "./sandbox-routes.js";
 import { testMessagesRoute } from "./test-messages-route.js";
-import { twilioRoutes, type TwilioRoutesDeps } from "./twilio-routes.js";
+import { providerRoutes } from "./provider-routes.js";
 import { usersRoutes } from "./users-routes.js";
 import { webhookMessagesRoute } from "./webhook-messages-route.js";
 import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
 import type { GatewayError } from "../errors.js";
 
-export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "accounts" | "mainAccountSid"> {
+export interface HttpDeps extends WebhooksRoutesDeps {
   publicUrl: string;
   /** Shown in the API documentation. */
   version?: string;
@@ -42,7 +43,8 @@ export interface HttpDeps extends WebhooksRoutesDeps, Pick<TwilioRoutesDeps, "ac
   inbound: Inbound;
   /** The XMPP → outside path (core/outbound.ts): POST /api/v1/test-messages queues through it. */
   outbound?: Pick<Outbound, "accept">;
-  provider: SmsProvider;
+  /** The SMS provider's webhooks, proven and read by its adapter. */
+  providerWebhooks: ProviderWebhooks;
   sandbox?: SandboxProvider;
   pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter" | "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
   domain: string;
@@ -96,39 +98,45 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
   const isAdmin = adminTokenCheck(deps.adminToken, authFailures);
   healthRoutes(app, deps.health, { isAdmin: async (request, redisOk) => (await isAdmin(request, { count: redisOk })).ok });
   docsRoutes(app);
+  const providerDeps = { publicUrl: deps.publicUrl, webhooks: deps.providerWebhooks, inbound: deps.inbound };
   if (deps.sandbox) {
-    // Nothing signs the sandbox's webhooks (its validateSignature accepts any request), so anyone who
+    // Nothing signs the sandbox's webhooks (adapters/sandbox/webhooks.ts accepts any request), so anyone who
     // could post to /twilio/* could fake incoming texts and receipts: there they are admin calls,
     // checked before the body is read, failures counted with the admin routes' (same counter).
     await app.register(async (sandboxed) => {
       sandboxed.addHook("onRoute", (route) => void (route.schema = { ...route.schema, security: [{ adminToken: [] }] }));
       sandboxed.addHook("onRequest", bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined));
-      twilioRoutes(sandboxed, deps);
+      providerRoutes(sandboxed, providerDeps);
     });
   } else {
-    twilioRoutes(app, deps);
+    providerRoutes(app, providerDeps);
   }
   if (deps.media) mediaRoutes(app, deps.media);
   // The web phone's page loads without the token (it asks for it); its API calls are admin routes.
   if (deps.sandbox) sandboxPageRoute(app);
   // Authenticated by each target's own token, so outside the admin context.
   webhookMessagesRoute(app, {
-    domain: deps.domain,
-    webhooks: deps.webhooks,
-    pipeline: deps.pipeline,
-    maxBacklog: deps.webhookInMaxBacklog,
-    ...(deps.access ? { access: deps.access } : {}),
-    ...(deps.webhookInRate ? { rate: deps.webhookInRate, onRateLimited: () => deps.metrics?.limitRefused("webhook_in_rate") } : {}),
-    onAccepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
+    webhookIn: createWebhookIn({
+      domain: deps.domain,
+      webhooks: deps.webhooks,
+      pipeline: deps.pipeline,
+      maxBacklog: deps.webhookInMaxBacklog,
+      ...(deps.access ? { access: deps.access } : {}),
+      ...(deps.webhookInRate ? { rate: deps.webhookInRate } : {}),
+      events: {
+        rateLimited: () => deps.metrics?.limitRefused("webhook_in_rate"),
+        accepted: (fresh) => deps.metrics?.message("in", "webhook", fresh ? "accepted" : "duplicate"),
+      },
+    }),
   });
 
   // Everything under the admin token, in its own encapsulated context.
   await app.register(async (admin) => {
     admin.addHook("onRequest", bearerAuth(deps.adminToken, authFailures));
     limitsRoutes(admin, { ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
-    usersRoutes(admin, deps);
-    webhooksRoutes(admin, deps);
-    deadLettersRoutes(admin, deps);
+    usersRoutes(admin, { links: deps.links, ...(deps.forgetUser ? { forgetUser: deps.forgetUser } : {}), ...(deps.access ? { access: deps.access } : {}) });
+    webhooksRoutes(admin, { webhooks: deps.webhooks, checkWebhookUrl: deps.checkWebhookUrl });
+    deadLettersRoutes(admin, { pipeline: deps.pipeline, links: deps.links, messages: deps.messages });
     if (deps.outbound) testMessagesRoute(admin, { domain: deps.domain, links: deps.links, outbound: deps.outbound, inbound: deps.inbound });
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
   });

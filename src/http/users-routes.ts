@@ -1,4 +1,4 @@
-// Admin API: user ⇄ number links (GATEWAY.md "HTTP surface").
+// Admin API: user ⇄ number links (docs/developers/design.md "HTTP surface").
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
@@ -6,7 +6,7 @@ import { parseUserBareJid, toE164 } from "../core/addresses.js";
 import type { ForgetUser } from "../core/forget-user.js";
 import type { AccessPolicy } from "../core/access.js";
 import type { LinkStore } from "../core/ports.js";
-import { sendProblem } from "./problem.js";
+import { sendGatewayError, sendProblem } from "./problem.js";
 
 const jidParam = z.object({
   jid: z
@@ -39,9 +39,8 @@ export function usersRoutes(app: FastifyInstance, deps: { links: LinkStore; forg
   r.put("/api/v1/users/:jid", { schema: { params: jidParam, body: phoneBody, response: { 200: link, 201: link } } }, async (request, reply) => {
     const { jid } = request.params;
     const { phone } = request.body;
-    if (deps.access && !deps.access.allows(jid)) {
-      return sendProblem(reply, { title: "Bad Request", status: 400, detail: `params.jid: ${jid} is not on a domain this gateway serves (ALLOWED_DOMAINS: ${deps.access.domains.join(", ")}); it could not use the number.`, field: "params.jid" });
-    }
+    const refused = deps.access?.linkRefused(jid);
+    if (refused) return sendGatewayError(reply, refused);
     const res = await deps.links.link(jid, phone);
     request.log.info({ jid, created: res.created }, "user linked");
     return reply.code(res.created ? 201 : 200).send({ jid, phone });

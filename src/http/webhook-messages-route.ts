@@ -1,15 +1,14 @@
 // Message in: a bot, CI job or alert adapter POSTs a message that arrives from `name@D`
-// (GATEWAY.md "Outside → XMPP" 6). Authenticated by the target's own token, not the admin token.
+// (docs/developers/design.md "Outside → XMPP" 6). The flow and its decisions are the core's
+// (core/webhook-in.ts); this route parses the request, checks the target's own token (not the admin
+// token) before the body is looked at, and answers the outcome or the refusal as problem+json.
 import type { FastifyInstance } from "fastify";
-import type { AccessPolicy } from "../core/access.js";
-import type { UsageCounter } from "../core/limits.js";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { parseUserBareJid, WEBHOOK_NAME } from "../core/addresses.js";
-import { newMessageId, messageInKey, type XmppDelivery } from "../core/message.js";
-import type { Pipeline, WebhookStore } from "../core/ports.js";
-import { isAllowed } from "../core/webhook-out.js";
-import { sendProblem } from "./problem.js";
+import type { WebhookIn } from "../core/webhook-in.js";
+import { isGatewayError } from "../errors.js";
+import { sendGatewayError, sendProblem } from "./problem.js";
 
 const MAX_BODY = 10_000;
 const MAX_URL = 2048;
@@ -32,22 +31,7 @@ const messageIn = z
     if (!text.trim() && !v.media?.length) ctx.addIssue({ code: "custom", path: ["body"], message: "is required (or `text`, or `media`)" });
   });
 
-export interface MessageInDeps {
-  domain: string;
-  webhooks: Pick<WebhookStore, "get" | "checkToken">;
-  pipeline: Pick<Pipeline, "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
-  /** Above this many waiting deliveries in the partition, answer 503 with Retry-After. */
-  maxBacklog: number;
-  /** ALLOWED_DOMAINS: recipients must be users of a served domain. */
-  access?: AccessPolicy;
-  /** Messages per minute per webhook token. */
-  rate?: UsageCounter;
-  onRateLimited?(): void;
-  /** A message taken (fresh: not a repeated Idempotency-Key). */
-  onAccepted?(fresh: boolean): void;
-}
-
-export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps): void {
+export function webhookMessagesRoute(app: FastifyInstance, deps: { webhookIn: Pick<WebhookIn, "authenticate" | "accept"> }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.post(
@@ -62,7 +46,7 @@ export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps):
       preValidation: async (request, reply) => {
         const name = (request.params as { name?: string }).name ?? "";
         const token = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? "")?.[1]?.trim() ?? "";
-        if (!token || !WEBHOOK_NAME.test(name) || !(await deps.webhooks.checkToken(name, token))) {
+        if (!(await deps.webhookIn.authenticate(name, token))) {
           reply.header("www-authenticate", 'Bearer realm="switchboard-webhook"');
           await sendProblem(reply, { title: "Unauthorized", status: 401, detail: "A valid token for this webhook is required: Authorization: Bearer <token>." });
         }
@@ -71,48 +55,26 @@ export function webhookMessagesRoute(app: FastifyInstance, deps: MessageInDeps):
     async (request, reply) => {
       const { name } = request.params;
       const b = request.body;
-      const to = parseUserBareJid(b.to)!;
-      const target = await deps.webhooks.get(name);
-      if (!target) return sendProblem(reply, { title: "Unauthorized", status: 401, detail: "A valid token for this webhook is required." });
-      if (deps.access && !deps.access.allows(to)) {
-        return sendProblem(reply, { title: "Forbidden", status: 403, detail: `${to} is not a user of a domain this gateway serves (${deps.access.domains.join(", ")}); messages go to those users only.`, field: "body.to" });
-      }
-      if (deps.rate && deps.rate.limit > 0) {
-        const taken = await deps.rate.take(name, 1);
-        if (!taken.ok) {
-          deps.onRateLimited?.();
-          reply.header("retry-after", String(Math.max(1, Math.ceil(taken.retryAfterMs / 1000))));
-          return sendProblem(reply, { title: "Too Many Requests", status: 429, detail: `This token may post at most ${deps.rate.limit} messages a minute; retry after the Retry-After delay.` });
-        }
-      }
-      if (!isAllowed(target.allow, to)) {
-        return sendProblem(reply, { title: "Forbidden", status: 403, detail: `${name} may not message ${to}: it is not in the webhook's allow list.`, field: "body.to" });
-      }
-      const item: XmppDelivery = {
-        kind: "chat",
-        id: newMessageId(),
-        from: `${name}@${deps.domain}`,
-        to,
-        body: [b.body ?? b.text ?? "", ...(b.media ?? [])].filter((s) => s.length > 0).join("\n"),
-        mediaUrls: b.media ?? [],
-        acceptedAt: Date.now(),
-        ...(b.type ? { type: b.type } : {}),
-        ...(b.subject ? { subject: b.subject } : {}),
-      };
-      // Its callers can retry (Twilio's cannot), so under overload this route may say "later".
-      if ((await deps.pipeline.backlogFor(item)) > deps.maxBacklog) {
-        reply.header("retry-after", "30");
-        return sendProblem(reply, { title: "Service Unavailable", status: 503, detail: "Too many messages are waiting for delivery; retry later." });
-      }
       const key = request.headers["idempotency-key"];
-      // Only a marker holding one of our ids counts: one written under this key by another source
-      // before keys had namespaces (e.g. a forged MessageSid) is replaced, not honoured.
-      const dedupe = key ? { key: messageInKey(name, key), ownIdsOnly: true } : undefined;
-      const fresh = await deps.pipeline.enqueueToXmpp(item, dedupe);
-      deps.onAccepted?.(fresh);
-      const id = fresh || !dedupe ? item.id : ((await deps.pipeline.idForDedupeKey(dedupe.key)) ?? item.id);
-      request.log.info({ msgId: id, webhook: name, repeat: !fresh }, fresh ? "webhook message queued" : "repeated Idempotency-Key; not queued again");
-      return reply.code(202).send({ id });
+      try {
+        const res = await deps.webhookIn.accept({
+          name,
+          to: parseUserBareJid(b.to)!,
+          text: b.body ?? b.text ?? "",
+          media: b.media ?? [],
+          ...(b.type ? { type: b.type } : {}),
+          ...(b.subject ? { subject: b.subject } : {}),
+          ...(key ? { idempotencyKey: key } : {}),
+        });
+        const repeat = res.outcome === "repeat";
+        request.log.info({ msgId: res.id, webhook: name, repeat }, repeat ? "repeated Idempotency-Key; not queued again" : "webhook message queued");
+        return reply.code(202).send({ id: res.id });
+      } catch (err) {
+        // Refusals are the caller's to act on (and an overload refusal is no server fault to log);
+        // anything else (the store is away) takes the app's error handler.
+        if (isGatewayError(err)) return sendGatewayError(reply, err);
+        throw err;
+      }
     },
   );
 }

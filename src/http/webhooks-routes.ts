@@ -1,4 +1,4 @@
-// Admin API: webhook targets (GATEWAY.md "HTTP surface", issue 4). The inbound token and a generated
+// Admin API: webhook targets (docs/developers/design.md "HTTP surface", issue 4). The inbound token and a generated
 // signing secret are shown exactly once, in the answer that creates them; reads never include them.
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";

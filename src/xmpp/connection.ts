@@ -1,7 +1,8 @@
-// The XEP-0114 link to the XMPP server, with the connection rules of GATEWAY.md: exponential backoff
-// with jitter (xmpp.js only has a fixed 1 s delay), a watchdog for a handshake that never completes
-// (xmpp.js can hang there, FACTS.md B), a fatal one-liner for a wrong secret or domain before the first
-// `online`, and patient retries on `conflict` (another instance holds the domain).
+// The XEP-0114 link to the XMPP server, with the rules of docs/developers/design.md "Connection to the
+// server": exponential backoff with jitter (xmpp.js only has a fixed 1 s delay), a watchdog for a
+// handshake that never completes (xmpp.js can hang there, docs/facts/libraries.md), a fatal one-liner
+// for a wrong secret or domain before the first `online`, and patient retries on `conflict` (another
+// instance holds the domain).
 import { component, type Component } from "@xmpp/component";
 import type { Logger } from "../logger.js";
 import { DEFAULT_MAX_STANZA_BYTES, guardStream } from "./stream-guard.js";

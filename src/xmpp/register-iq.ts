@@ -4,7 +4,7 @@ import xml from "@xmpp/xml";
 import type { Component, IncomingContext } from "@xmpp/component";
 import type { Command } from "../core/commands.js";
 import type { Note, Registration } from "../core/registration.js";
-import { isGatewayError } from "../errors.js";
+import { answeringErrors } from "./errors.js";
 import { readForm, renderForm, NS_DATA } from "./forms.js";
 import { errorElement, NS } from "./stanzas.js";
 
@@ -44,11 +44,13 @@ export function installRegisterIq(iqCallee: Component["iqCallee"], opts: Registe
     );
   });
 
-  iqCallee.set(NS.register, "query", async (ctx) => {
-    if (ctx.to?.local) return undefined;
-    const jid = asker(ctx);
-    const query = ctx.element;
-    try {
+  iqCallee.set(
+    NS.register,
+    "query",
+    answeringErrors(async (ctx) => {
+      if (ctx.to?.local) return undefined;
+      const jid = asker(ctx);
+      const query = ctx.element;
       if (query?.getChild("remove")) {
         // XEP-0077 §3.2: <remove/> must be alone.
         if (query.getChildElements().length > 1) return errorElement("modify", "bad-request", "<remove/> must be the only child of the query.");
@@ -61,9 +63,6 @@ export function installRegisterIq(iqCallee: Component["iqCallee"], opts: Registe
       const notes = await register.run({ jid }, form.values);
       await opts.tell(ctx.from?.toString() ?? jid, notes);
       return true;
-    } catch (err) {
-      if (isGatewayError(err)) return errorElement(err.stanzaType, err.condition, err.userText);
-      throw err;
-    }
-  });
+    }),
+  );
 }

@@ -15,7 +15,7 @@
 //   presence gets a policy-violation error (RFC 6120 §8.3.3.12) saying why, errors and IQ results
 //   are only dropped (§8.3.1, §8.2.3), and one warning names the sender and the size. Which senders can get a
 //   stanza that large through depends on the server's own limits, and on how much it grows when the
-//   server writes it out again (docs/xmpp-servers.md).
+//   server writes it out again (docs/facts/xmpp-servers.md).
 // - What cannot be read: markup the framer cannot follow, comments, processing instructions and DTDs
 //   (forbidden in XMPP, RFC 6120 §11.1), an exception thrown by the parser (ltx throws on some
 //   entities) or data arriving after a parse error no longer escapes as an uncaught exception: the
@@ -39,7 +39,7 @@ export function xmlSafe(s: string): string {
 
 /**
  * Default of XMPP_MAX_STANZA_BYTES: twice the largest stanza Prosody reads from another server by
- * default (512 KiB). Escaped again on its way, a stanza can arrive larger (docs/xmpp-servers.md); it
+ * default (512 KiB). Escaped again on its way, a stanza can arrive larger (docs/facts/xmpp-servers.md); it
  * is then dropped and answered, and the link stays up.
  */
 export const DEFAULT_MAX_STANZA_BYTES = 1024 * 1024;

@@ -609,7 +609,7 @@ export function signTwilioRequest(authToken: string, url: string, params: Record
 
 const countryOf = (n: string): string => (n.startsWith("+1") ? "US" : "");
 
-/** Parameters of Twilio's inbound SMS/MMS webhook (FACTS A4), as posted to the gateway. */
+/** Parameters of Twilio's inbound SMS/MMS webhook (docs/facts/twilio.md "Webhook payloads"), as posted to the gateway. */
 export function inboundSmsParams(p: {
   from: string;
   to: string;
@@ -651,7 +651,7 @@ export function inboundSmsParams(p: {
   return params;
 }
 
-/** Parameters of a message status callback (FACTS A4). `ErrorCode` only for failed/undelivered. */
+/** Parameters of a message status callback (docs/facts/twilio.md "Webhook payloads"). `ErrorCode` only for failed/undelivered. */
 export function statusCallbackParams(p: { sid: string; status: string; from: string; to: string; accountSid: string; errorCode?: number }): Record<string, string> {
   const params: Record<string, string> = {
     SmsSid: p.sid,

@@ -82,7 +82,7 @@ test("TRUST_PROXY=true is a start-up error naming it and what to set instead", a
 });
 
 // Prosody (and Openfire without allowMultiple) accept one connection per component: the second gets
-// <conflict/>. ejabberd accepts several and routes each stanza to one of them (FACTS D).
+// <conflict/>. ejabberd accepts several and routes each stanza to one of them (docs/facts/xmpp-servers.md "ejabberd 23.01").
 test(
   KIND === "ejabberd"
     ? "a second instance is accepted too (ejabberd balances between connections), and both serve the domain"

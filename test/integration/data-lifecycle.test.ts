@@ -198,7 +198,7 @@ async function drained(): Promise<void> {
   await waitUntil(async () => (await queued()).length === 0, { timeoutMs: 15_000, what: "the pipeline streams to be empty" });
 }
 
-/** The kinds of key documented (keys.ts, README) as living until removed. */
+/** The kinds of key documented (keys.ts, docs/operators/operations.md) as living until removed. */
 const NO_TTL_KINDS: [string, RegExp][] = [
   ["links", /^sb:v1:(user:[^:]+@[^:]+:numbers|number:\+\d+:users|users)$/],
   ["accounts", /^sb:v1:(user:[^:]+@[^:]+:account|account:AC[0-9a-f]{32}(:numbers)?)$/],

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { createDiskMediaStore } from "../../src/adapters/media/disk-store.js";
 import { createMediaFetcher } from "../../src/adapters/media/fetcher.js";
+import { createTwilioMediaAccess } from "../../src/adapters/twilio/media-access.js";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { createRedisMediaTokens } from "../../src/adapters/redis/media-tokens.js";
 import { createMediaPreparer } from "../../src/core/media.js";
@@ -206,7 +207,7 @@ describe("re-hosting is idempotent (real Redis, one token per message and index)
   test("preparing the same item twice gives the same URL and fetches once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sb-media-idem-"));
     removeDirAtExit(dir);
-    const fetcher = createMediaFetcher({ providerOrigin: twilio.url, credentialsFor: () => ({ username: SID, password: TOKEN }), timeoutMs: 5000 });
+    const fetcher = createMediaFetcher({ access: createTwilioMediaAccess({ apiOrigin: twilio.url, authTokenOf: async () => TOKEN }), timeoutMs: 5000 });
     const files = createDiskMediaStore(dir);
     const deps = { fetcher, files, tokens: createRedisMediaTokens(client), publicUrl: PUBLIC, maxBytes: MAX_BYTES, retentionS: 3600, log: { info() {}, warn() {} } };
     const media = addMedia({ bytes: png(500), contentType: "image/png" });

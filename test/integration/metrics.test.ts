@@ -141,7 +141,7 @@ test("counters, histograms and gauges move as messages flow", async () => {
   assert.equal(value(now, "switchboard_xmpp_connected"), 1);
   assert.equal(value(now, "switchboard_journal_writable"), 1);
   assert.equal(value(now, "switchboard_journal_pending"), 0);
-  for (const queue of ["to-xmpp", "outbox"]) {
+  for (const queue of ["to-xmpp", "outbound"]) {
     assert.ok(now.some((s) => s.name === "switchboard_queue_depth" && s.labels.queue === queue), `queue depth of ${queue}`);
     assert.ok(now.some((s) => s.name === "switchboard_queue_oldest_age_seconds" && s.labels.queue === queue));
   }
@@ -150,15 +150,15 @@ test("counters, histograms and gauges move as messages flow", async () => {
 });
 
 test("queue depth and age show work waiting", async () => {
-  // Twilio asks us to wait (429, Retry-After: 2): the job stays in the outbox meanwhile.
+  // Twilio asks us to wait (429, Retry-After: 2): the job stays in the outbound queue meanwhile.
   twilio.failNext(1, { status: 429, code: 20429, retryAfter: "2" });
   await alice.send(xml("message", { to: `${PHONE}@${DOMAIN}`, type: "chat", id: "m-wait" }, xml("body", {}, "metrics wait")));
   await waitUntil(async () => {
     const s = await scrape();
-    return value(s, "switchboard_queue_depth", { queue: "outbox" }) >= 1 && value(s, "switchboard_queue_oldest_age_seconds", { queue: "outbox" }) >= 0.5;
-  }, { timeoutMs: 5000, what: "a waiting outbox job, half a second old" });
+    return value(s, "switchboard_queue_depth", { queue: "outbound" }) >= 1 && value(s, "switchboard_queue_oldest_age_seconds", { queue: "outbound" }) >= 0.5;
+  }, { timeoutMs: 5000, what: "a waiting outbound job, half a second old" });
   await waitUntil(async () => twilio.created.some((c) => c.body === "metrics wait"), { timeoutMs: 10_000, what: "the create after the wait" });
-  await waitUntil(async () => value(await scrape(), "switchboard_queue_depth", { queue: "outbox" }) === 0, { timeoutMs: 5000, what: "the outbox drained" });
+  await waitUntil(async () => value(await scrape(), "switchboard_queue_depth", { queue: "outbound" }) === 0, { timeoutMs: 5000, what: "the outbound queue drained" });
   assert.ok(value(await scrape(), "switchboard_provider_errors_total", { code: "20429" }) >= 1);
 });
 

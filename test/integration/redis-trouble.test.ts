@@ -44,7 +44,7 @@ before(async () => {
     startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
     startFakeTwilio({ accounts: { [SID]: TOKEN } }),
   ]);
-  // SIGKILL below must not lose the link written just before: fsync every write, as the README's strict setting.
+  // SIGKILL below must not lose the link written just before: fsync every write, as the strict setting of docs/operators/operations.md.
   await redisCommand(["CONFIG", "SET", "appendfsync", "always"]);
   gw = await startGatewayProcess({
     XMPP_SERVICE: server.componentService,

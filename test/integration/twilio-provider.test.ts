@@ -2,6 +2,7 @@ import { test, before, after, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { createTwilioProvider, type TwilioProvider } from "../../src/adapters/twilio/provider.js";
+import { isTwilioSignature } from "../../src/adapters/twilio/webhooks.js";
 import { TwilioTransportError, UndiciRequestClient } from "../../src/adapters/twilio/request-client.js";
 import { ProviderError, type ProviderFailure, type SmsSendRequest } from "../../src/core/ports.js";
 import { mapProviderFailure } from "../../src/core/provider-errors.js";
@@ -186,7 +187,7 @@ test("UndiciRequestClient: fetch through the SDK parses JSON like axios", async 
   assert.match(String(res.headers["content-type"]), /application\/json/);
 });
 
-test("validateSignature: SDK-signed params for the public URL", () => {
+test("the signature check: SDK-signed params for the public URL", () => {
   const url = "https://gw.example.test/twilio/sms";
   const params = inboundSmsParams({
     from: "+15552223333",
@@ -199,15 +200,15 @@ test("validateSignature: SDK-signed params for the public URL", () => {
   assert.equal(params["SmsStatus"], "received");
   assert.match(params["MessageSid"] ?? "", /^MM[0-9a-f]{32}$/);
   const sig = signTwilioRequest(TOKEN, url, params);
-  assert.equal(provider.validateSignature(sig, url, params), true);
-  assert.equal(provider.validateSignature(sig, url, { ...params, Body: "hellO" }), false);
-  assert.equal(provider.validateSignature(sig, "http://gw.example.test/twilio/sms", params), false);
-  assert.equal(provider.validateSignature(undefined, url, params), false);
-  assert.equal(provider.validateSignature("", url, params), false);
+  assert.equal(isTwilioSignature(TOKEN, sig, url, params), true);
+  assert.equal(isTwilioSignature(TOKEN, sig, url, { ...params, Body: "hellO" }), false);
+  assert.equal(isTwilioSignature(TOKEN, sig, "http://gw.example.test/twilio/sms", params), false);
+  assert.equal(isTwilioSignature(TOKEN, undefined, url, params), false);
+  assert.equal(isTwilioSignature(TOKEN, "", url, params), false);
 
   const status = statusCallbackParams({ sid: "SM" + "a".repeat(32), status: "undelivered", errorCode: 30003, from: "+1", to: "+2", accountSid: SID });
   const statusUrl = `${PUBLIC}/twilio/status?id=01J`;
-  assert.equal(provider.validateSignature(signTwilioRequest(TOKEN, statusUrl, status), statusUrl, status), true);
+  assert.equal(isTwilioSignature(TOKEN, signTwilioRequest(TOKEN, statusUrl, status), statusUrl, status), true);
   assert.equal(status["ErrorCode"], "30003");
 });
 

@@ -94,9 +94,12 @@ test("empty values fall back to defaults", () => {
   assert.equal(loadConfig({ ...base, HTTP_PORT: "", LOG_LEVEL: "" }).HTTP_PORT, 8080);
 });
 
-test("the README's configuration table lists exactly the schema's variables", () => {
-  const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
-  const section = readme.slice(readme.indexOf("### Configuration"), readme.indexOf("### Connecting to your XMPP server"));
+test("the configuration table (docs/operators/configuration.md) lists exactly the schema's variables", () => {
+  const page = readFileSync(new URL("../../docs/operators/configuration.md", import.meta.url), "utf8");
+  const start = page.indexOf("\n## Variables\n");
+  assert.ok(start >= 0, 'docs/operators/configuration.md has a "## Variables" section');
+  const end = page.indexOf("\n## ", start + 1);
+  const section = page.slice(start, end === -1 ? undefined : end);
   const rows = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
   assert.deepEqual([...rows].sort(), Object.keys(CONFIG_VARIABLES).sort());
 });

@@ -1,9 +1,13 @@
 // core/forget-user.ts: what unlinking or unregistering deletes, and which queued work it gives up.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { createMemoryAccountStore } from "../../src/adapters/memory/account-store.js";
+import { createMemoryIntroductionStore } from "../../src/adapters/memory/introduction-store.js";
+import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
+import { createMemoryMediaTokens } from "../../src/adapters/memory/media-tokens.js";
+import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
 import { createForgetUser, RECIPIENT_UNLINKED, SENDER_UNLINKED, unlinkedWork } from "../../src/core/forget-user.js";
 import type { OutboundJob, XmppDelivery } from "../../src/core/message.js";
-import type { DeadLetter } from "../../src/core/ports.js";
 
 const JID = "alice@example.com";
 const PHONE = "+15550001111";
@@ -25,42 +29,52 @@ test("the work given up: deliveries to the user (any resource), their texts and 
   assert.equal(unlinkedWork(JID, undefined)("outbound", sms(PHONE)), undefined);
 });
 
+/** `target` with each method call noted in `calls` as prefix + name, in the order made. */
+function recorded<T extends object>(prefix: string, target: T, calls: string[]): T {
+  return new Proxy(target, {
+    get(t, key, receiver) {
+      const v: unknown = Reflect.get(t, key, receiver);
+      return typeof v === "function" ? (...args: unknown[]) => (calls.push(`${prefix}${String(key)}`), (v as (...a: unknown[]) => unknown).apply(t, args)) : v;
+    },
+  });
+}
+
 test("forgetting: link first, then credentials, queued work, introductions and media", async () => {
   const calls: string[] = [];
-  const queue: { queue: DeadLetter["queue"]; item: XmppDelivery | OutboundJob }[] = [
-    { queue: "to-xmpp", item: chat(JID) },
-    { queue: "to-xmpp", item: chat("bob@example.com") },
-    { queue: "outbound", item: { id: "j", from: PHONE, to: "+15552223333", body: "hi", mediaUrls: [] } },
-  ];
-  const files = new Set(["t1", "t2"]);
+  const links = createMemoryLinkStore({ [JID]: PHONE });
+  const accounts = createMemoryAccountStore();
+  await accounts.put(JID, PHONE, { accountSid: "AC1", authToken: "t" });
+  const pipeline = createMemoryPipeline();
+  await pipeline.enqueueToXmpp(chat(JID));
+  await pipeline.enqueueToXmpp(chat("bob@example.com"));
+  await pipeline.enqueueOutbound({ id: "j", from: PHONE, to: "+15552223333", body: "hi", mediaUrls: [] });
+  const introductions = createMemoryIntroductionStore();
+  await introductions.introduce(JID, "+15552223333");
+  const tokens = createMemoryMediaTokens();
+  const owned = [await tokens.reserve("MM1:0", 60, JID), await tokens.reserve("MM1:1", 60, JID), await tokens.reserve("MM1:2", 60, JID)];
+  const files = new Set(owned.slice(0, 2)); // the third file is gone already
   const forget = createForgetUser({
-    links: {
-      phoneOf: async () => (calls.push("phoneOf"), PHONE),
-      unlink: async () => (calls.push("unlink"), true),
-    },
-    accounts: { remove: async () => (calls.push("accounts.remove"), { accountSid: "AC1" }) },
-    pipeline: {
-      deadLetterWhere: async (select) => {
-        calls.push("deadLetterWhere");
-        const moved = queue.filter((q) => select(q.queue, q.item) !== undefined);
-        for (const q of moved) queue.splice(queue.indexOf(q), 1); // a dead letter leaves its queue
-        return moved.length;
-      },
-    },
-    introductions: { forget: async () => void calls.push("introductions.forget") },
-    media: {
-      index: { takeOwned: async () => (calls.push("media.takeOwned"), ["t1", "t2", "t3"]) },
-      files: { remove: async (t) => files.delete(t) },
-    },
+    links: recorded("", links, calls),
+    accounts: recorded("accounts.", accounts, calls),
+    pipeline: recorded("", pipeline, calls),
+    introductions: recorded("introductions.", introductions, calls),
+    media: { index: recorded("media.", tokens, calls), files: { remove: async (t) => files.delete(t) } },
     log: { info: () => undefined },
   });
   const res = await forget(JID);
   assert.deepEqual(calls, ["phoneOf", "unlink", "deadLetterWhere", "accounts.remove", "deadLetterWhere", "introductions.forget", "media.takeOwned"]);
   assert.deepEqual(res, { removed: true, hadCredentials: true, deadLettered: 2, media: 2, phone: PHONE });
   assert.equal(files.size, 0);
+  assert.deepEqual(pipeline.toXmpp().map((i) => i.to), ["bob@example.com"], "only their work was given up");
+  assert.deepEqual(pipeline.outbound(), []);
+  assert.deepEqual((await pipeline.deadLetters(10)).map((d) => d.reason).sort(), [RECIPIENT_UNLINKED, SENDER_UNLINKED]);
+  assert.equal(await links.phoneOf(JID), undefined);
+  assert.equal(await accounts.credentials("AC1"), undefined);
+  assert.equal(await introductions.introduce(JID, "+15552223333"), true, "introductions forgotten");
+  assert.deepEqual(await tokens.takeOwned(JID), []);
 });
 
 test("nothing to forget: removed is false", async () => {
-  const forget = createForgetUser({ links: { phoneOf: async () => undefined, unlink: async () => false }, log: { info: () => undefined } });
+  const forget = createForgetUser({ links: createMemoryLinkStore(), log: { info: () => undefined } });
   assert.deepEqual(await forget(JID), { removed: false, hadCredentials: false, deadLettered: 0, media: 0 });
 });

@@ -1,12 +1,16 @@
 // The spool's policy, with a real journal on disk and a stand-in for the Redis-backed accept: when to
 // journal, replay through the normal accept path, dedupe by MessageSid, order, and what is set aside.
+// The last test runs the real inbound flow on the in-memory adapters, with the store "down".
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, test } from "node:test";
 import { createJournal } from "../../src/adapters/journal/journal.js";
-import type { Inbound, InboundOutcome, InboundSms } from "../../src/core/inbound.js";
+import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
+import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
+import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
+import { createInbound, type Inbound, type InboundOutcome, type InboundSms } from "../../src/core/inbound.js";
 import { createSpool, parseSpooledSms, type Spool } from "../../src/core/spool.js";
 import { GatewayError } from "../../src/errors.js";
 
@@ -188,4 +192,26 @@ test("parseSpooledSms accepts what the spool writes and refuses anything else", 
   assert.equal(parseSpooledSms({ ...rec, receivedAt: "x" }), undefined);
   assert.equal(parseSpooledSms({ ...rec, media: [{}] }), undefined);
   assert.equal(parseSpooledSms(null), undefined);
+});
+
+test("with the real inbound flow on the in-memory adapters: a store that is down journals; the replay delivers each text once", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "spool-test-"));
+  dirs.push(dir);
+  const journal = createJournal({ dir, parse: parseSpooledSms });
+  await journal.init();
+  const messages = createMemoryMessageStore();
+  const pipeline = createMemoryPipeline({ messages });
+  const inbound = createInbound({ domain: "sms.example.com", links: createMemoryLinkStore({ "alice@localhost": "+15550001111" }), messages, pipeline, log: quiet });
+  const spool = createSpool({ inbound, journal, isStoreDown: (e) => pipeline.queues.isUnavailable(e), deadlineMs: 200, replayIntervalMs: 60_000, log: quiet });
+  spools.push(spool);
+  pipeline.queues.down = true;
+  assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "journaled");
+  assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "journaled", "a Twilio retry");
+  await spool.replay();
+  assert.equal(journal.pending(), 2, "still down");
+  pipeline.queues.down = false;
+  await spool.replay();
+  assert.equal(journal.pending(), 0);
+  assert.deepEqual(pipeline.toXmpp().map((i) => `${i.kind} ${i.id}`), ["chat SMr1"]);
+  assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "duplicate");
 });

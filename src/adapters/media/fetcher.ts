@@ -4,44 +4,30 @@
 // the first request on the Twilio API origin and to nothing else: a signed URL needs none, and whoever
 // hosts it must never see them.
 //
-// Whose credentials: those of the account that signed the webhook, and only for that account's own
-// media resource (/2010-04-01/Accounts/<signer>/Messages/<MM…>/Media/<ME…>). A webhook is signed by
-// whoever holds an account's token (with REGISTRATION=byo: any user), and it names its media URLs
-// itself: a URL of another account, or another resource of the API (a message log), is never fetched
-// with credentials. Any other URL on the provider's origin is refused.
+// Whose credentials go where is the provider adapter's decision (MediaAccessPolicy; for Twilio:
+// adapters/twilio/media-access.ts): a webhook names its media URLs itself, and whoever signed it may not
+// be whom a URL belongs to.
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
 import { follow, timedOut } from "../../core/abort.js";
-import { MediaFetchError, type FetchedMedia, type MediaFetcher, type MediaFetchOptions } from "../../core/media.js";
+import { MediaFetchError, type FetchedMedia, type MediaAccess, type MediaAccessPolicy, type MediaFetcher, type MediaFetchOptions } from "../../core/media.js";
 import { classifyAddress, guardedLookup, isLocalhostName, systemResolver, type Resolver } from "../webhook/ssrf.js";
 
-export interface ProviderCredentials {
-  username: string;
-  password: string;
-}
-
 export interface MediaFetcherOptions {
-  /** Origin whose media URLs get credentials: TWILIO_API_URL's, else https://api.twilio.com. */
-  providerOrigin: string;
-  /**
-   * The credentials of the account that signed a webhook, or undefined to fetch without. Given by the
-   * composition root: the gateway's own account, or an account a user brought (REGISTRATION=byo).
-   */
-  credentialsFor(accountSid: string): ProviderCredentials | undefined | Promise<ProviderCredentials | undefined>;
+  /** Which URLs are the provider's, and with whose credentials the first request goes. */
+  access: MediaAccessPolicy;
   /** Bound on one fetch, redirects and body included. */
   timeoutMs: number;
   maxRedirects?: number;
   /**
    * Other origins (redirect targets, sandbox-injected URLs) may not reach private, loopback or
-   * link-local addresses unless this is set (the SSRF guard of webhook targets). The provider origin
+   * link-local addresses unless this is set (the SSRF guard of webhook targets). The provider's origin
    * is the operator's own setting and is trusted.
    */
   allowPrivate?: boolean;
   resolve?: Resolver;
 }
 
-/** A media resource of a message, the one shape that gets credentials: its account, message and media SIDs. */
-const MEDIA_RESOURCE = /^\/2010-04-01\/Accounts\/(AC[0-9a-fA-F]{32})\/Messages\/(?:MM|SM)[0-9a-fA-F]{32}\/Media\/ME[0-9a-fA-F]{32}$/;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 function header(res: Dispatcher.ResponseData, name: string): string | undefined {
@@ -64,7 +50,6 @@ function codeOf(e: unknown): string | undefined {
 }
 
 export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { close(): Promise<void> } {
-  const providerOrigin = new URL(opts.providerOrigin).origin;
   const maxRedirects = opts.maxRedirects ?? 3;
   const allowPrivate = opts.allowPrivate ?? false;
   const common = { connections: 8, keepAliveTimeout: 4_000, headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs };
@@ -92,7 +77,10 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
     }
     for (let hop = 0; ; hop++) {
       if (url.protocol !== "http:" && url.protocol !== "https:") throw new MediaFetchError(`${url.protocol} URLs are not fetched`, true);
-      const isProvider = url.origin === providerOrigin;
+      // The first request asks the provider's adapter; a redirect is never given credentials.
+      const access: MediaAccess = hop === 0 ? await opts.access.access(url, signer) : { provider: opts.access.isProviderOrigin(url) };
+      if ("refused" in access) throw new MediaFetchError(access.refused, true);
+      const isProvider = access.provider;
       if (!isProvider && !allowPrivate) {
         // IP literals never reach the guarded lookup (net.connect skips it): judged here.
         const host = url.hostname.replace(/^\[|\]$/g, "");
@@ -100,13 +88,8 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
         if (!verdict.allowed) throw new MediaFetchError(`${url.hostname} is a ${verdict.range} address`, true);
       }
       const headers: Record<string, string> = { "user-agent": "Switchboard-Media/1", accept: "*/*" };
-      if (hop === 0 && isProvider) {
-        const owner = MEDIA_RESOURCE.exec(url.pathname)?.[1];
-        // No message text says why: the note the user sees stays plain (core/media.ts).
-        if (!owner || url.search) throw new MediaFetchError("not a media link of a message", true);
-        const cred = signer !== undefined && owner.toLowerCase() === signer.toLowerCase() ? await opts.credentialsFor(signer) : undefined;
-        if (cred) headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
-      }
+      const cred = "credentials" in access ? access.credentials : undefined;
+      if (cred) headers.authorization = "Basic " + Buffer.from(`${cred.username}:${cred.password}`).toString("base64");
       let res: Dispatcher.ResponseData;
       try {
         res = await (isProvider ? trusted : guarded).request({ origin: url.origin, path: url.pathname + url.search, method: "GET", headers, signal: combined });

@@ -72,6 +72,20 @@ export async function connectRedis(url: string, onError: (err: Error) => void, t
   return client;
 }
 
+/** True when Redis answers PING within `ms` (a silent Redis answers nothing: the probe is bounded on its own). */
+export async function pingWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (!redis.isReady) return false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([redis.ping().then((p) => p === "PONG"), timeout]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * A second connection for blocking reads (XREADGROUP … BLOCK blockMs). Its silence timeout must outlast
  * the block, or a healthy idle read would be cut as a dead socket; everything else is inherited.

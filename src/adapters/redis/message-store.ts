@@ -215,7 +215,7 @@ function deserialize(h: Record<string, string>): MessageRecord {
   return {
     id: h.id ?? "",
     direction: h.direction === "in" ? "in" : "out",
-    channel: "sms",
+    channel: h.channel === "webhook" ? "webhook" : "sms", // as stored (every record has it)
     jid: h.jid ?? "",
     contactJid: h.contactJid ?? "",
     receiptRequested: h.receiptRequested === "1",

@@ -136,10 +136,6 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
       return pickOwnMessage(mine, req, { truncated: list.length >= limit });
     },
 
-    validateSignature(): boolean {
-      return true;
-    },
-
     messages(): SandboxMessage[] {
       return list.map((m) => ({ ...m, media: [...m.media] }));
     },

@@ -10,6 +10,7 @@ type Closable = SmsProvider & { close(): Promise<void> };
 
 interface Entry {
   tokenHash: string;
+  authToken: string;
   provider: Closable;
   numbers: string[];
 }
@@ -39,7 +40,7 @@ export function createAccountProviders(opts: {
         const stale = cache.get(accountSid);
         if (!stale) throw err;
         opts.onStoreError?.(err);
-        return { provider: stale.provider, numbers: stale.numbers };
+        return { provider: stale.provider, numbers: stale.numbers, authToken: stale.authToken };
       }
       if (!creds) {
         drop(accountSid);
@@ -49,7 +50,7 @@ export function createAccountProviders(opts: {
       let entry = cache.get(accountSid);
       if (!entry || entry.tokenHash !== tokenHash) {
         if (entry) drop(accountSid);
-        entry = { tokenHash, provider: opts.make(accountSid, creds.authToken), numbers: creds.numbers };
+        entry = { tokenHash, authToken: creds.authToken, provider: opts.make(accountSid, creds.authToken), numbers: creds.numbers };
       } else {
         entry.numbers = creds.numbers;
         cache.delete(accountSid); // re-inserted below: Map order is the LRU order
@@ -59,7 +60,7 @@ export function createAccountProviders(opts: {
         if (cache.size <= max) break;
         drop(sid);
       }
-      return { provider: entry.provider, numbers: entry.numbers };
+      return { provider: entry.provider, numbers: entry.numbers, authToken: entry.authToken };
     },
     async close() {
       const all = [...cache.values()];

@@ -11,7 +11,7 @@ import { parseRetryAfter } from "./retry-after.js";
 
 /**
  * Messages listed per lookup (one page, newest first). Later messages of the same conversation wait
- * behind this one in the outbox, so ours is among the newest unless the number is also used elsewhere.
+ * behind this one in the outbound queue, so ours is among the newest unless the number is also used elsewhere.
  */
 export const LOOKUP_LIMIT = 50;
 
@@ -79,9 +79,8 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
     ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
     ...(opts.maxConnections !== undefined ? { maxConnections: opts.maxConnections } : {}),
   });
-  // autoRetry is a RequestClient setting and is ignored here anyway once httpClient is given (FACTS A1).
+  // autoRetry is a RequestClient setting and is ignored here anyway once httpClient is given (docs/facts/twilio.md "Pointing the SDK at another base URL").
   const client = twilio(opts.accountSid, opts.authToken, { httpClient: http, autoRetry: false });
-  const { authToken } = opts;
 
   return {
     name: "twilio",
@@ -127,16 +126,6 @@ export function createTwilioProvider(opts: TwilioProviderOptions): TwilioProvide
         return { unknown: twilioFailure(e).message };
       }
       return pickOwnMessage(listed.map(summarize), req, { truncated: listed.length >= LOOKUP_LIMIT });
-    },
-
-    validateSignature(signature: string | undefined, url: string, params: Record<string, string | string[]>): boolean {
-      if (!signature) return false;
-      try {
-        return twilio.validateRequest(authToken, signature, url, params);
-      } catch {
-        // A URL the SDK cannot parse cannot be one Twilio signed.
-        return false;
-      }
     },
 
     async close(): Promise<void> {

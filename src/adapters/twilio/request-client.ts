@@ -123,7 +123,7 @@ export class UndiciRequestClient extends twilio.RequestClient {
 
   constructor(opts: UndiciRequestClientOptions = {}) {
     const timeoutMs = opts.timeoutMs ?? 10_000;
-    // autoRetry must stay off: the SDK would resend a 429 behind the gateway's back (GATEWAY.md).
+    // autoRetry must stay off: the SDK would resend a 429 behind the gateway's back (docs/developers/design.md "XMPP → outside" 4).
     super({ timeout: timeoutMs, autoRetry: false, keepAlive: true });
     this.timeoutMs = timeoutMs;
     this.baseUrl = opts.baseUrl ? new URL(opts.baseUrl) : undefined;

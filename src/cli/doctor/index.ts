@@ -1,5 +1,5 @@
 // switchboard doctor [--fix]: checks the configuration, Redis, the component link, Twilio and the
-// numbers' webhooks, and prints each check as ok / FAIL with the fix. See README "switchboard CLI".
+// numbers' webhooks, and prints each check as ok / FAIL with the fix. See docs/operators/operations.md "doctor".
 // The checks (and the SDKs they need) are loaded only when doctor runs.
 import type { Command } from "commander";
 import { CliError, EXIT } from "../errors.js";

@@ -7,8 +7,8 @@
 //   bounce for a stanza that is no longer awaited (its barrier came back long ago) counts for nothing;
 // - a bounced delivery waits a real backoff (its conversation with it, so order holds) before it is
 //   written again, and becomes a dead letter only after `maxBounces` bounces.
-// Pure bookkeeping, no I/O: the component and the pipeline call it (xmpp/component.ts,
-// adapters/redis/pipeline.ts).
+// Pure bookkeeping, no I/O: the component and the engine call it (xmpp/component.ts,
+// core/delivery/to-xmpp.ts).
 
 /** The writes the XMPP server has not yet proven, and the bounces that answered them. */
 export interface BounceLedger {

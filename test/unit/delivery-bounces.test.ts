@@ -1,9 +1,9 @@
-// The counting rules of bounces toward XMPP (core/bounces.ts): a bounce counts once, for the write it
+// The counting rules of bounces toward XMPP (core/delivery/bounces.ts): a bounce counts once, for the write it
 // answered; a bounced delivery's conversation waits a growing backoff; the last allowed bounce makes a
 // dead letter.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { bounceBackoff, createBounceLedger, createBounceRetries } from "../../src/core/bounces.js";
+import { bounceBackoff, createBounceLedger, createBounceRetries } from "../../src/core/delivery/bounces.js";
 
 test("a bounce is reported by the barriers that cover its write, and forgotten when the delivery is written again", () => {
   const ledger = createBounceLedger();
