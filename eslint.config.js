@@ -1,5 +1,5 @@
 // ESLint for the whole tree (npm run lint; scripts/test.sh runs it before the tests). Formatting is
-// Prettier's job (.prettierrc.json): no stylistic rules here.
+// Prettier's job (prettier.config.js): no stylistic rules here.
 import js from "@eslint/js";
 import { defineConfig, globalIgnores } from "eslint/config";
 import globals from "globals";
@@ -21,8 +21,8 @@ export default defineConfig([
       eqeqeq: ["error", "always"],
       "no-console": "error",
       "@typescript-eslint/consistent-type-imports": ["error", { prefer: "type-imports", fixStyle: "inline-type-imports" }],
-      // `_name` marks a parameter or binding that is there for its position or to leave a key out of a rest.
-      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_", caughtErrors: "none", ignoreRestSiblings: true }],
+      // `_name`: a parameter there for its position, or a key left out of a rest (`{ sid: _sid, ...rest }`).
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
 
