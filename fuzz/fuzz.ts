@@ -275,6 +275,7 @@ function runPure([kind, s]: [string, string]): void {
     const b = parseUserBareJid(s);
     if (b !== undefined && parseUserBareJid(b) !== b) fail(`pure: parseUserBareJid not idempotent on ${JSON.stringify(s.slice(0, 80))}`);
     parseJid(s);
+    // eslint-disable-next-line no-control-regex -- control characters are what is looked for
     if (/[@/\s\u0000-\u001f]/.test(senderLocalpart(s))) fail(`pure: senderLocalpart(${JSON.stringify(s.slice(0, 80))}) is not JID-safe`);
   } else if (kind === "seg") {
     const c = countSegments(s);
@@ -284,6 +285,7 @@ function runPure([kind, s]: [string, string]): void {
   } else {
     const el = deliveryStanza({ kind: "chat", id: s.slice(0, 20), from: `${CONTACT}@${DOMAIN}`, to: "alice@localhost", body: s, mediaUrls: [], acceptedAt: Date.now() }, { domain: DOMAIN, late: false });
     const wire = xmlSafe(el.toString());
+    // eslint-disable-next-line no-control-regex -- the characters XML 1.0 forbids are what is looked for
     if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(wire)) fail("pure: a rendered stanza holds a character XML forbids");
   }
 }

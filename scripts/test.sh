@@ -2,7 +2,7 @@
 # The test command (README, CI: .ci/run). On a fresh Debian 12 it installs what the tests run for
 # real (apt-get, when root): Redis, Prosody, ejabberd, the slixmpp client stack and Chromium (the
 # web phone's browser test, driven by playwright-core); then: npm ci,
-# npm run build (type-check), npm test.
+# npm run build (type-check), npm run lint (ESLint; a violation fails the run), npm test.
 #
 #   bash scripts/test.sh                    # every test; integration tests on Prosody AND ejabberd,
 #                                           # the interop matrix (servers x client stacks)
@@ -92,6 +92,12 @@ say "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 say "npm run build (type-check + build)"
 npm run --silent build
+
+say "npm run lint"
+if ! npm run --silent lint; then
+  say "lint failed: the problems are listed above. 'npm run lint -- --fix' fixes what ESLint can fix by itself, 'npm run format' rewrites the formatting (Prettier); fix the rest by hand"
+  exit 1
+fi
 
 say "npm test (integration tests on: $XMPP_SERVERS)"
 npm test --silent -- "$@"

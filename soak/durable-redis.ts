@@ -5,7 +5,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 
 import { freePort } from "../test/support/ports.js";
-import { requireBinary, spawnTracked, tcpExchange, waitUntil, type SpawnedProcess } from "../test/support/processes.js";
+import { requireBinary, spawnTracked, tcpExchange, type SpawnedProcess } from "../test/support/processes.js";
+import { waitUntil } from "../test/support/wait.js";
 
 export interface DurableRedis {
   url: string;

@@ -930,7 +930,7 @@ async function main(): Promise<number> {
     }
   } finally {
     clearInterval(logCopier);
-    await Promise.allSettled(users.map((u) => u.client?.stop()));
+    await Promise.allSettled(users.map((u) => u.client?.stop() ?? Promise.resolve()));
     if (gw?.running()) await gw.terminate(15_000).catch(() => undefined);
     const { gatewayLog } = copyLogs();
     await Promise.allSettled([twilio.stop(), server.stop(), redis.stop(5000)]);

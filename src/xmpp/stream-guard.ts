@@ -29,6 +29,7 @@ import { FramingError, StanzaFramer, type Oversize } from "./stanza-framer.js";
 import { errorReply } from "./stanzas.js";
 
 /** Characters XML 1.0 forbids (§2.2 Char), as UTF-16: controls, U+FFFE/U+FFFF, unpaired surrogates. */
+// eslint-disable-next-line no-control-regex -- these are the characters to find
 const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** `s` with every character XML 1.0 forbids replaced by U+FFFD (the same string when there is none). */

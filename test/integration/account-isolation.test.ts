@@ -7,11 +7,13 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { keys } from "../../src/adapters/redis/keys.js";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
-import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { bodyOf, oobUrls } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { waitUntil } from "../support/wait.js";
+import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
@@ -31,7 +33,6 @@ const CONTACT = `${THEM}@${DOMAIN}`;
 const TOKENS: Record<string, string> = { [MAIN_SID]: MAIN_TOKEN, [ALICE_SID]: ALICE_TOKEN, [MALLORY_SID]: MALLORY_TOKEN };
 const NS_REGISTER = "jabber:iq:register";
 const NS_DATA = "jabber:x:data";
-const OOB = "jabber:x:oob";
 const MEDIA_LINK = /\/media\/[A-Za-z0-9_-]{43}\//;
 
 let redis: RedisServer;
@@ -96,12 +97,7 @@ after(async () => {
 
 /** POSTs a Twilio webhook signed with `signer`'s token (as that account's holder can). */
 function postTwilio(path: string, params: Record<string, string>, signer: string) {
-  return gw.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKENS[signer]!, PUBLIC + path, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
+  return postSigned(gw.gateway.http, { authToken: TOKENS[signer]!, publicUrl: PUBLIC }, path, params);
 }
 
 function postMessageIn(body: unknown, idempotencyKey?: string) {
@@ -113,8 +109,6 @@ function postMessageIn(body: unknown, idempotencyKey?: string) {
   });
 }
 
-const bodyOf = (el: StanzaElement) => el.getChildText("body") ?? "";
-const oobUrls = (el: StanzaElement) => el.getChildren("x", OOB).map((x) => x.getChildText("url") ?? "");
 const png = () => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), randomBytes(1500)]);
 const basic = (sid: string) => `Basic ${Buffer.from(`${sid}:${TOKENS[sid]}`).toString("base64")}`;
 

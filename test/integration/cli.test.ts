@@ -19,6 +19,7 @@ import { ADMIN_TOKEN, startGateway, type TestGateway } from "../support/gateway.
 import { freePort } from "../support/ports.js";
 import { removeDirAtExit } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { waitUntil } from "../support/wait.js";
 import { connectClient, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
@@ -126,14 +127,6 @@ async function doctor(extra: string[] = [], env: Record<string, string> = {}, di
 }
 
 const describeChecks = (checks: Check[]) => JSON.stringify(checks, null, 2);
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function redisCommand(...args: string[]): Promise<unknown> {
   const c = createClient({ url: redis.url });
@@ -300,7 +293,7 @@ describe("admin commands", () => {
     let r = await cli(["send", "alice@localhost", CONTACT, "Hello", "from", "the", "CLI"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^SMS queued from alice@localhost to \\${CONTACT} \\(id [^)]+\\)\\n$`));
-    await waitUntil("the SMS at the fake Twilio", () => twilio.created.some((m) => m.body === "Hello from the CLI"));
+    await waitUntil(() => twilio.created.some((m) => m.body === "Hello from the CLI"), { what: "the SMS at the fake Twilio", timeoutMs: 10_000 });
     const sms = twilio.created.find((m) => m.body === "Hello from the CLI")!;
     assert.equal(sms.from, ALICE_NUMBER);
     assert.equal(sms.to, CONTACT);
@@ -338,12 +331,11 @@ describe("admin commands", () => {
     const { id } = json<{ id: string }>(r);
     let letters: { id: string; messageId: string; queue: string; reason: string }[] = [];
     await waitUntil(
-      "a dead letter",
       async () => {
         letters = json<{ deadLetters: typeof letters }>(await cli(["dead-letters", "list", "--json"])).deadLetters;
         return letters.some((d) => d.messageId === id);
       },
-      20_000,
+      { what: "a dead letter", timeoutMs: 20_000 },
     );
     const dl = letters.find((d) => d.messageId === id)!;
     assert.equal(dl.queue, "to-xmpp");
@@ -485,7 +477,7 @@ describe("doctor", () => {
   });
 
   test("a wrong Twilio Auth Token, and a configuration error naming the variable", async () => {
-    let d = await doctor([], { TWILIO_AUTH_TOKEN: "not-the-token" });
+    const d = await doctor([], { TWILIO_AUTH_TOKEN: "not-the-token" });
     assert.equal(d.code, 1);
     assert.equal(d.check("twilio").ok, false);
     assert.match(d.check("twilio").detail, /^Twilio refused TWILIO_ACCOUNT_SID ACc{32} with this TWILIO_AUTH_TOKEN \(HTTP 401, Twilio 20003: Authenticate\)$/);
@@ -509,7 +501,7 @@ describe("doctor", () => {
     const wrongPort = await freePort();
     const wrong = await startGateway({ ...gatewayEnv(), HTTP_PORT: String(wrongPort), XMPP_SECRET: "not-the-secret", INSTANCE_ID: "cli-wrong-secret" }, { listen: true });
     try {
-      await waitUntil("the refused handshake", () => wrong.fatal.length > 0);
+      await waitUntil(() => wrong.fatal.length > 0, { what: "the refused handshake", timeoutMs: 10_000 });
       assert.match(wrong.fatal[0]!, /XMPP_SECRET/);
       const d = await doctor(["--url", `http://127.0.0.1:${wrongPort}`], { XMPP_SECRET: "not-the-secret" });
       assert.equal(d.code, 1);

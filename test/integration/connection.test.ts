@@ -1,10 +1,10 @@
 // The component link: fatal configuration errors, conflict, and surviving a server restart.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { startGateway, type TestGateway } from "../support/gateway.js";
+import { startGateway } from "../support/gateway.js";
 import { killAtExit } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectClient, xml, type StanzaElement } from "../support/xmpp-client.js";
@@ -157,7 +157,7 @@ test("after the XMPP server restarts, the gateway reconnects and delivers what a
 test("a handshake that never completes is restarted by the watchdog, with growing gaps", async (t) => {
   // A server that opens the stream and then ignores the handshake (xmpp.js would wait forever).
   const connectedAt: number[] = [];
-  const sockets = new Set<import("node:net").Socket>();
+  const sockets = new Set<Socket>();
   const silent = createServer((socket) => {
     sockets.add(socket);
     connectedAt.push(Date.now());

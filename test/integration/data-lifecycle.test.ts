@@ -13,11 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { keys, RECORD_MAX_AGE_S } from "../../src/adapters/redis/keys.js";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { ADMIN_TOKEN, startGateway, type TestGateway } from "../support/gateway.js";
-import { removeDirAtExit, waitUntil } from "../support/processes.js";
+import { removeDirAtExit } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { bodyOf, OOB } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { waitUntil } from "../support/wait.js";
+import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
@@ -39,7 +42,6 @@ const DEDUPE_TTL = 7200;
 const MEDIA_RETENTION = 86400;
 const NS_REGISTER = "jabber:iq:register";
 const NS_DATA = "jabber:x:data";
-const OOB = "jabber:x:oob";
 
 /** Every body sent in any direction: none may be left in Redis once delivered, nor appear in a log line. */
 /** The webhook URL's path and query carry secrets (as Slack-style hook URLs do). */
@@ -155,15 +157,9 @@ after(async () => {
 
 const r = () => gw!.gateway.redis;
 const tokenFor = (sid: string) => (sid === ALICE_SID ? ALICE_TOKEN : sid === BOB_SID ? BOB_TOKEN : MAIN_TOKEN);
-const bodyOf = (el: StanzaElement) => el.getChildText("body") ?? "";
 
 async function postTwilio(path: string, params: Record<string, string>, accountSid: string) {
-  const res = await gw!.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(tokenFor(accountSid), PUBLIC + path, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
+  const res = await postSigned(gw!.gateway.http, { authToken: tokenFor(accountSid), publicUrl: PUBLIC }, path, params);
   assert.equal(res.statusCode, 200, res.body);
 }
 
@@ -319,12 +315,7 @@ describe("after traffic of every kind", () => {
     await alice.send(xml("message", { to: CONTACT, type: "chat", id: "lc-refused" }, xml("body", {}, BODIES.refused)));
     await alice.waitFor((el) => el.attrs.type === "error" && el.attrs.id === "lc-refused");
     const forged = inboundSmsParams({ from: THEM, to: ALICE_NUMBER, body: BODIES.badSignature, accountSid: ALICE_SID });
-    const res = await gw!.gateway.http.inject({
-      method: "POST",
-      url: "/twilio/sms",
-      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest("not-the-token", `${PUBLIC}/twilio/sms`, forged) },
-      payload: new URLSearchParams(forged).toString(),
-    });
+    const res = await postSigned(gw!.gateway.http, { authToken: "not-the-token", publicUrl: PUBLIC }, "/twilio/sms", forged);
     assert.equal(res.statusCode, 403);
     await drained();
   });

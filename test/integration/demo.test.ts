@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
+import { until } from "../support/wait.js";
 import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import type { XmppServer } from "../support/xmpp-server.js";
 
@@ -37,22 +38,16 @@ const timeout = (ms: number) => new Promise<"timeout">((r) => setTimeout(() => r
 
 const tail = () => output.split("\n").slice(-40).join("\n");
 
+/** Polls `probe` (a probe that throws has not seen it yet) until it returns a value; fails early if demo.sh exits. */
 function waitFor<T>(what: string, ms: number, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const tick = async () => {
-      try {
-        const v = await probe();
-        if (v !== undefined) return resolve(v);
-      } catch {
-        // not yet
-      }
-      if (demoGone) return reject(new Error(`demo.sh exited while waiting for ${what}`));
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 100);
-    };
-    void tick();
-  });
+  const tolerant = async () => {
+    try {
+      return await probe();
+    } catch {
+      return undefined; // not yet
+    }
+  };
+  return until(tolerant, { what, timeoutMs: ms, intervalMs: 100, abortIf: () => (demoGone ? "demo.sh exited" : undefined) });
 }
 
 function portAccepts(port: number): Promise<boolean> {
@@ -73,7 +68,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function api(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+/** `T`: the answer's shape as the test expects it (the assertions check it). */
+async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
   const res = await fetch(`http://127.0.0.1:${ready.httpPort}${path}`, {
     method,
     headers: { authorization: `Bearer ${ready.adminToken}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
@@ -139,7 +135,7 @@ test("demo: the user is linked and the component is online", async () => {
   assert.equal(user.status, 200);
   assert.deepEqual(user.json, { jid: "demo@localhost", phone: "+15550001111" });
   // The details need the admin token; anyone gets the status.
-  const health = (await api("GET", "/readyz")).json;
+  const health = (await api<{ xmpp: { connected: boolean }; provider: string }>("GET", "/readyz")).json;
   assert.equal(health.xmpp.connected, true);
   assert.equal(health.provider, "sandbox");
   assert.deepEqual(await fetch(`http://127.0.0.1:${ready.httpPort}/readyz`).then((r) => r.json()), { status: "ready" });
@@ -151,9 +147,9 @@ test("demo: a chat to the contact becomes an SMS in the sandbox, with a delivery
     xml("message", { type: "chat", to: CONTACT, id: "demo-out-1" }, xml("body", {}, body), xml("request", { xmlns: "urn:xmpp:receipts" })),
   );
   const sent = await waitFor("the SMS in GET /sandbox/messages", 10_000, async () => {
-    const res = await api("GET", "/sandbox/messages");
+    const res = await api<{ messages: { direction: string; body: string; from: string; to: string }[] }>("GET", "/sandbox/messages");
     assert.equal(res.status, 200);
-    return (res.json.messages as any[]).find((m) => m.direction === "out" && m.body === body);
+    return res.json.messages.find((m) => m.direction === "out" && m.body === body);
   });
   assert.equal(sent.from, "+15550001111");
   assert.equal(sent.to, "+15552223333");
@@ -166,7 +162,7 @@ test("demo: a chat to the contact becomes an SMS in the sandbox, with a delivery
 
 test("demo: an SMS injected into the sandbox arrives as a chat message", async () => {
   const body = `Hi from the sandbox ${Date.now()}`;
-  const res = await api("POST", "/sandbox/sms", { from: "+15552223333", to: "+15550001111", body });
+  const res = await api<{ delivered: boolean }>("POST", "/sandbox/sms", { from: "+15552223333", to: "+15550001111", body });
   assert.equal(res.status, 202, JSON.stringify(res.json));
   assert.equal(res.json.delivered, true);
   const msg = await user!.waitFor((s) => s.name === "message" && s.getChildText("body") === body, 10_000);

@@ -2,11 +2,13 @@
 // work, repeated webhooks, bounces. Conditions are awaited, not slept on.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway } from "../support/gateway.js";
 import { startGatewayProcess } from "../support/gateway-process.js";
-import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { bodyOf } from "../support/stanzas.js";
+import { signedWebhook } from "../support/twilio-webhooks.js";
+import { waitUntil } from "../support/wait.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
@@ -48,14 +50,9 @@ function env(over: Record<string, string> = {}): Record<string, string> {
   };
 }
 
-function signed(params: Record<string, string>): { body: string; headers: Record<string, string> } {
-  return {
-    body: new URLSearchParams(params).toString(),
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}/twilio/sms`, params) },
-  };
-}
+/** An inbound SMS webhook signed as Twilio signs it, to post over HTTP. */
+const signed = (params: Record<string, string>) => signedWebhook({ authToken: TOKEN, publicUrl: PUBLIC }, "/twilio/sms", params);
 
-const bodyOf = (el: StanzaElement) => el.getChildText("body") ?? "";
 const chatsFrom = (client: TestClient, from: string, prefix: string) => client.received.filter((el) => el.name === "message" && el.attrs.type === "chat" && el.attrs.from === from && bodyOf(el).startsWith(prefix));
 /** Same-id repeats counted once (a client discards them by id). */
 function uniqueById(els: StanzaElement[]): StanzaElement[] {

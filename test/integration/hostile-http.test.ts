@@ -8,12 +8,13 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import fc from "fast-check";
-import { inboundSmsParams, signTwilioRequest } from "../fakes/fake-twilio.js";
+import { inboundSmsParams } from "../fakes/fake-twilio.js";
 import { startGateway, ADMIN_TOKEN, type TestGateway } from "../support/gateway.js";
 import { checkOutcome, httpCases, send, type HttpFuzzContext } from "../support/hostile-http.js";
 import { encodeForm } from "../support/hostile.js";
 import { freePort } from "../support/ports.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { postSigned } from "../support/twilio-webhooks.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -111,14 +112,7 @@ describe("generated hostile requests: 2xx or a 4xx problem, never 5xx", () => {
 });
 
 describe("size limits at their edge", () => {
-  async function postSms(params: Record<string, string>) {
-    return gw.gateway.http.inject({
-      method: "POST",
-      url: "/twilio/sms",
-      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}/twilio/sms`, params) },
-      payload: encodeForm(params),
-    });
-  }
+  const postSms = (params: Record<string, string>) => postSigned(gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC }, "/twilio/sms", params);
   const sms = (body: string, extra: Record<string, string> = {}) => ({ ...inboundSmsParams({ from: "+15552223333", to: NUMBER, body, accountSid: SID }), ...extra });
 
   test("inbound SMS Body: 10,000 characters taken (Twilio sends at most 1,600), 10,001 refused with 400 naming Body", async () => {

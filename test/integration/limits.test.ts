@@ -5,17 +5,18 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, ADMIN_TOKEN, type TestGateway } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { errorCondition, errorText, errorType, isErrorFor } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { FOREIGN_DOMAIN, startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"7".repeat(32)}`;
 const TOKEN = "limits-auth-token";
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const MALLORY = `mallory@${FOREIGN_DOMAIN}`;
 const USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan"] as const;
 const NUMBERS = Object.fromEntries(USERS.map((u, i) => [u, `+1555010000${i + 1}`])) as Record<(typeof USERS)[number], string>;
@@ -72,10 +73,6 @@ after(async () => {
   await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
 });
 
-const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
-const condition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
-const errorType = (el: StanzaElement) => el.getChild("error")?.attrs.type;
-const text = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
 
 /** Sends a chat and resolves with the error reply, or undefined once the fake Twilio created it. */
 async function send(client: TestClient, body: string, to = CONTACT): Promise<StanzaElement | undefined> {
@@ -106,24 +103,24 @@ describe("ALLOWED_DOMAINS: a foreign JID is refused everywhere", () => {
     const before = twilio.requests.length;
     const err = await send(mallory, "cheap SMS please");
     assert.ok(err, "an error reply");
-    assert.equal(condition(err), "forbidden");
+    assert.equal(errorCondition(err), "forbidden");
     assert.equal(errorType(err), "auth");
-    assert.match(text(err), /serves users of localhost only/);
+    assert.match(errorText(err), /serves users of localhost only/);
     assert.equal(twilio.requests.length, before);
   });
 
   test("registering: XEP-0077, ad-hoc and chat commands all say forbidden", async () => {
     const form = await mallory.iq(xml("iq", { type: "get", to: DOMAIN }, xml("query", { xmlns: "jabber:iq:register" })));
     assert.equal(form.attrs.type, "error");
-    assert.equal(condition(form), "forbidden");
-    assert.match(text(form), /localhost/);
+    assert.equal(errorCondition(form), "forbidden");
+    assert.match(errorText(form), /localhost/);
     const set = await mallory.iq(xml("iq", { type: "set", to: DOMAIN }, xml("query", { xmlns: "jabber:iq:register" }, xml("remove"))));
-    assert.equal(condition(set), "forbidden");
+    assert.equal(errorCondition(set), "forbidden");
     const cmd = await mallory.iq(xml("iq", { type: "set", to: DOMAIN }, xml("command", { xmlns: "http://jabber.org/protocol/commands", node: "register", action: "execute" })));
     assert.equal(cmd.attrs.type, "error");
-    assert.equal(condition(cmd), "forbidden");
+    assert.equal(errorCondition(cmd), "forbidden");
     const chat = await send(mallory, "register", DOMAIN);
-    assert.equal(chat && condition(chat), "forbidden");
+    assert.equal(chat && errorCondition(chat), "forbidden");
     // Being a good XMPP citizen still: disco and ping answer everyone.
     const disco = await mallory.iq(xml("iq", { type: "get", to: DOMAIN }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
     assert.equal(disco.attrs.type, "result");
@@ -133,7 +130,7 @@ describe("ALLOWED_DOMAINS: a foreign JID is refused everywhere", () => {
     const created = await gw.admin("PUT", "/api/v1/webhooks/opsbot", { url: "http://127.0.0.1:9/hook", allow: [`*@${FOREIGN_DOMAIN}`, `*@${server.domain}`] });
     assert.equal(created.status, 201, JSON.stringify(created.json));
     const err = await send(mallory, "deploy", `opsbot@${DOMAIN}`);
-    assert.equal(err && condition(err), "forbidden");
+    assert.equal(err && errorCondition(err), "forbidden");
     // …and the message-in API does not deliver to a foreign JID either.
     const token = (created.json as { token: string }).token;
     const res = await gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/opsbot/messages", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, payload: JSON.stringify({ to: MALLORY, body: "hi" }) });
@@ -154,9 +151,9 @@ describe("per-user limits", () => {
     const before = await metric('switchboard_limit_refusals_total{limit="user_rate"}');
     const err = await send(clients.alice, "one too many");
     assert.ok(err);
-    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorCondition(err), "policy-violation");
     assert.equal(errorType(err), "wait");
-    assert.match(text(err), /at most 5 messages a minute.*send it again in \d+ seconds/);
+    assert.match(errorText(err), /at most 5 messages a minute.*send it again in \d+ seconds/);
     assert.equal(await metric('switchboard_limit_refusals_total{limit="user_rate"}'), before + 1);
     // Another user is not affected.
     assert.equal(await send(clients.dave, "unrelated"), undefined);
@@ -166,8 +163,8 @@ describe("per-user limits", () => {
     for (let i = 0; i < 3; i++) assert.equal(await send(clients.bob, `${THREE_SEGMENTS} ${i}`), undefined);
     const err = await send(clients.bob, `${THREE_SEGMENTS} one more`);
     assert.ok(err);
-    assert.equal(condition(err), "policy-violation");
-    assert.match(text(err), /daily allowance of 10 SMS segments.*needs 3/);
+    assert.equal(errorCondition(err), "policy-violation");
+    assert.match(errorText(err), /daily allowance of 10 SMS segments.*needs 3/);
     // What was refused was not charged: a one-segment text still fits.
     assert.equal(await send(clients.bob, "short"), undefined);
   });
@@ -183,9 +180,9 @@ describe("per-user limits", () => {
       const err = await send(clients.carol, "hello", `${number}@${DOMAIN}`);
       assert.ok(err, `${number} is refused`);
       // A local policy refusal (RFC 6120 §8.3.3.12), like the gateway's other policy refusals.
-      assert.equal(condition(err), "policy-violation", number);
+      assert.equal(errorCondition(err), "policy-violation", number);
       assert.equal(errorType(err), "modify", number);
-      assert.match(text(err), why);
+      assert.match(errorText(err), why);
     }
     assert.equal(await send(clients.carol, "a US mobile is fine", `+14155552671@${DOMAIN}`), undefined);
     assert.ok((await metric('switchboard_limit_refusals_total{limit="destination_country"}')) >= 3);
@@ -209,22 +206,16 @@ describe("short codes (SHORT_CODES)", () => {
     // 72975 is in the US plan's short-code range: ALLOWED_COUNTRIES (US) alone would let it through.
     const err = await send(clients.ivan, "STOP", `72975@${DOMAIN}`);
     assert.ok(err, "an error reply");
-    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorCondition(err), "policy-violation");
     assert.equal(errorType(err), "modify");
-    assert.match(text(err), /^72975 is a short code; this gateway does not text short codes \(they can be premium-rate\)\. Its operator can allow them with SHORT_CODES\.$/);
+    assert.match(errorText(err), /^72975 is a short code; this gateway does not text short codes \(they can be premium-rate\)\. Its operator can allow them with SHORT_CODES\.$/);
     assert.equal(twilio.requests.length, before, "nothing went to Twilio");
     assert.equal(await metric('switchboard_limit_refusals_total{limit="short_code"}'), counted + 1);
   });
 
   test("a text from a short code still arrives (only sending to one is refused)", async () => {
     const params = inboundSmsParams({ from: "72975", to: NUMBERS.ivan, body: "Your code is 123456", accountSid: SID });
-    const path = "/twilio/sms";
-    const res = await gw.gateway.http.inject({
-      method: "POST",
-      url: path,
-      headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `https://gw.example.test${path}`, params) },
-      payload: new URLSearchParams(params).toString(),
-    });
+    const res = await postSigned(gw.gateway.http, { authToken: TOKEN, publicUrl: "https://gw.example.test" }, "/twilio/sms", params);
     assert.equal(res.statusCode, 200, res.body);
     const msg = await clients.ivan.waitFor((el) => el.name === "message" && el.getChildText("body") === "Your code is 123456", 10_000);
     assert.equal(msg.attrs.from, `72975@${DOMAIN}`);
@@ -322,11 +313,11 @@ describe("the gateway-wide breaker", () => {
       sent++;
     }
     assert.ok(tripped, `the breaker tripped (after ${sent} two-segment texts)`);
-    assert.equal(condition(tripped), "resource-constraint");
-    assert.match(text(tripped), /stopped sending.*limit of 20 SMS segments an hour.*operator/);
+    assert.equal(errorCondition(tripped), "resource-constraint");
+    assert.match(errorText(tripped), /stopped sending.*limit of 20 SMS segments an hour.*operator/);
     // Everyone is stopped now, even with a one-segment text.
     const after = await send(clients.heidi, "tiny");
-    assert.equal(after && condition(after), "resource-constraint");
+    assert.equal(after && errorCondition(after), "resource-constraint");
     const ready = (await gw.admin("GET", "/readyz")).json as { status: string; breaker?: { tripped: boolean; note?: string } };
     assert.equal(ready.status, "ready", "inbound still flows: the gateway stays ready");
     assert.equal(ready.breaker?.tripped, true);
@@ -351,8 +342,8 @@ describe("SHORT_CODES=<list>", () => {
     assert.equal(twilio.created.at(-1)?.to, "72975");
     const err = await send(clients.dave, "HELP", `12345@${DOMAIN}`);
     assert.ok(err, "an unlisted one is refused");
-    assert.equal(condition(err), "policy-violation");
+    assert.equal(errorCondition(err), "policy-violation");
     assert.equal(errorType(err), "modify");
-    assert.match(text(err), /^12345 is a short code this gateway does not text: it texts only the short codes its operator listed.*SHORT_CODES/);
+    assert.match(errorText(err), /^12345 is a short code this gateway does not text: it texts only the short codes its operator listed.*SHORT_CODES/);
   });
 });

@@ -13,12 +13,14 @@ import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { createRedisMediaTokens } from "../../src/adapters/redis/media-tokens.js";
 import { createMediaPreparer } from "../../src/core/media.js";
 import type { XmppDelivery } from "../../src/core/message.js";
-import { inboundSmsParams, signTwilioRequest, type FakeMediaInput, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, type FakeMediaInput, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { removeDirAtExit } from "../support/processes.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { OOB, oobUrls } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { until } from "../support/wait.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -28,11 +30,9 @@ const ALICE_NUMBER = "+15550007777";
 const THEM = "+15552224444";
 const CONTACT = `${THEM}@${DOMAIN}`;
 const MAX_BYTES = 64 * 1024;
-const OOB = "jabber:x:oob";
 const MEDIA_URL = new RegExp(`^${PUBLIC.replace(/[.]/g, "\\.")}/media/([A-Za-z0-9_-]{43})/([a-z]+\\.[a-z0-9]+)$`);
 
 let stack: SmsStack;
-let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
@@ -45,7 +45,7 @@ before(async () => {
     env: { MEDIA_DIR: mediaDir, MEDIA_MAX_BYTES: String(MAX_BYTES) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
-  ({ server, twilio, gw } = stack);
+  ({ twilio, gw } = stack);
   alice = stack.clients.alice!;
 });
 
@@ -57,18 +57,12 @@ after(async () => {
 /** Posts a signed inbound MMS (one webhook per call, fresh MessageSid) with the given media. */
 async function inboundMms(body: string, media: { url: string; contentType: string }[], sid?: string): Promise<string> {
   const params = inboundSmsParams({ from: THEM, to: ALICE_NUMBER, body, accountSid: SID, media, ...(sid ? { sid } : {}) });
-  const res = await gw.gateway.http.inject({
-    method: "POST",
-    url: "/twilio/sms",
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}/twilio/sms`, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
+  const res = await postSigned(gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC }, "/twilio/sms", params);
   assert.equal(res.statusCode, 200);
   return params.MessageSid!;
 }
 
 const messageWithId = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.id === id && el.attrs.type !== "error";
-const oobUrls = (el: StanzaElement) => el.getChildren("x", OOB).map((x) => x.getChildText("url") ?? "");
 const getMedia = (url: string) => gw.gateway.http.inject({ method: "GET", url: url.startsWith(PUBLIC) ? url.slice(PUBLIC.length) : url });
 const png = (size: number) => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(size - 8, 7)]);
 const addMedia = (m: Omit<FakeMediaInput, "accountSid">) => twilio.addMedia({ accountSid: SID, ...m });
@@ -77,15 +71,12 @@ const filesIn = () => readdirSync(mediaDir).filter((n) => !n.startsWith("."));
 describe("XMPP → MMS", () => {
   test("an uploaded file (body = URL = OOB) becomes MediaUrl with no Body; other text is the caption", async () => {
     /** The create request that carried `mediaUrl`, once it came. */
-    const createFor = async (mediaUrl: string) => {
-      const end = Date.now() + 20_000;
-      for (;;) {
-        const req = twilio.requests.find((r) => r.method === "POST" && r.path.endsWith("/Messages.json") && r.form.MediaUrl === mediaUrl);
-        if (req) return req;
-        if (Date.now() > end) throw new Error(`no create with MediaUrl ${mediaUrl}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
+    const createFor = (mediaUrl: string) =>
+      until(() => twilio.requests.find((r) => r.method === "POST" && r.path.endsWith("/Messages.json") && r.form.MediaUrl === mediaUrl), {
+        what: `a create with MediaUrl ${mediaUrl}`,
+        timeoutMs: 20_000,
+        intervalMs: 20,
+      });
     const upload = "https://upload.example.org/abc/cat.jpg";
     await alice.send(xml("message", { to: CONTACT, type: "chat", id: "up-1" }, xml("body", {}, upload), xml("x", { xmlns: OOB }, xml("url", {}, upload))));
     const create = await createFor(upload);

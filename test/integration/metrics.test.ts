@@ -6,10 +6,11 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { ADMIN_TOKEN, startGateway, type TestGateway } from "../support/gateway.js";
-import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { signedPoster } from "../support/twilio-webhooks.js";
+import { waitUntil } from "../support/wait.js";
 import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
@@ -94,14 +95,7 @@ async function moved(name: string, labels: Record<string, string>, from: number)
   return now;
 }
 
-function postSigned(path: string, params: Record<string, string>) {
-  return gw.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, PUBLIC + path, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
-}
+const postSigned = signedPoster(() => gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC });
 
 test("counters, histograms and gauges move as messages flow", async () => {
   const t0 = await scrape();

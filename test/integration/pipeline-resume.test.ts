@@ -9,6 +9,7 @@ import { createRedisPipeline, type RedisPipeline } from "../../src/adapters/redi
 import type { XmppDelivery } from "../../src/core/message.js";
 import { createLogger } from "../../src/logger.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { waitUntil } from "../support/wait.js";
 
 let server: RedisServer;
 let redis: Redis;
@@ -17,14 +18,6 @@ let pipeline: RedisPipeline;
 const delivered: string[] = [];
 
 const chat = (id: string): XmppDelivery => ({ kind: "chat", id, from: "+15552223333@sms.example.com", to: "alice@example.com", body: id, mediaUrls: [], acceptedAt: Date.now() });
-
-async function waitFor(what: string, ok: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    assert.ok(Date.now() < end, what);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 before(async () => {
   server = await startRedis();
@@ -46,7 +39,7 @@ after(async () => {
 
 test("an entry whose read reply was lost is delivered once reading resumes", async () => {
   await pipeline.enqueueToXmpp(chat("first"));
-  await waitFor("the consumer runs", () => delivered.includes("first"), 5000);
+  await waitUntil(() => delivered.includes("first"), { what: "the consumer runs", timeoutMs: 5000, intervalMs: 20 });
 
   // What a lost reply leaves behind: the entry is pending for gw-1, which never saw it. XADD and the
   // read run in one transaction, so the consumer's own blocked read cannot take it first.
@@ -66,5 +59,5 @@ test("an entry whose read reply was lost is delivered once reading resumes", asy
   assert.ok(readers.length > 0, "a blocked reader");
   for (const c of readers) await admin.clientKill({ filter: "ID", id: Number(c.id) });
 
-  await waitFor("delivered long before XAUTOCLAIM (60 s) would hand it over", () => delivered.includes("lost-reply"), 10_000);
+  await waitUntil(() => delivered.includes("lost-reply"), { what: "delivered long before XAUTOCLAIM (60 s) would hand it over", timeoutMs: 10_000, intervalMs: 20 });
 });

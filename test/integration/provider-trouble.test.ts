@@ -7,11 +7,13 @@ import { after, afterEach, before, test } from "node:test";
 import { createRedisMessageStore } from "../../src/adapters/redis/message-store.js";
 import type { MessageRecord } from "../../src/core/message.js";
 import type { MessageStore } from "../../src/core/ports.js";
-import { signTwilioRequest, statusCallbackParams, type FakeTwilio, type RecordedRequest } from "../fakes/fake-twilio.js";
+import { statusCallbackParams, type FakeTwilio, type RecordedRequest } from "../fakes/fake-twilio.js";
 import type { TestGateway } from "../support/gateway.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { errorCondition, errorText, errorType, isErrorFor } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { until } from "../support/wait.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
-import type { XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SID = `AC${"2".repeat(32)}`;
@@ -20,12 +22,10 @@ const PUBLIC = "https://gw.example.test";
 const ALICE_NUMBER = "+15550001111";
 const BOB_PHONE = "+15552223333";
 const CONTACT = `${BOB_PHONE}@${DOMAIN}`;
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 // Small enough that "429 forever" gives up within a test, large enough for a 1 s Retry-After.
 const DEADLINE_MS = 3000;
 
 let stack: SmsStack;
-let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
@@ -38,7 +38,7 @@ before(async () => {
     env: { OUTBOUND_RETRY_BASE_MS: "50", OUTBOUND_DEADLINE_MS: String(DEADLINE_MS) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
-  ({ server, twilio, gw } = stack);
+  ({ twilio, gw } = stack);
   alice = stack.clients.alice!;
   store = createRedisMessageStore(gw.gateway.redis, { retentionS: 3600 });
 });
@@ -48,25 +48,10 @@ after(() => stack?.stop());
 // Injected failures a test did not use up must not leak into the next one.
 afterEach(() => twilio.reset());
 
-const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
-const errorOf = (el: StanzaElement) => {
-  const e = el.getChild("error");
-  return {
-    type: e?.attrs.type,
-    condition: e?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name,
-    text: e?.getChildText("text", STANZAS) ?? "",
-  };
-};
+const errorOf = (el: StanzaElement) => ({ type: errorType(el), condition: errorCondition(el), text: errorText(el) });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 8000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** How long, and how often, to look for what the gateway did. */
+const POLL = { timeoutMs: 8000, intervalMs: 20 };
 
 const createsOf = (body: string): RecordedRequest[] => twilio.requests.filter((r) => r.method === "POST" && r.form.Body === body);
 const smsWith = (body: string) => twilio.created.filter((m) => m.body === body);
@@ -75,7 +60,7 @@ const smsWith = (body: string) => twilio.created.filter((m) => m.body === body);
 async function send(body: string, opts: { receipt?: boolean } = {}): Promise<{ stanzaId: string; id: string }> {
   const stanzaId = `pt-${++seq}`;
   await alice.send(xml("message", { to: CONTACT, type: "chat", id: stanzaId }, xml("body", {}, body), opts.receipt ? xml("request", { xmlns: "urn:xmpp:receipts" }) : undefined));
-  const req = await until(`a create for "${body}"`, () => createsOf(body)[0]);
+  const req = await until(() => createsOf(body)[0], { what: `a create for "${body}"`, ...POLL });
   const id = new URL(String(req.form.StatusCallback)).searchParams.get("id");
   assert.ok(id);
   return { stanzaId, id };
@@ -83,10 +68,13 @@ async function send(body: string, opts: { receipt?: boolean } = {}): Promise<{ s
 
 /** Resolves once the message was handed over (a SID is recorded) or reported. */
 const settled = (id: string): Promise<MessageRecord> =>
-  until(`message ${id} to settle`, async () => {
-    const r = await store.get(id);
-    return r && (r.providerId !== undefined || r.status !== "pending") ? r : undefined;
-  });
+  until(
+    async () => {
+      const r = await store.get(id);
+      return r && (r.providerId !== undefined || r.status !== "pending") ? r : undefined;
+    },
+    { what: `message ${id} to settle`, ...POLL },
+  );
 
 test("7(c) 429 with Retry-After: 1, then 201 → one SMS, sent no sooner than Twilio asked", async () => {
   twilio.failNext(1, { status: 429, retryAfter: "1" });
@@ -125,14 +113,8 @@ test("7(d) Twilio stores the message, then drops the connection → still one SM
   await alice.expectNone(isErrorFor(stanzaId), 300);
 
   // Twilio reports delivery later: the adopted SID leads to a receipt for the original stanza.
-  const path = `/twilio/status?id=${id}`;
   const params = statusCallbackParams({ sid: sms.sid, status: "delivered", from: ALICE_NUMBER, to: BOB_PHONE, accountSid: SID });
-  const res = await gw.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, PUBLIC + path, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
+  const res = await postSigned(gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC }, `/twilio/status?id=${id}`, params);
   assert.equal(res.statusCode, 200);
   const receipt = await alice.waitFor((el) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === stanzaId);
   assert.equal(receipt.attrs.from, CONTACT);
@@ -199,7 +181,7 @@ test("the same text sent twice legitimately, the second attempt ambiguous → st
   await settled(first.id);
   twilio.failNext(1, "drop");
   await alice.send(xml("message", { to: CONTACT, type: "chat", id: "twice-2" }, xml("body", {}, body)));
-  const secondReq = await until("the second message's create", () => createsOf(body)[1]);
+  const secondReq = await until(() => createsOf(body)[1], { what: "the second message's create", ...POLL });
   const secondId = new URL(String(secondReq.form.StatusCallback)).searchParams.get("id")!;
   assert.notEqual(secondId, first.id);
   const second = await settled(secondId);
@@ -212,7 +194,7 @@ test("the same text sent twice legitimately, the second attempt ambiguous → st
   await settled(a.id);
   twilio.failNext(1, "store-then-drop");
   await alice.send(xml("message", { to: CONTACT, type: "chat", id: "twice-4" }, xml("body", {}, other)));
-  const bReq = await until("the fourth message's create", () => createsOf(other)[1]);
+  const bReq = await until(() => createsOf(other)[1], { what: "the fourth message's create", ...POLL });
   const b = await settled(new URL(String(bReq.form.StatusCallback)).searchParams.get("id")!);
   assert.equal(createsOf(other).length, 2, "no resend");
   assert.equal(smsWith(other).length, 2);

@@ -5,10 +5,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createClient } from "redis";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { PROCESS_ADMIN_TOKEN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
-import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { signedWebhook } from "../support/twilio-webhooks.js";
+import { waitUntil } from "../support/wait.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
@@ -70,13 +71,11 @@ after(async () => {
   await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
 });
 
-/** Posts a webhook signed the way Twilio signs it (PUBLIC_URL + path, every parameter). */
+/** Posts a webhook signed the way Twilio signs it to the gateway process, over HTTP; `ms`: how long the answer took. */
 async function postSigned(path: string, params: Record<string, string>): Promise<{ status: number; text: string; ms: number }> {
   const t0 = Date.now();
-  const res = await gw.post(path, new URLSearchParams(params).toString(), {
-    "content-type": "application/x-www-form-urlencoded",
-    "x-twilio-signature": signTwilioRequest(TOKEN, PUBLIC + path, params),
-  });
+  const { body, headers } = signedWebhook({ authToken: TOKEN, publicUrl: PUBLIC }, path, params);
+  const res = await gw.post(path, body, headers);
   return { ...res, ms: Date.now() - t0 };
 }
 

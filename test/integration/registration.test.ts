@@ -5,9 +5,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { keys } from "../../src/adapters/redis/keys.js";
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
+import { errorCondition, errorText } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
@@ -27,7 +29,6 @@ const MG = `MG${"c".repeat(32)}`;
 const NS_REGISTER = "jabber:iq:register";
 const NS_COMMANDS = "http://jabber.org/protocol/commands";
 const NS_DATA = "jabber:x:data";
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 let redis: RedisServer;
 let server: XmppServer;
@@ -77,8 +78,6 @@ after(async () => {
 // ---- helpers
 
 const iqTo = (type: "get" | "set", ...children: StanzaElement[]) => xml("iq", { type, to: DOMAIN }, ...children);
-const condition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
-const errorText = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
 
 function submit(values: Record<string, string>, formType?: string): StanzaElement {
   return xml(
@@ -143,14 +142,14 @@ describe("REGISTRATION=admin", () => {
 
     const set = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, submit({}, NS_REGISTER))));
     assert.equal(set.attrs.type, "error");
-    assert.equal(condition(set), "not-allowed");
+    assert.equal(errorCondition(set), "not-allowed");
     assert.match(errorText(set), /operator/);
 
     const removed = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, xml("remove"))));
     assert.equal(removed.attrs.type, "result");
     assert.equal((await gw!.admin("GET", `/api/v1/users/${alice.bareJid}`)).status, 404);
     const again = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, xml("remove"))));
-    assert.equal(condition(again), "registration-required");
+    assert.equal(errorCondition(again), "registration-required");
   });
 
   test("ad-hoc: status shows the link, register is refused with a note", async () => {
@@ -203,7 +202,7 @@ describe("REGISTRATION=byo", () => {
     assert.match(notes(wrong)[0]!.text, /did not accept this Account SID and Auth Token/);
 
     const notMine = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, submit({ account_sid: ALICE_SID, auth_token: ALICE_TOKEN, phone: BOB_NUMBER }, NS_REGISTER))));
-    assert.equal(condition(notMine), "item-not-found");
+    assert.equal(errorCondition(notMine), "item-not-found");
     assert.match(errorText(notMine), new RegExp(`\\${BOB_NUMBER} is not a number of the Twilio account ${ALICE_SID}`));
     assert.equal(twilio.numbers(BOB_SID)[0]!.sms_url, "https://demo.twilio.com/welcome/sms/reply", "nothing changed at Twilio");
     assert.equal((await gw!.admin("GET", `/api/v1/users/${alice.bareJid}`)).status, 404);
@@ -248,12 +247,7 @@ describe("REGISTRATION=byo", () => {
 
     const post = (token: string, to: string, body: string) => {
       const params = inboundSmsParams({ from: "+15552223333", to, body, accountSid: ALICE_SID });
-      return gw!.gateway.http.inject({
-        method: "POST",
-        url: "/twilio/sms",
-        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(token, `${PUBLIC}/twilio/sms`, params) },
-        payload: new URLSearchParams(params).toString(),
-      });
+      return postSigned(gw!.gateway.http, { authToken: token, publicUrl: PUBLIC }, "/twilio/sms", params);
     };
     assert.equal((await post(ALICE_TOKEN, ALICE_NUMBER, "reply via own account")).statusCode, 200);
     const got = await alice.waitFor((el) => el.name === "message" && el.getChildText("body") === "reply via own account");
@@ -277,6 +271,6 @@ describe("REGISTRATION=byo", () => {
     assert.equal(await r.exists([keys.userAccount(alice.bareJid), keys.account(ALICE_SID), keys.accountNumbers(ALICE_SID), keys.userNumbers(alice.bareJid)]), 0);
     assert.equal(await r.hGet(keys.account(BOB_SID), "authToken").then(Boolean), true, "bob's account is untouched");
     const refused = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, xml("remove"))));
-    assert.equal(condition(refused), "registration-required");
+    assert.equal(errorCondition(refused), "registration-required");
   });
 });

@@ -2,9 +2,11 @@
 // fake Twilio. Servers start once for the file.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { inboundSmsParams, signTwilioRequest, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import type { TestGateway } from "../support/gateway.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { chat, errorCondition, errorText, isErrorFor, STANZAS } from "../support/stanzas.js";
+import { signedPoster } from "../support/twilio-webhooks.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import type { XmppServer } from "../support/xmpp-server.js";
 
@@ -14,7 +16,6 @@ const TOKEN = "fake-auth-token";
 const PUBLIC = "https://gw.example.test/prefix";
 const ALICE_NUMBER = "+15550001111";
 const CONTACT = `+15552223333@${DOMAIN}`;
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 let stack: SmsStack;
 let server: XmppServer;
@@ -22,7 +23,6 @@ let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
 let bob: TestClient;
-let seq = 0;
 
 before(async () => {
   stack = await startSmsStack({
@@ -39,26 +39,7 @@ before(async () => {
 
 after(() => stack?.stop());
 
-function chat(to: string, body: string | undefined, extra: { id?: string; receipt?: boolean; children?: StanzaElement[] } = {}): StanzaElement {
-  const id = extra.id ?? `m${++seq}`;
-  return xml(
-    "message",
-    { to, type: "chat", id },
-    body === undefined ? undefined : xml("body", {}, body),
-    extra.receipt ? xml("request", { xmlns: "urn:xmpp:receipts" }) : undefined,
-    ...(extra.children ?? []),
-  );
-}
-
-async function postSigned(path: string, params: Record<string, string>, opts: { badSignature?: boolean } = {}) {
-  const sig = signTwilioRequest(TOKEN, PUBLIC + path, params);
-  return gw.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": opts.badSignature ? `${sig[0] === "x" ? "y" : "x"}${sig.slice(1)}` : sig },
-    payload: new URLSearchParams(params).toString(),
-  });
-}
+const postSigned = signedPoster(() => gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC });
 
 /** Sends a message from alice and returns the create request the fake Twilio recorded for it. */
 async function sendAndCapture(body: string, extra: { id?: string; receipt?: boolean } = {}) {
@@ -70,10 +51,6 @@ async function sendAndCapture(body: string, extra: { id?: string; receipt?: bool
   const id = new URL(cb).searchParams.get("id")!;
   return { req, id, sid: twilio.created.find((m) => m.body === body)?.sid };
 }
-
-const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
-const errorCondition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
-const errorText = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
 
 describe("XMPP → SMS", () => {
   test("a linked user's message becomes exactly the Twilio request it should", async () => {

@@ -2,9 +2,12 @@
 // end to end: real XMPP server and client, real Redis, the twilio SDK against the fake Twilio.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { inboundSmsParams, signTwilioRequest, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import type { TestGateway } from "../support/gateway.js";
 import { startSmsStack, type SmsStack } from "../support/stack.js";
+import { chat, errorCondition, errorText, isErrorFor } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { until } from "../support/wait.js";
 import { xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import type { XmppServer } from "../support/xmpp-server.js";
 
@@ -14,7 +17,6 @@ const TOKEN = "fake-auth-token";
 const PUBLIC = "https://gw.example.test";
 const ALICE_NUMBER = "+15550001111";
 const BOB_NUMBER = "+15550002222";
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 // Generous: the whole suite runs two servers side by side, and a loaded machine is slow.
 const WAIT_MS = 15_000;
 
@@ -24,7 +26,6 @@ let twilio: FakeTwilio;
 let gw: TestGateway;
 let alice: TestClient;
 let bob: TestClient;
-let seq = 0;
 
 before(async () => {
   stack = await startSmsStack({
@@ -46,42 +47,22 @@ after(() => stack?.stop());
 const contact = (n: string) => `${n}@${DOMAIN}`;
 const wait = (c: TestClient, pred: (el: StanzaElement) => boolean) => c.waitFor(pred, WAIT_MS);
 
-function chat(to: string, body: string | undefined, extra: { id?: string; receipt?: boolean; children?: StanzaElement[] } = {}): StanzaElement {
-  return xml(
-    "message",
-    { to, type: "chat", id: extra.id ?? `r${++seq}` },
-    body === undefined ? undefined : xml("body", {}, body),
-    extra.receipt ? xml("request", { xmlns: "urn:xmpp:receipts" }) : undefined,
-    ...(extra.children ?? []),
-  );
-}
-
 async function inbound(from: string, body: string, extra: Record<string, string> = {}, to = ALICE_NUMBER) {
   const params = { ...inboundSmsParams({ from, to, body, accountSid: SID }), ...extra };
-  const res = await gw.gateway.http.inject({
-    method: "POST",
-    url: "/twilio/sms",
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}/twilio/sms`, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
+  const res = await postSigned(gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC }, "/twilio/sms", params);
   assert.equal(res.statusCode, 200);
   return params;
 }
 
-const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
-const errorCondition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
-const errorText = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
 const bodyFrom = (from: string, re: RegExp) => (el: StanzaElement) => el.name === "message" && el.attrs.type !== "error" && (el.attrs.from ?? "").startsWith(from) && re.test(el.getChildText("body") ?? "");
 
 /** The create the fake Twilio received for `body` (waits for it). */
-async function createdWith(body: string, timeoutMs = WAIT_MS) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const m = twilio.created.find((c) => c.body === body);
-    if (m) return m;
-    if (Date.now() > end) throw new Error(`no create with body ${JSON.stringify(body)}; bodies: ${JSON.stringify(twilio.created.map((c) => c.body))}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function createdWith(body: string, timeoutMs = WAIT_MS) {
+  return until(() => twilio.created.find((c) => c.body === body), {
+    what: () => `a create with body ${JSON.stringify(body)}; bodies: ${JSON.stringify(twilio.created.map((c) => c.body))}`,
+    timeoutMs,
+    intervalMs: 20,
+  });
 }
 
 /** Sends and expects an error reply without any request reaching the fake Twilio. */

@@ -8,14 +8,14 @@ import { keys } from "../../src/adapters/redis/keys.js";
 import { verifySignature } from "../../src/webhooks/verify.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { freePort } from "../support/ports.js";
-import { waitUntil } from "../support/processes.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
+import { bodyOf, errorCondition, errorText, isErrorFor } from "../support/stanzas.js";
+import { waitUntil } from "../support/wait.js";
+import { connectClient, xml, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SECRETS_KEY = randomBytes(32).toString("base64");
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 interface Hit {
   headers: IncomingMessage["headers"];
@@ -103,10 +103,6 @@ after(async () => {
 });
 
 const BOT = `deploybot@${DOMAIN}`;
-const bodyOf = (el: StanzaElement) => el.getChildText("body") ?? "";
-const isErrorFor = (id: string) => (el: StanzaElement) => el.name === "message" && el.attrs.type === "error" && el.attrs.id === id;
-const errorCondition = (el: StanzaElement) => el.getChild("error")?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name;
-const errorText = (el: StanzaElement) => el.getChild("error")?.getChildText("text", STANZAS) ?? "";
 
 async function say(client: TestClient, body: string, opts: { id?: string; receipt?: boolean } = {}): Promise<string> {
   const id = opts.id ?? `w${++seq}`;

@@ -10,10 +10,13 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 
-import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
+import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectSlix, type SlixClient, type SlixMessage } from "../support/slix.js";
+import { errorCondition, errorText, errorType } from "../support/stanzas.js";
+import { postSigned } from "../support/twilio-webhooks.js";
+import { until } from "../support/wait.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer, type XmppServerKind } from "../support/xmpp-server.js";
 
@@ -28,7 +31,6 @@ const SECRET = "matrix-secret";
 const SID = `AC${"7".repeat(32)}`;
 const TOKEN = "matrix-token";
 const PUBLIC = "https://gw.example.test/matrix";
-const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const NS = {
   discoInfo: "http://jabber.org/protocol/disco#info",
   register: "jabber:iq:register",
@@ -89,12 +91,7 @@ interface Driver {
 const bare = (jid: string | null | undefined) => (jid ?? "").split("/")[0]!;
 
 function stanzaError(el: StanzaElement): StanzaErr {
-  const err = el.getChild("error");
-  return {
-    type: err?.attrs.type ?? "",
-    condition: err?.getChildElements().find((c) => c.getNS() === STANZAS && c.name !== "text")?.name ?? "",
-    text: err?.getChildText("text", STANZAS) ?? "",
-  };
+  return { type: errorType(el) ?? "", condition: errorCondition(el) ?? "", text: errorText(el) };
 }
 
 function xmppJsDriver(c: TestClient): Driver {
@@ -264,24 +261,16 @@ let seq = 0;
 const uniq = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++seq}`;
 
 async function signedPost(s: Stack, path: string, params: Record<string, string>): Promise<number> {
-  const res = await s.gw.gateway.http.inject({
-    method: "POST",
-    url: path,
-    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(TOKEN, PUBLIC + path, params) },
-    payload: new URLSearchParams(params).toString(),
-  });
-  return res.statusCode;
+  return (await postSigned(s.gw.gateway.http, { authToken: TOKEN, publicUrl: PUBLIC }, path, params)).statusCode;
 }
 
 /** The create request the fake Twilio received with this body. */
-async function createFor(s: Stack, body: string, timeoutMs = WAIT_MS) {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const req = s.twilio.requests.find((r) => r.method === "POST" && r.form.Body === body);
-    if (req) return req;
-    if (Date.now() > end) throw new Error(`the fake Twilio got no create with Body ${JSON.stringify(body)} within ${timeoutMs} ms (${s.twilio.requests.length} requests)`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function createFor(s: Stack, body: string, timeoutMs = WAIT_MS) {
+  return until(() => s.twilio.requests.find((r) => r.method === "POST" && r.form.Body === body), {
+    what: () => `a create with Body ${JSON.stringify(body)} at the fake Twilio (${s.twilio.requests.length} requests)`,
+    timeoutMs,
+    intervalMs: 20,
+  });
 }
 
 /** "help", "status", "register", "unregister" as words (commands a chat to the gateway understands, issue 5 §1c). */
@@ -314,15 +303,7 @@ const SCENARIO_RUN: Record<Scenario, (s: Stack, c: Driver) => Promise<void>> = {
     await c.sendChat(CONTACT, body, { id, receipt: true });
     const req = await createFor(s, body);
     const cb = new URL(String(req.form.StatusCallback));
-    const sid = await (async () => {
-      const end = Date.now() + 3000;
-      for (;;) {
-        const m = s.twilio.created.find((m) => m.body === body);
-        if (m) return m.sid;
-        if (Date.now() > end) throw new Error("no message resource created");
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })();
+    const sid = await until(() => s.twilio.created.find((m) => m.body === body)?.sid, { what: "a message resource created", timeoutMs: 3000, intervalMs: 20 });
     const status = await signedPost(s, cb.pathname.replace(/^\/matrix/, "") + cb.search, statusCallbackParams({ sid, status: "delivered", from: USERS[c.kind].phone, to: CONTACT_NUMBER, accountSid: SID }));
     assert.equal(status, 200);
     const r = await c.waitReceipt(id);

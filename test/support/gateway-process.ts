@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./ports.js";
-import { removeDirAtExit, spawnTracked, waitUntil, type SpawnedProcess } from "./processes.js";
+import { removeDirAtExit, spawnTracked, type SpawnedProcess } from "./processes.js";
+import { waitUntil } from "./wait.js";
 
 export const PROCESS_ADMIN_TOKEN = "process-admin-token-0123456789";
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -255,18 +255,3 @@ export function tailFile(path: string, lines = 20): string {
     return "";
   }
 }
-
-/** Polls `check` every `intervalMs` until it resolves true; throws `describe()` after timeoutMs. */
-export async function waitUntil(
-  check: () => Promise<boolean>,
-  opts: { timeoutMs: number; intervalMs?: number; abortIf?: () => string | undefined; what: string },
-): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
-  for (;;) {
-    const abort = opts.abortIf?.();
-    if (abort !== undefined) throw new Error(`${opts.what}: ${abort}`);
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`${opts.what}: not ready after ${opts.timeoutMs} ms`);
-    await sleep(opts.intervalMs ?? 50);
-  }
-}

@@ -6,7 +6,8 @@ import { after, before } from "node:test";
 
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { freePort } from "./ports.js";
-import { forgetDir, removeDirAtExit, requireBinary, spawnTracked, tcpExchange, waitUntil, type SpawnedProcess } from "./processes.js";
+import { forgetDir, removeDirAtExit, requireBinary, spawnTracked, tcpExchange, type SpawnedProcess } from "./processes.js";
+import { waitUntil } from "./wait.js";
 
 export interface RedisServer {
   /** redis://127.0.0.1:PORT */

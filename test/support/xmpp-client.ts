@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 // @xmpp/client 0.14 ships no type declarations (and there is no @types package for 0.14):
 // its exports are given the local types below. @ts-ignore (not @ts-expect-error) keeps
 // this compiling if somebody adds a declaration later.
+// eslint-disable-next-line @typescript-eslint/ban-ts-comment -- @ts-ignore on purpose, see above
 // @ts-ignore -- untyped ESM package
 import { client as untypedClient, xml as untypedXml } from "@xmpp/client";
 

@@ -19,9 +19,9 @@ import {
   spawnTracked,
   tailFile,
   tcpExchange,
-  waitUntil,
   type SpawnedProcess,
 } from "./processes.js";
+import { waitUntil } from "./wait.js";
 
 const execFileP = promisify(execFile);
 

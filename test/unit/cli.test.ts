@@ -128,7 +128,11 @@ const HEADER = "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.
 test("handshake: sha1(streamId + secret) accepted, then the stream is closed", async () => {
   let closedByClient = false;
   const srv = await scriptedServer((s, got) => {
-    if (got.endsWith("to='sms.example.com'>")) s.write(HEADER.slice(0, 40)), setTimeout(() => s.write(HEADER.slice(40)), 20); // split header
+    if (got.endsWith("to='sms.example.com'>")) {
+      // the stream header in two writes
+      s.write(HEADER.slice(0, 40));
+      setTimeout(() => s.write(HEADER.slice(40)), 20);
+    }
     const m = /<handshake>([0-9a-f]+)<\/handshake>$/.exec(got);
     if (m) s.write(m[1] === createHash("sha1").update("abc123" + "s3cret").digest("hex") ? "<handshake/>" : "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
     if (got.endsWith("</stream:stream>")) closedByClient = true;

@@ -8,6 +8,7 @@ import { createMemoryQueues, type MemoryQueues } from "../../src/adapters/memory
 import { createDeliveryEngine, type DeliveryEngine, type DeliveryOptions } from "../../src/core/delivery/engine.js";
 import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../src/core/message.js";
 import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type XmppSink } from "../../src/core/ports.js";
+import { waitUntil } from "../support/wait.js";
 
 const quiet = { info() {}, warn() {}, error() {} };
 const engines: DeliveryEngine[] = [];
@@ -51,13 +52,7 @@ function sink(o: { barrierMs?: number; bounce?: (id: string, write: number) => s
   return { sink: s, writes, twiceInHand, ids: () => writes.map((w) => w.id) };
 }
 
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+const until = (what: string, ok: () => boolean | Promise<boolean>, ms = 5000): Promise<void> => waitUntil(ok, { what, timeoutMs: ms, intervalMs: 5 });
 
 const noOutbound = async () => undefined;
 

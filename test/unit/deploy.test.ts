@@ -30,6 +30,7 @@ const NODE_VARS = new Set(["NODE_ENV"]);
 const DEFAULT_SHUTDOWN_MS = loadConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "0123456789abcdef", SMS_PROVIDER: "sandbox" }).SHUTDOWN_TIMEOUT_MS;
 
 /** parsed YAML: shapes are checked by the assertions */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the assertions below are the type check
 type Y = any;
 
 function parseYaml(file: string): Y[] {

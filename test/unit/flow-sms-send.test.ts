@@ -15,6 +15,7 @@ import { createOutbound } from "../../src/core/outbound.js";
 import type { MessageStatus, OutboundJob } from "../../src/core/message.js";
 import { createSender, SendInterrupted } from "../../src/core/outbound-send.js";
 import type { AttemptState, ProviderFailure, SmsLookupResult } from "../../src/core/ports.js";
+import { waitUntil } from "../support/wait.js";
 
 /** The store with `id` in the attempt state a crash or a stop left: `count` requests started from `firstAt`, the last `state`. */
 async function leaveAttempt(messages: MemoryMessageStore, id: string, a: AttemptState, setClock: (ms: number | undefined) => void): Promise<void> {
@@ -208,11 +209,7 @@ test("a failure that is no provider answer (a bug) leaves the request in doubt: 
   assert.equal((await t.messages.get(JOB.id))?.providerId, "SM9");
 });
 
-async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
-  for (const end = Date.now() + 5000; !(await ok()); await new Promise((r) => setTimeout(r, 5))) {
-    if (Date.now() > end) assert.fail(`timed out waiting for: ${what}`);
-  }
-}
+const until = (what: string, ok: () => boolean | Promise<boolean>): Promise<void> => waitUntil(ok, { what, timeoutMs: 5000, intervalMs: 5 });
 
 test("through the engine: a sent text gets its receipt from the delivered callback; a refused one an error reply; both reach the user over XMPP", async () => {
   const messages = createMemoryMessageStore();

@@ -21,13 +21,13 @@ test("reading pauses at high and resumes at low, failures count as settled", asy
   const socket = { pause: () => calls.push("pause"), resume: () => calls.push("resume") };
   const gate = createIntakeGate(() => socket, { high: 3, low: 1 });
   const work = [deferred(), deferred(), deferred(), deferred()];
-  gate.track(work[0]!.promise);
-  gate.track(work[1]!.promise);
+  void gate.track(work[0]!.promise);
+  void gate.track(work[1]!.promise);
   assert.deepEqual(calls, []);
-  gate.track(work[2]!.promise);
+  void gate.track(work[2]!.promise);
   assert.deepEqual(calls, ["pause"]);
   assert.deepEqual(gate.state(), { inProgress: 3, paused: true, pauses: 1 });
-  gate.track(work[3]!.promise); // arrived in the same read: counted, no second pause
+  void gate.track(work[3]!.promise); // arrived in the same read: counted, no second pause
   assert.deepEqual(calls, ["pause"]);
   work[0]!.resolve();
   work[1]!.reject(new Error("redis away"));

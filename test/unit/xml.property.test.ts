@@ -26,6 +26,7 @@ type StreamParser = EventEmitter & { write(s: string): void; root: Element | nul
 const { Parser } = require("@xmpp/xml") as { Parser: new () => StreamParser };
 
 /** Characters XML 1.0 forbids, as UTF-16 (the same set the guard replaces). */
+// eslint-disable-next-line no-control-regex -- these are the characters to find
 const INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** Parses one serialized top-level element with the parser the gateway uses. */
