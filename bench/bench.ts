@@ -125,9 +125,17 @@ async function measure(name: string, tag: string, load: Load, send: Sender, opts
     `${name} @ ${r.load}: ${Math.round(r.throughput)} msg/s delivered (intake ${Math.round(r.intake)}/s), e2e p50 ${r.e2e.p50.toFixed(1)} p99 ${r.e2e.p99.toFixed(1)} ms` +
       (r.ack ? `, ack p50 ${r.ack.p50.toFixed(1)} p99 ${r.ack.p99.toFixed(1)} ms` : "") +
       (usage ? `, gateway CPU ${usage.cpuPercent.toFixed(0)} %, peak RSS ${usage.peakRssMb.toFixed(0)} MB` : "") +
-      (runtime ? `, GC ${runtime.gcPercent.toFixed(0)} % (${runtime.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${runtime.loopDelay.p99.toFixed(1)} max ${runtime.loopDelay.max.toFixed(1)} ms` : "") +
-      `, CPU elsewhere ${Object.entries(otherCpu).map(([k, v]) => `${k} ${v} %`).join(", ")}` +
-      (Object.keys(redisPerMessage).length ? `, Redis commands per message ${Object.values(redisPerMessage).reduce((a, b) => a + b, 0).toFixed(1)} ${JSON.stringify(redisPerMessage)}` : "") +
+      (runtime
+        ? `, GC ${runtime.gcPercent.toFixed(0)} % (${runtime.gcPausesOver10ms} pauses ≥ 10 ms), event-loop delay p99 ${runtime.loopDelay.p99.toFixed(1)} max ${runtime.loopDelay.max.toFixed(1)} ms`
+        : "") +
+      `, CPU elsewhere ${Object.entries(otherCpu)
+        .map(([k, v]) => `${k} ${v} %`)
+        .join(", ")}` +
+      (Object.keys(redisPerMessage).length
+        ? `, Redis commands per message ${Object.values(redisPerMessage)
+            .reduce((a, b) => a + b, 0)
+            .toFixed(1)} ${JSON.stringify(redisPerMessage)}`
+        : "") +
       `, lost ${r.lost}, dup ${r.duplicates}, refused ${r.refused}${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ""}`,
   );
   return row;
@@ -175,9 +183,16 @@ async function outboundFloor(hop: "sms" | "webhook", server: { componentPort: nu
   try {
     await untilReady(child, "the outbound floor");
     const clients = await Promise.all(USERS.map((u) => rawClient({ port: server.c2sPort, domain: server.domain, username: u.name, password: u.password, resource: "floor" })));
-    const send = xmppSender((seq) => clients[seq % clients.length]!, (seq, text) => chat(undefined, hop === "sms" ? `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}` : `bot@${DOMAIN}`, text));
+    const send = xmppSender(
+      (seq) => clients[seq % clients.length]!,
+      (seq, text) => chat(undefined, hop === "sms" ? `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}` : `bot@${DOMAIN}`, text),
+    );
     const name = `${hop} floor`;
-    const row = await measure(`baseline: ${name} (least work of any durable gateway)`, hop === "sms" ? "fs" : "fw", { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 }, send, { pid: child.pid!, seconds: BASELINE_S, baseline: "client → component" });
+    const row = await measure(`baseline: ${name} (least work of any durable gateway)`, hop === "sms" ? "fs" : "fw", { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 }, send, {
+      pid: child.pid!,
+      seconds: BASELINE_S,
+      baseline: "client → component",
+    });
     baselines[name] = row.result.throughput;
     await Promise.all(clients.map((c) => c.close()));
   } finally {
@@ -202,11 +217,17 @@ async function bareFastifyBaseline(form: (text: string) => { path: string; heade
     await untilReady(child, "bare Fastify");
     const target = httpTarget(`http://127.0.0.1:${port}`, HTTP_CONCURRENCY);
     const post = httpSender(target, (_seq, text) => form(text));
-    const row = await measure("baseline: bare Fastify", "bf", { kind: "max", inFlight: Number.MAX_SAFE_INTEGER, concurrency: HTTP_CONCURRENCY }, async (seq, text) => {
-      const r = await post(seq, text);
-      arrived(text);
-      return r;
-    }, { pid: child.pid!, seconds: BASELINE_S });
+    const row = await measure(
+      "baseline: bare Fastify",
+      "bf",
+      { kind: "max", inFlight: Number.MAX_SAFE_INTEGER, concurrency: HTTP_CONCURRENCY },
+      async (seq, text) => {
+        const r = await post(seq, text);
+        arrived(text);
+        return r;
+      },
+      { pid: child.pid!, seconds: BASELINE_S },
+    );
     baselines["bare Fastify"] = row.result.throughput;
     await target.close();
   } finally {
@@ -243,9 +264,27 @@ async function main(): Promise<number> {
       const client = await rawClient({ port: server.c2sPort, domain: server.domain, username: USERS[0]!.name, password: USERS[0]!.password, resource: "bench" });
       client.onBody(arrived);
       component.onBody(arrived);
-      const rc = await measure("baseline: component → client", "rc", { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 }, xmppSender(() => component, (_s, text) => chat(`+15550200000@${DOMAIN}`, client.jid, text)), { pid: serverPid, seconds: BASELINE_S });
+      const rc = await measure(
+        "baseline: component → client",
+        "rc",
+        { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 },
+        xmppSender(
+          () => component,
+          (_s, text) => chat(`+15550200000@${DOMAIN}`, client.jid, text),
+        ),
+        { pid: serverPid, seconds: BASELINE_S },
+      );
       baselines["component → client"] = rc.result.throughput;
-      const cr = await measure("baseline: client → component", "cr", { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 }, xmppSender(() => client, (_s, text) => chat(undefined, `+15550200000@${DOMAIN}`, text)), { pid: serverPid, seconds: BASELINE_S });
+      const cr = await measure(
+        "baseline: client → component",
+        "cr",
+        { kind: "max", inFlight: IN_FLIGHT, concurrency: 1 },
+        xmppSender(
+          () => client,
+          (_s, text) => chat(undefined, `+15550200000@${DOMAIN}`, text),
+        ),
+        { pid: serverPid, seconds: BASELINE_S },
+      );
       baselines["client → component"] = cr.result.throughput;
       await Promise.all([client.close(), component.close()]);
       await new Promise((r) => setTimeout(r, 500)); // the server lets the component's domain go
@@ -281,7 +320,12 @@ async function main(): Promise<number> {
         BREAKER_SEGMENTS_PER_HOUR: "0",
         WEBHOOK_IN_PER_MINUTE: "0",
         // BENCH_GATEWAY_ENV="PIPELINE_PARTITIONS=16 LOG_LEVEL=warn": try other settings
-        ...Object.fromEntries((process.env.BENCH_GATEWAY_ENV ?? "").split(" ").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)])),
+        ...Object.fromEntries(
+          (process.env.BENCH_GATEWAY_ENV ?? "")
+            .split(" ")
+            .filter(Boolean)
+            .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+        ),
       },
       { built: true, nodeArgs: [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? startNodeArgs()), ...(PROFILE_DIR ? ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`] : [])] },
     );
@@ -304,13 +348,19 @@ async function main(): Promise<number> {
         const params = inboundSmsParams({ from: CONTACTS[seq % CONTACTS.length]!, to: USERS[seq % USERS.length]!.phone, body: text, accountSid: ACCOUNT_SID });
         return twilioSmsWebhook(AUTH_TOKEN, PUBLIC_URL, params);
       });
-      const outboundSend = xmppSender((seq) => clients[seq % clients.length]!, (seq, text) => chat(undefined, `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}`, text));
+      const outboundSend = xmppSender(
+        (seq) => clients[seq % clients.length]!,
+        (seq, text) => chat(undefined, `${CONTACTS[Math.floor(seq / clients.length) % CONTACTS.length]}@${DOMAIN}`, text),
+      );
       const webhookInSend = httpSender(http, (seq, text) => ({
         path: "/api/v1/webhooks/bot/messages",
         headers: { "content-type": "application/json", authorization: `Bearer ${botToken}` },
         body: JSON.stringify({ to: `${USERS[seq % USERS.length]!.name}@${server.domain}`, body: text }),
       }));
-      const webhookOutSend = xmppSender((seq) => clients[seq % clients.length]!, (_seq, text) => chat(undefined, `bot@${DOMAIN}`, text));
+      const webhookOutSend = xmppSender(
+        (seq) => clients[seq % clients.length]!,
+        (_seq, text) => chat(undefined, `bot@${DOMAIN}`, text),
+      );
 
       // Warm-up: every contact has written to every user once (introductions happen once, not in the
       // measurement), and every connection pool is open.
@@ -370,7 +420,10 @@ function report(backlog: BacklogResult | undefined, _pids: { serverPid?: number;
       `| ${r.flow} | ${r.load} | ${Math.round(x.throughput)} | ${ratio} | ${x.e2e.p50.toFixed(1)} / ${x.e2e.p99.toFixed(1)} | ${x.ack ? `${x.ack.p50.toFixed(1)} / ${x.ack.p99.toFixed(1)}` : "–"} | ${r.cpuPercent !== undefined ? `${r.cpuPercent.toFixed(0)} %` : "–"} | ${r.peakRssMb !== undefined ? `${r.peakRssMb.toFixed(0)} MB` : "–"} | ${x.lost} | ${x.duplicates} |`,
     );
   }
-  if (backlog) lines.push(`\nBacklog: ${backlog.accepted} accepted while the XMPP server was down, ${backlog.waiting} waiting in Redis, peak RSS ${backlog.peakRssMb.toFixed(0)} MB, intake ${Math.round(backlog.intakePerS)}/s.`);
+  if (backlog)
+    lines.push(
+      `\nBacklog: ${backlog.accepted} accepted while the XMPP server was down, ${backlog.waiting} waiting in Redis, peak RSS ${backlog.peakRssMb.toFixed(0)} MB, intake ${Math.round(backlog.intakePerS)}/s.`,
+    );
   process.stdout.write(`\n${lines.join("\n")}\n`);
 
   const targets = checkTargets(backlog);
@@ -406,8 +459,14 @@ function checkTargets(backlog: BacklogResult | undefined): TargetCheck[] {
     if (!r?.baseline) return;
     const x = r.result.throughput / r.baseline.throughput;
     const floor = floorName ? baselines[floorName] : undefined;
-    const floorNote = floor ? `; the ${floorName} reached ${((floor / r.baseline.throughput) * 100).toFixed(0)} % (${Math.round(floor)} msg/s), the gateway ${((r.result.throughput / floor) * 100).toFixed(0)} % of it` : "";
-    out.push({ what: `${name} ≥ ${min * 100} % of ${r.baseline.name}`, measured: `${(x * 100).toFixed(0)} % (${Math.round(r.result.throughput)} msg/s)${floorNote}`, ok: x >= min && r.result.lost === 0 });
+    const floorNote = floor
+      ? `; the ${floorName} reached ${((floor / r.baseline.throughput) * 100).toFixed(0)} % (${Math.round(floor)} msg/s), the gateway ${((r.result.throughput / floor) * 100).toFixed(0)} % of it`
+      : "";
+    out.push({
+      what: `${name} ≥ ${min * 100} % of ${r.baseline.name}`,
+      measured: `${(x * 100).toFixed(0)} % (${Math.round(r.result.throughput)} msg/s)${floorNote}`,
+      ok: x >= min && r.result.lost === 0,
+    });
   };
   ratio("inbound SMS", 0.45);
   ratio("outbound SMS", 0.3, "sms floor");
@@ -418,8 +477,15 @@ function checkTargets(backlog: BacklogResult | undefined): TargetCheck[] {
     if (r.result.ack) out.push({ what: `${r.flow} at ${RATE}/s: ack p99 < 15 ms`, measured: `${r.result.ack.p99.toFixed(1)} ms`, ok: r.result.ack.p99 < 15 });
     if (r.peakRssMb !== undefined) out.push({ what: `${r.flow} at ${RATE}/s: RSS < 160 MB`, measured: `${r.peakRssMb.toFixed(0)} MB`, ok: r.peakRssMb < 160 });
   }
-  if (backlog) out.push({ what: "RSS < 300 MB while 100,000 messages wait", measured: `${backlog.peakRssMb.toFixed(0)} MB`, ok: backlog.peakRssMb < 300 && backlog.failed === 0 && backlog.waiting >= backlog.accepted });
-  for (const r of rows) if (r.result.lost > 0 || r.result.duplicates > 0) out.push({ what: `${r.flow} (${r.load}): nothing lost or doubled`, measured: `${r.result.lost} lost, ${r.result.duplicates} doubled`, ok: false });
+  if (backlog)
+    out.push({
+      what: "RSS < 300 MB while 100,000 messages wait",
+      measured: `${backlog.peakRssMb.toFixed(0)} MB`,
+      ok: backlog.peakRssMb < 300 && backlog.failed === 0 && backlog.waiting >= backlog.accepted,
+    });
+  for (const r of rows)
+    if (r.result.lost > 0 || r.result.duplicates > 0)
+      out.push({ what: `${r.flow} (${r.load}): nothing lost or doubled`, measured: `${r.result.lost} lost, ${r.result.duplicates} doubled`, ok: false });
   return out;
 }
 

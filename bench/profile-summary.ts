@@ -58,7 +58,11 @@ for (const file of process.argv.slice(2)) {
     folded.set(key, (folded.get(key) ?? 0) + us);
   }
   const top = (m: Map<string, number>, n: number) =>
-    [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => `  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`).join("\n");
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, v]) => `  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`)
+      .join("\n");
   console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled`);
   console.log(`\nself time by package/file\n${top(pkgBy, 25)}`);
   console.log(`\nself time by function\n${top(selfBy, 40)}`);

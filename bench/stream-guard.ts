@@ -25,7 +25,14 @@ function message(i: number): string {
   // As Prosody writes a routed message to a component: attributes in single quotes, text escaped.
   return xml(
     "message",
-    { xmlns: "jabber:component:accept", from: `alice${i % 50}@localhost/phone-${(i % 9973).toString(16)}`, to: `+1555${String(2000000 + (i % 7919))}@sms.localhost`, type: "chat", id: `msg-${i}-${(i * 2654435761) % 1e9}`, "xml:lang": "en" },
+    {
+      xmlns: "jabber:component:accept",
+      from: `alice${i % 50}@localhost/phone-${(i % 9973).toString(16)}`,
+      to: `+1555${String(2000000 + (i % 7919))}@sms.localhost`,
+      type: "chat",
+      id: `msg-${i}-${(i * 2654435761) % 1e9}`,
+      "xml:lang": "en",
+    },
     xml("body", {}, body),
     xml("active", { xmlns: "http://jabber.org/protocol/chatstates" }),
     xml("request", { xmlns: "urn:xmpp:receipts" }),

@@ -83,7 +83,7 @@ export function renderComposeConfigs(env, source = "deploy/compose/switchboard.e
     "-- Prosody 0.12 (prosody/prosody image). Runs in the foreground, logs to the console.",
     'log = { info = "*console" }',
     'data_path = "/var/lib/prosody"',
-    '-- TLS certificates: deploy/compose/certs/ is mounted here (e.g. ' + host + '.crt and ' + host + '.key).',
+    "-- TLS certificates: deploy/compose/certs/ is mounted here (e.g. " + host + ".crt and " + host + ".key).",
     'certificates = "/etc/prosody/certs"',
     "",
     "modules_enabled = {",

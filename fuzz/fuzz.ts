@@ -283,7 +283,10 @@ function runPure([kind, s]: [string, string]): void {
   } else if (kind === "sig") {
     if (verifySignature({ secret: s || "x", timestamp: String(Math.floor(Date.now() / 1000)), body: s, signature: s })) fail("pure: a junk signature verified");
   } else {
-    const el = deliveryStanza({ kind: "chat", id: s.slice(0, 20), from: `${CONTACT}@${DOMAIN}`, to: "alice@localhost", body: s, mediaUrls: [], acceptedAt: Date.now() }, { domain: DOMAIN, late: false });
+    const el = deliveryStanza(
+      { kind: "chat", id: s.slice(0, 20), from: `${CONTACT}@${DOMAIN}`, to: "alice@localhost", body: s, mediaUrls: [], acceptedAt: Date.now() },
+      { domain: DOMAIN, late: false },
+    );
     const wire = xmlSafe(el.toString());
     // eslint-disable-next-line no-control-regex -- the characters XML 1.0 forbids are what is looked for
     if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/.test(wire)) fail("pure: a rendered stanza holds a character XML forbids");
@@ -368,7 +371,9 @@ function mulberry32(seed: number): () => number {
 
 async function main(): Promise<number> {
   const started = Date.now();
-  process.stdout.write(`fuzz: ${TOTAL} cases, seed ${SEED} (FUZZ_SEED=${SEED} to reproduce), server ${process.env.XMPP_SERVER ?? "prosody"}${gc ? "" : " (no --expose-gc: RSS samples are noisier)"}\n`);
+  process.stdout.write(
+    `fuzz: ${TOTAL} cases, seed ${SEED} (FUZZ_SEED=${SEED} to reproduce), server ${process.env.XMPP_SERVER ?? "prosody"}${gc ? "" : " (no --expose-gc: RSS samples are noisier)"}\n`,
+  );
   const { ctx } = await setUp();
   const g = gateway!;
   const fuzzer = new StanzaFuzzer(g, alice!, { tag: "f", maxBytes: 200_000 });
@@ -483,22 +488,36 @@ async function main(): Promise<number> {
   const out: string[] = ["", "fuzz summary", "", line("category", "cases   answers")];
   for (const [c] of MIX) {
     const byStatus = statuses.get(c);
-    const detail = byStatus ? [...byStatus].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}×${n}`).join(" ") : "";
+    const detail = byStatus
+      ? [...byStatus]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${s}×${n}`)
+          .join(" ")
+      : "";
     out.push(line(c, `${String(cases.get(c) ?? 0).padStart(6)}  ${detail}`));
   }
   out.push(line("total", `${String(done).padStart(6)}  in ${seconds.toFixed(0)} s (${Math.round(done / seconds)} cases/s)`));
   out.push(
     "",
-    line("stanzas", `${st.sent} sent (${st.skippedTooLarge} skipped: over 200 KB), ${st.iqs} IQ get/set: ${st.iqMissing.length} unanswered, ${st.iqDuplicated.length} answered twice, ${st.internalErrors.length} internal-server-error; ${st.answeredErrors.length} errors answered`),
+    line(
+      "stanzas",
+      `${st.sent} sent (${st.skippedTooLarge} skipped: over 200 KB), ${st.iqs} IQ get/set: ${st.iqMissing.length} unanswered, ${st.iqDuplicated.length} answered twice, ${st.internalErrors.length} internal-server-error; ${st.answeredErrors.length} errors answered`,
+    ),
     line("IQ answered by", [...st.repliesBy].map(([k, v]) => `${k || "?"}×${v}`).join(", ")),
     line("component link", `${g.xmppState().reconnects - reconnectsAtStart} drop(s); ${canarySeq} checkpoint(s) with canaries both ways`),
-    line("RSS", `start ${rssStart.toFixed(0)} MB, peak ${Math.max(...rss.map((r) => r.mb)).toFixed(0)} MB, end ${rss.at(-1)!.mb.toFixed(0)} MB; first-quarter avg ${firstQ.toFixed(0)} MB, last-quarter avg ${lastQ.toFixed(0)} MB (${rss.length} samples) ${memoryOk ? "bounded" : "GROWING"}`),
+    line(
+      "RSS",
+      `start ${rssStart.toFixed(0)} MB, peak ${Math.max(...rss.map((r) => r.mb)).toFixed(0)} MB, end ${rss.at(-1)!.mb.toFixed(0)} MB; first-quarter avg ${firstQ.toFixed(0)} MB, last-quarter avg ${lastQ.toFixed(0)} MB (${rss.length} samples) ${memoryOk ? "bounded" : "GROWING"}`,
+    ),
     line("event loop", `stalls over ${MAX_STALL_MS} ms: ${stalls}`),
     line("checkpoints", `${(checkpointMs / 1000).toFixed(0)} s in all; slowest canary ${(slowestCanaryMs / 1000).toFixed(1)} s`),
     line("unhandled", `${unhandled.length} rejection(s)/exception(s)`),
     "",
     "  log lines at warn and above, by message:",
-    ...[...logCounts].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([k, v]) => `    ${String(v).padStart(7)}  ${k}`),
+    ...[...logCounts]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 25)
+      .map(([k, v]) => `    ${String(v).padStart(7)}  ${k}`),
     "",
     failures.length === 0 ? `fuzz: PASSED (seed ${SEED})` : `fuzz: FAILED (seed ${SEED}), ${failures.length} failure(s):\n${failures.map((f) => `  - ${f}`).join("\n")}`,
     "",

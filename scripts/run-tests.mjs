@@ -47,11 +47,7 @@ const all = listTests(testDir).sort();
 const files = filters.length === 0 ? all : all.filter((f) => filters.some((flt) => f.includes(flt)));
 
 if (files.length === 0) {
-  process.stderr.write(
-    filters.length === 0
-      ? "run-tests: no test files found under test/\n"
-      : `run-tests: no test file matches ${filters.map((f) => JSON.stringify(f)).join(", ")}\n`,
-  );
+  process.stderr.write(filters.length === 0 ? "run-tests: no test files found under test/\n" : `run-tests: no test file matches ${filters.map((f) => JSON.stringify(f)).join(", ")}\n`);
   process.exit(1);
 }
 

@@ -38,28 +38,15 @@ export async function createDurableRedis(dir: string): Promise<DurableRedis> {
       if (proc?.isRunning()) throw new Error("redis already running");
       const p = spawnTracked(
         bin,
-        [
-          "--port", String(port),
-          "--bind", "127.0.0.1",
-          "--save", "",
-          "--appendonly", "yes",
-          "--appendfsync", "always",
-          "--dir", dir,
-          "--daemonize", "no",
-          "--protected-mode", "no",
-          "--logfile", "",
-        ],
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", dir, "--daemonize", "no", "--protected-mode", "no", "--logfile", ""],
         { cwd: dir, logFile },
       );
       proc = p;
-      await waitUntil(
-        async () => (await tcpExchange(port, "PING\r\n", (r) => r.includes("\r\n"), 1000)).startsWith("+PONG"),
-        {
-          timeoutMs: 30_000,
-          what: `redis-server on port ${port} (log: ${logFile})`,
-          abortIf: () => (p.isRunning() ? undefined : `exited with ${p.child.exitCode ?? p.child.signalCode}`),
-        },
-      );
+      await waitUntil(async () => (await tcpExchange(port, "PING\r\n", (r) => r.includes("\r\n"), 1000)).startsWith("+PONG"), {
+        timeoutMs: 30_000,
+        what: `redis-server on port ${port} (log: ${logFile})`,
+        abortIf: () => (p.isRunning() ? undefined : `exited with ${p.child.exitCode ?? p.child.signalCode}`),
+      });
     },
     async kill() {
       await proc?.kill();

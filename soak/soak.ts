@@ -103,7 +103,10 @@ const RESEND_AFTER_MS = Math.max(1, num("SOAK_RESEND_AFTER_S", 45)) * 1000;
 const MAX_RESENDS = 3;
 // Room for a message confirmed at the very end to be resent MAX_RESENDS times and answered.
 const DRAIN_SECONDS = Math.max(num("SOAK_DRAIN_SECONDS", 300), ((MAX_RESENDS + 1) * RESEND_AFTER_MS) / 1000 + 60);
-const KINDS = (process.env.SOAK_KINDS || "gateway,redis,prosody").split(",").map((k) => k.trim()).filter((k): k is RestartKind => k === "gateway" || k === "redis" || k === "prosody");
+const KINDS = (process.env.SOAK_KINDS || "gateway,redis,prosody")
+  .split(",")
+  .map((k) => k.trim())
+  .filter((k): k is RestartKind => k === "gateway" || k === "redis" || k === "prosody");
 if (KINDS.length === 0) throw new Error("SOAK_KINDS must name at least one of gateway, redis, prosody");
 // The drain ends this long after the last change, if not everything is accounted for (longer than
 // the pause between two resends, which are changes).
@@ -134,7 +137,10 @@ function random(): number {
 }
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 const between = (a: number, b: number): number => a + random() * (b - a);
-const rnd4 = (): string => Math.floor(random() * 36 ** 4).toString(36).padStart(4, "0");
+const rnd4 = (): string =>
+  Math.floor(random() * 36 ** 4)
+    .toString(36)
+    .padStart(4, "0");
 
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 const OUT_DIR = process.env.SOAK_OUT_DIR || join(tmpdir(), `switchboard-soak-${stamp}`);
@@ -264,11 +270,7 @@ function handleStanza(u: User, el: StanzaElement): void {
     const err = el.getChild("error");
     const condition = err?.getChildElements().find((c) => c.getNS() === "urn:ietf:params:xml:ns:xmpp-stanzas" && c.name !== "text")?.name ?? "?";
     const text = err?.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas") ?? "";
-    const kind: ErrorKind = err?.getChild("not-connected", "xmpp:prosody.im/protocol/component")
-      ? "server-bounce"
-      : /may or may not/i.test(text)
-        ? "maybe-sent"
-        : "not-sent";
+    const kind: ErrorKind = err?.getChild("not-connected", "xmpp:prosody.im/protocol/component") ? "server-bounce" : /may or may not/i.test(text) ? "maybe-sent" : "not-sent";
     const list = errorReplies.get(id) ?? [];
     list.push({ kind, condition, text, at: Date.now() });
     errorReplies.set(id, list);
@@ -722,14 +724,17 @@ function nearbyRestarts(at: number): string {
 }
 
 function grepLog(log: string[], needle: string, max = 6): string[] {
-  return log.filter((l) => l.includes(needle)).slice(-max).map((l) => {
-    try {
-      const o = JSON.parse(l) as { time?: number; level?: number; msg?: string; err?: unknown; reason?: unknown };
-      return `${o.time ? rel(o.time) : "?"} L${o.level ?? "?"} ${o.msg ?? ""}${o.err ? ` err=${JSON.stringify(o.err).slice(0, 160)}` : ""}${o.reason ? ` reason=${String(o.reason)}` : ""}`;
-    } catch {
-      return l.slice(0, 200);
-    }
-  });
+  return log
+    .filter((l) => l.includes(needle))
+    .slice(-max)
+    .map((l) => {
+      try {
+        const o = JSON.parse(l) as { time?: number; level?: number; msg?: string; err?: unknown; reason?: unknown };
+        return `${o.time ? rel(o.time) : "?"} L${o.level ?? "?"} ${o.msg ?? ""}${o.err ? ` err=${JSON.stringify(o.err).slice(0, 160)}` : ""}${o.reason ? ` reason=${String(o.reason)}` : ""}`;
+      } catch {
+        return l.slice(0, 200);
+      }
+    });
 }
 
 async function redisFacts(): Promise<{ depth: string; records: Map<string, Record<string, string>> }> {
@@ -798,25 +803,28 @@ async function main(): Promise<number> {
     startFakeTwilio({ accounts: { [ACCOUNT_SID]: AUTH_TOKEN } }),
   ]);
   server = srv;
-  gw = await startGatewayProcess({
-    SMS_PROVIDER: "twilio",
-    XMPP_SERVICE: server.componentService,
-    XMPP_DOMAIN: DOMAIN,
-    XMPP_SECRET: SECRET,
-    REDIS_URL: redis.url,
-    PUBLIC_URL,
-    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-    TWILIO_API_URL: twilio.url,
-    XMPP_RECONNECT_MIN_MS: "200",
-    XMPP_RECONNECT_MAX_MS: "2000",
-    INSTANCE_ID,
-    LOG_LEVEL: "info",
-    // The soak measures delivery, not the abuse limits: its users send faster than a person would.
-    USER_MESSAGES_PER_MINUTE: "0",
-    USER_SEGMENTS_PER_DAY: "0",
-    BREAKER_SEGMENTS_PER_HOUR: "0",
-  }, { nodeArgs });
+  gw = await startGatewayProcess(
+    {
+      SMS_PROVIDER: "twilio",
+      XMPP_SERVICE: server.componentService,
+      XMPP_DOMAIN: DOMAIN,
+      XMPP_SECRET: SECRET,
+      REDIS_URL: redis.url,
+      PUBLIC_URL,
+      TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+      TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+      TWILIO_API_URL: twilio.url,
+      XMPP_RECONNECT_MIN_MS: "200",
+      XMPP_RECONNECT_MAX_MS: "2000",
+      INSTANCE_ID,
+      LOG_LEVEL: "info",
+      // The soak measures delivery, not the abuse limits: its users send faster than a person would.
+      USER_MESSAGES_PER_MINUTE: "0",
+      USER_SEGMENTS_PER_DAY: "0",
+      BREAKER_SEGMENTS_PER_HOUR: "0",
+    },
+    { nodeArgs },
+  );
   const logCopier = setInterval(() => copyLogs(), 30_000);
   let code = 2;
   let trafficStarted = false;
@@ -850,7 +858,9 @@ async function main(): Promise<number> {
 
     const progress = setInterval(() => {
       const f = figures(twilio);
-      say(`in ${f.inDelivered}/${f.inSent} delivered, out ${createdCounts(twilio).size} created / ${f.outConfirmed} confirmed / ${receipts.size} receipted, resends ${resendCount()}, restarts ${restarts.length}, same-id repeats ${sameIdRepeats}`);
+      say(
+        `in ${f.inDelivered}/${f.inSent} delivered, out ${createdCounts(twilio).size} created / ${f.outConfirmed} confirmed / ${receipts.size} receipted, resends ${resendCount()}, restarts ${restarts.length}, same-id repeats ${sameIdRepeats}`,
+      );
     }, 15_000);
 
     const traffic = (async () => {
@@ -893,7 +903,15 @@ async function main(): Promise<number> {
     for (;;) {
       for (const u of users) scan(u);
       const f = figures(twilio);
-      const sig = [delivered.size, twilio.created.length, [...errorReplies.values()].reduce((n, l) => n + l.length, 0), sameIdRepeats, receipts.size, resendCount(), callbacks.filter((c) => c.outcome !== "pending").length].join("/");
+      const sig = [
+        delivered.size,
+        twilio.created.length,
+        [...errorReplies.values()].reduce((n, l) => n + l.length, 0),
+        sameIdRepeats,
+        receipts.size,
+        resendCount(),
+        callbacks.filter((c) => c.outcome !== "pending").length,
+      ].join("/");
       if (sig !== lastSig) {
         lastSig = sig;
         lastChange = Date.now();
@@ -994,7 +1012,10 @@ async function report(twilio: FakeTwilio): Promise<number> {
     ["  LOST (confirmed, not created, no error reply, after resends)", f.outLost.length],
     ["  contradictions (error says not sent, but created)", contradictions.length],
     ["  unconfirmed (no ping answer: Prosody restarting)", unconfirmed.length],
-    ["    …created / reported / vanished", `${unconfirmed.filter((r) => created.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && errorReplies.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).length}`],
+    [
+      "    …created / reported / vanished",
+      `${unconfirmed.filter((r) => created.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && errorReplies.has(r.token)).length} / ${unconfirmed.filter((r) => !created.has(r.token) && !errorReplies.has(r.token)).length}`,
+    ],
     ["  not written (send failed) / client offline (skipped)", `${notWritten} / ${outboundNotWrittenOffline}`],
     ["  created with an unknown token", createdUnknown],
     ["RESTARTS", `${restarts.length} (${kills} SIGKILL)`],
@@ -1035,9 +1056,13 @@ async function report(twilio: FakeTwilio): Promise<number> {
       const rec = facts.records.get(t);
       const k = killWindowOf(r);
       const d = k ? k.downAt - r.sentAt : 0;
-      const kw = k ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} the gateway SIGKILL was sent, ${(k.exitAt ?? k.downAt) - r.sentAt} ms before the process was gone (XEP-0114 window); ` : "";
+      const kw = k
+        ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} the gateway SIGKILL was sent, ${(k.exitAt ?? k.downAt) - r.sentAt} ms before the process was gone (XEP-0114 window); `
+        : "";
       const rs = r.resendAts.length ? `resent ${r.resendAts.length}× (${r.resendAts.map(rel).join(", ")}; ${r.resendsConfirmed} ping-confirmed)` : "never resent";
-      lines.push(`  ${t} ${r.user} → ${r.to}: written ${rel(r.sentAt)}, confirmed ${rel(r.confirmedAt ?? 0)}; ${rs}; ${kw}${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`);
+      lines.push(
+        `  ${t} ${r.user} → ${r.to}: written ${rel(r.sentAt)}, confirmed ${rel(r.confirmedAt ?? 0)}; ${rs}; ${kw}${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`,
+      );
       if (rec) for (const l of grepLog(log, (rec.key ?? "").split(":").pop()!)) lines.push(`      ${l}`);
     }
   }
@@ -1063,11 +1088,18 @@ async function report(twilio: FakeTwilio): Promise<number> {
   }
   if (contradictions.length > 0) {
     lines.push("", "contradictions (first 10):");
-    for (const r of contradictions.slice(0, 10)) lines.push(`  ${r.token}: ${errorReplies.get(r.token)!.map((e) => `${e.kind} "${e.text}"`).join("; ")}`);
+    for (const r of contradictions.slice(0, 10))
+      lines.push(
+        `  ${r.token}: ${errorReplies
+          .get(r.token)!
+          .map((e) => `${e.kind} "${e.text}"`)
+          .join("; ")}`,
+      );
   }
   if (differentIdDuplicates > 0) lines.push("", `different-id duplicates: see "different-id-duplicate" in ${EVENTS}`);
   const errTexts = new Map<string, number>();
-  for (const l of errorReplies.values()) for (const e of l) errTexts.set(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`, (errTexts.get(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`) ?? 0) + 1);
+  for (const l of errorReplies.values())
+    for (const e of l) errTexts.set(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`, (errTexts.get(`${e.kind}: ${e.condition}: ${e.text.slice(0, 140)}`) ?? 0) + 1);
   if (errTexts.size > 0) {
     lines.push("", "error replies seen:");
     for (const [k, n] of [...errTexts].sort((a, b) => b[1] - a[1]).slice(0, 10)) lines.push(`  ${n}× ${k}`);
@@ -1089,7 +1121,20 @@ async function report(twilio: FakeTwilio): Promise<number> {
   writeFileSync(join(OUT_DIR, "report.txt"), text);
   writeFileSync(
     join(OUT_DIR, "tokens.json"),
-    JSON.stringify({ inbound: ins, outbound: outs, errorReplies: Object.fromEntries(errorReplies), created: Object.fromEntries(created), firstCreatedAt: Object.fromEntries(firstCreatedAt), receipts: Object.fromEntries(receipts), callbacks, restarts }, null, 1),
+    JSON.stringify(
+      {
+        inbound: ins,
+        outbound: outs,
+        errorReplies: Object.fromEntries(errorReplies),
+        created: Object.fromEntries(created),
+        firstCreatedAt: Object.fromEntries(firstCreatedAt),
+        receipts: Object.fromEntries(receipts),
+        callbacks,
+        restarts,
+      },
+      null,
+      1,
+    ),
   );
   return failed ? 1 : 0;
 }
@@ -1101,4 +1146,3 @@ main().then(
     process.exit(2);
   },
 );
-

@@ -48,7 +48,12 @@ export function createMetrics(sources: MetricsSources = {}) {
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers,
   });
-  const providerErrors = new Counter({ name: "switchboard_provider_errors_total", help: "Provider error codes seen (Twilio codes such as 21211, or the HTTP status when there is none)", labelNames: ["code"] as const, registers });
+  const providerErrors = new Counter({
+    name: "switchboard_provider_errors_total",
+    help: "Provider error codes seen (Twilio codes such as 21211, or the HTTP status when there is none)",
+    labelNames: ["code"] as const,
+    registers,
+  });
   const deadLettered = new Counter({ name: "switchboard_dead_letters_total", help: "Items given up on, by queue (to-xmpp, outbound)", labelNames: ["queue"] as const, registers });
   const limitRefusals = new Counter({
     name: "switchboard_limit_refusals_total",

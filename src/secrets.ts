@@ -8,11 +8,9 @@ const VERSION = "v1";
 const IV_BYTES = 12; // the GCM standard nonce size; random per value, so one key never reuses a nonce in practice
 const TAG_BYTES = 16;
 
-export const NO_SECRETS_KEY =
-  "SECRETS_KEY is not set: the gateway refuses to store secrets without it; generate one with openssl rand -base64 32, set it in the environment and restart.";
+export const NO_SECRETS_KEY = "SECRETS_KEY is not set: the gateway refuses to store secrets without it; generate one with openssl rand -base64 32, set it in the environment and restart.";
 
-const CANNOT_DECRYPT =
-  "A stored secret could not be decrypted: SECRETS_KEY is not the key it was stored under, or the stored value was altered. Set the original key, or store the secret again.";
+const CANNOT_DECRYPT = "A stored secret could not be decrypted: SECRETS_KEY is not the key it was stored under, or the stored value was altered. Set the original key, or store the secret again.";
 
 export interface SecretBox {
   /** True when a key is configured. */

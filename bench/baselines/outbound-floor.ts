@@ -68,7 +68,10 @@ function onMessage(stanza: string): void {
   const from = attr(tag, "from");
   const to = attr(tag, "to");
   const id = `m${++seq}`;
-  void redis.evalSha(enqueueSha, { keys: [`floor:seen:${from}:${attr(tag, "id")}`, `floor:msg:${id}`, STREAM], arguments: [id, to.slice(0, to.indexOf("@")), "+15550100000", body, from.slice(0, from.indexOf("/"))] });
+  void redis.evalSha(enqueueSha, {
+    keys: [`floor:seen:${from}:${attr(tag, "id")}`, `floor:msg:${id}`, STREAM],
+    arguments: [id, to.slice(0, to.indexOf("@")), "+15550100000", body, from.slice(0, from.indexOf("/"))],
+  });
 }
 
 /**
@@ -149,7 +152,11 @@ socket.on("data", (chunk: Buffer) => {
   if (!ready) {
     const head = /<stream:stream[^>]*\sid=["']([^"']+)["'][^>]*>/.exec(text);
     if (head && !text.includes("<handshake")) {
-      socket.write(`<handshake>${createHash("sha1").update(head[1]! + o.secret).digest("hex")}</handshake>`);
+      socket.write(
+        `<handshake>${createHash("sha1")
+          .update(head[1]! + o.secret)
+          .digest("hex")}</handshake>`,
+      );
       text = text.slice(head.index + head[0].length);
     }
     const done = /<handshake\s*\/>|<handshake><\/handshake>/.exec(text);

@@ -60,7 +60,10 @@ export class Flow {
   private windowAccepted = 0;
   private arrivalWaiters: (() => void)[] = [];
 
-  constructor(private readonly o: FlowOptions, capacity = 4_000_000) {
+  constructor(
+    private readonly o: FlowOptions,
+    capacity = 4_000_000,
+  ) {
     this.seen = new Uint8Array(capacity);
   }
 
@@ -118,7 +121,7 @@ export class Flow {
     const stopMeasuring = setTimeout(() => {
       this.measuring = false;
       windowEnd = performance.now();
-    }, (end - started));
+    }, end - started);
 
     if (load.kind === "rate") {
       const cap = this.o.maxOutstandingRequests ?? 2000;

@@ -22,7 +22,10 @@ class Connection {
   private answer: RawHttpAnswer | undefined;
   busy = false;
 
-  constructor(private readonly port: number, private readonly host: string) {}
+  constructor(
+    private readonly port: number,
+    private readonly host: string,
+  ) {}
 
   private open(): Socket {
     const s = connect({ port: this.port, host: this.host });
@@ -88,7 +91,10 @@ export class RawHttpPool {
   private readonly all: Connection[] = [];
   private readonly queue: (() => void)[] = [];
 
-  constructor(readonly origin: string, connections: number) {
+  constructor(
+    readonly origin: string,
+    connections: number,
+  ) {
     const u = new URL(origin);
     for (let i = 0; i < connections; i++) {
       const c = new Connection(Number(u.port), u.hostname);

@@ -25,7 +25,10 @@ class Link {
   private onBody: ((body: string) => void) | undefined;
   closed = false;
 
-  constructor(readonly socket: Socket, private readonly what: string) {
+  constructor(
+    readonly socket: Socket,
+    private readonly what: string,
+  ) {
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.read(this.decoder.write(chunk)));
     socket.on("error", () => undefined);
@@ -165,7 +168,11 @@ export async function rawComponent(o: { port: number; domain: string; secret: st
   const head = await link.expect(/<stream:stream[^>]*>/);
   const id = /\sid=["']([^"']+)["']/.exec(head[0])?.[1];
   if (!id) throw new Error(`component ${o.domain}: no stream id in ${head[0]}`);
-  link.write(`<handshake>${createHash("sha1").update(id + o.secret).digest("hex")}</handshake>`);
+  link.write(
+    `<handshake>${createHash("sha1")
+      .update(id + o.secret)
+      .digest("hex")}</handshake>`,
+  );
   await link.expect(/<handshake\s*\/>|<handshake><\/handshake>/);
   return peer(link, o.domain);
 }

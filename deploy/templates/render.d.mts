@@ -11,7 +11,4 @@ export declare function templateVariables(templateName: string): string[];
  * Reads `templateName` from deploy/templates and replaces each `{{NAME}}` with `vars[NAME]`.
  * Throws an Error naming every variable the template uses that `vars` lacks.
  */
-export declare function render(
-  templateName: string,
-  vars: Readonly<Record<string, string | number | boolean | undefined>>,
-): string;
+export declare function render(templateName: string, vars: Readonly<Record<string, string | number | boolean | undefined>>): string;

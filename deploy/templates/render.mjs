@@ -18,7 +18,9 @@ const PLACEHOLDER = /\{\{\s*([A-Z][A-Z0-9_]*)\s*\}\}/g;
 
 /** Names of the templates in this folder. */
 export function listTemplates() {
-  return readdirSync(templatesDir).filter((f) => f.endsWith(".tmpl")).sort();
+  return readdirSync(templatesDir)
+    .filter((f) => f.endsWith(".tmpl"))
+    .sort();
 }
 
 function readTemplate(templateName) {
@@ -74,10 +76,7 @@ function isMain() {
 if (isMain()) {
   const [templateName, ...pairs] = process.argv.slice(2);
   if (!templateName || templateName === "-h" || templateName === "--help") {
-    process.stderr.write(
-      "usage: node deploy/templates/render.mjs TEMPLATE KEY=VALUE ...\n" +
-        `templates: ${listTemplates().join(", ")}\n`,
-    );
+    process.stderr.write("usage: node deploy/templates/render.mjs TEMPLATE KEY=VALUE ...\n" + `templates: ${listTemplates().join(", ")}\n`);
     process.exit(templateName ? 0 : 2);
   }
   const vars = {};

@@ -38,7 +38,10 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
       refused: (limit) => metrics.limitRefused(limit),
       breakerTripped: ({ limit, resetInMs }) => {
         metrics.breakerTripped();
-        limitsLog.error({ limit, resumesInS: Math.ceil(resetInMs / 1000) }, `breaker tripped: more than ${limit} SMS segments this hour; all sending is stopped until the hour ends or DELETE /api/v1/breaker`);
+        limitsLog.error(
+          { limit, resumesInS: Math.ceil(resetInMs / 1000) },
+          `breaker tripped: more than ${limit} SMS segments this hour; all sending is stopped until the hour ends or DELETE /api/v1/breaker`,
+        );
       },
     },
   });

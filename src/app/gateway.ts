@@ -48,7 +48,15 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
 
   // SMS → XMPP and provider status → receipts. Inbound SMS that Redis cannot take in time wait on local
   // disk in the journal and are replayed when it is back.
-  const inbound = createInbound({ domain, links: stores.links, messages: stores.messages, pipeline: delivery, optOuts: stores.optOuts, introductions: stores.introductions, log: log.child({ sub: "inbound" }) });
+  const inbound = createInbound({
+    domain,
+    links: stores.links,
+    messages: stores.messages,
+    pipeline: delivery,
+    optOuts: stores.optOuts,
+    introductions: stores.introductions,
+    log: log.child({ sub: "inbound" }),
+  });
   const journalLog = log.child({ sub: "journal" });
   const journal = createJournal({ dir: config.JOURNAL_DIR, parse: parseSpooledSms, onSkipped: (file, line, reason) => journalLog.warn({ file, line, reason }, "journal line skipped") });
   await journal.init();
@@ -76,7 +84,17 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   });
   // Deliveries waiting for the server resume as soon as it is back, not at the end of their backoff.
   connection.onOnline(() => delivery.wake());
-  const component = createComponent({ connection, domain, defaultRegion: config.DEFAULT_REGION, outbound: explainStoreDown(outbound), webhooks: stores.webhooks, log: log.child({ sub: "xmpp" }), version: VERSION, commands: { list: flows.commands, registration: flows.registration }, access: flows.access });
+  const component = createComponent({
+    connection,
+    domain,
+    defaultRegion: config.DEFAULT_REGION,
+    outbound: explainStoreDown(outbound),
+    webhooks: stores.webhooks,
+    log: log.child({ sub: "xmpp" }),
+    version: VERSION,
+    commands: { list: flows.commands, registration: flows.registration },
+    access: flows.access,
+  });
 
   // The HTTP face.
   const http = await buildHttp({
@@ -159,8 +177,13 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
 
 /** Settings that work but deserve a line in the log at start. */
 function warnAboutSettings(config: Config, log: Logger): void {
-  if (config.REGISTRATION === "byo" && !config.SECRETS_KEY) log.warn({}, "REGISTRATION=byo without SECRETS_KEY: users cannot register until SECRETS_KEY is set (the gateway refuses to store their credentials unencrypted)");
+  if (config.REGISTRATION === "byo" && !config.SECRETS_KEY)
+    log.warn({}, "REGISTRATION=byo without SECRETS_KEY: users cannot register until SECRETS_KEY is set (the gateway refuses to store their credentials unencrypted)");
   if (config.SMS_PROVIDER !== "sandbox") return;
   log.warn("SMS_PROVIDER=sandbox: no SMS leaves this gateway; outgoing texts are listed at GET /sandbox/messages (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to send real SMS)");
-  if (!isLoopbackHost(config.HTTP_HOST)) log.warn({ host: config.HTTP_HOST }, "SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true: the sandbox is reachable from other machines (whoever holds ADMIN_TOKEN can fake incoming SMS through it, and no text leaves it); use it on a trusted network only");
+  if (!isLoopbackHost(config.HTTP_HOST))
+    log.warn(
+      { host: config.HTTP_HOST },
+      "SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true: the sandbox is reachable from other machines (whoever holds ADMIN_TOKEN can fake incoming SMS through it, and no text leaves it); use it on a trusted network only",
+    );
 }

@@ -51,7 +51,12 @@ export function createProviderKit(config: Config, deps: { accounts: AccountStore
       })
     : undefined;
   const numbers = byo ? createTwilioNumbers(api) : undefined;
-  const webhooks = createTwilioWebhooks({ mainAccountSid: accountSid, mainAuthToken: authToken, ...(config.TWILIO_URL_FRAGMENT ? { urlFragment: config.TWILIO_URL_FRAGMENT } : {}), ...(own ? { accounts: own } : {}) });
+  const webhooks = createTwilioWebhooks({
+    mainAccountSid: accountSid,
+    mainAuthToken: authToken,
+    ...(config.TWILIO_URL_FRAGMENT ? { urlFragment: config.TWILIO_URL_FRAGMENT } : {}),
+    ...(own ? { accounts: own } : {}),
+  });
   const media = createTwilioMediaAccess({
     apiOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
     // The gateway's own account, or one a user brought (REGISTRATION=byo) — stored credentials are

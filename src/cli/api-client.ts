@@ -92,7 +92,9 @@ export class AdminClient {
     if (res.ok) return { status: res.status, data: data as T };
 
     const problem: Problem =
-      typeof data === "object" && data !== null && !Array.isArray(data) ? ({ ...(data as object), status: res.status } as Problem) : { status: res.status, title: res.statusText, ...(typeof data === "string" && data ? { detail: data.slice(0, 500) } : {}) };
+      typeof data === "object" && data !== null && !Array.isArray(data)
+        ? ({ ...(data as object), status: res.status } as Problem)
+        : { status: res.status, title: res.statusText, ...(typeof data === "string" && data ? { detail: data.slice(0, 500) } : {}) };
     let message = problem.detail ?? problem.title ?? `HTTP ${res.status}`;
     if (res.status === 401) message += " The token comes from SWITCHBOARD_ADMIN_TOKEN (or ADMIN_TOKEN).";
     if (res.status === 404 && typeof problem.detail === "string" && problem.detail.startsWith("No route ")) {

@@ -29,11 +29,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let exitCode: number = EXIT.ok;
   const program = new Command("switchboard");
   // Inherited by every subcommand created below: our output, no process.exit, global options in each help.
-  program
-    .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
-    .showHelpAfterError("(add --help for usage)");
+  program.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr }).configureHelp({ showGlobalOptions: true, sortSubcommands: false }).showHelpAfterError("(add --help for usage)");
   program
     .description("Admin CLI for a Switchboard gateway (XMPP ⇄ SMS and webhooks). Talks to its admin API; doctor also checks the local configuration.")
     .version(version(), "-V, --version")
@@ -52,7 +48,8 @@ Examples:
   switchboard doctor --fix`,
     );
 
-  const action: Action = (fn) =>
+  const action: Action =
+    (fn) =>
     async (...commanderArgs: unknown[]) => {
       const cmd = commanderArgs[commanderArgs.length - 1] as Command;
       const ctx = new Context(io, cmd.optsWithGlobals<GlobalOptions>());

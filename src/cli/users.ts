@@ -46,7 +46,15 @@ export function usersCommand(program: Command, action: Action): void {
     .action(
       action(async (ctx) => {
         const { data } = await ctx.api.request<{ users: Link[] }>("GET", "/api/v1/users");
-        ctx.print(data, data.users.length === 0 ? "no user is linked to a number" : table(["JID", "PHONE"], data.users.map((u) => [u.jid, u.phone])));
+        ctx.print(
+          data,
+          data.users.length === 0
+            ? "no user is linked to a number"
+            : table(
+                ["JID", "PHONE"],
+                data.users.map((u) => [u.jid, u.phone]),
+              ),
+        );
       }),
     );
 

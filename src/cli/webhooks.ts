@@ -25,7 +25,10 @@ export function webhooksCommand(program: Command, action: Action): void {
     .argument("<url>", "http(s) URL messages from users are posted to")
     .requiredOption("--allow <jid...>", "bare JIDs (or *@domain) allowed to talk to it; repeat or list several")
     .option("--secret <secret>", "signing secret (16+ characters); generated when left out. Prefer the generated one: a command line can be seen by other users of the machine")
-    .addHelpText("after", "\nExample:\n  switchboard webhooks add deploybot https://bot.example.com/hook --allow alice@example.com '*@example.com'\n\nThe token (messages in) and a generated secret (signatures) are shown once, when the target is created.")
+    .addHelpText(
+      "after",
+      "\nExample:\n  switchboard webhooks add deploybot https://bot.example.com/hook --allow alice@example.com '*@example.com'\n\nThe token (messages in) and a generated secret (signatures) are shown once, when the target is created.",
+    )
     .action(
       action(async (ctx, [name, url], opts: { allow: string[]; secret?: string }) => {
         const res = await ctx.api.request<Target>("PUT", path(name!), { url, allow: opts.allow, ...(opts.secret ? { secret: opts.secret } : {}) });
@@ -56,7 +59,15 @@ export function webhooksCommand(program: Command, action: Action): void {
     .action(
       action(async (ctx) => {
         const { data } = await ctx.api.request<{ webhooks: Target[] }>("GET", "/api/v1/webhooks");
-        ctx.print(data, data.webhooks.length === 0 ? "no webhook targets" : table(["NAME", "URL", "ALLOW"], data.webhooks.map((w) => [w.name, w.url, w.allow.join(",")])));
+        ctx.print(
+          data,
+          data.webhooks.length === 0
+            ? "no webhook targets"
+            : table(
+                ["NAME", "URL", "ALLOW"],
+                data.webhooks.map((w) => [w.name, w.url, w.allow.join(",")]),
+              ),
+        );
       }),
     );
 

@@ -35,14 +35,15 @@ export function createAccessPolicy(domains: readonly string[]): AccessPolicy {
     userRefused: (bareJid) =>
       allows(bareJid)
         ? undefined
-        : new GatewayError("forbidden", `This gateway serves users of ${list} only; ${domainOf(bareJid) || "your server"} is not one of them, so it cannot send texts, register or reach its contacts for you.`),
+        : new GatewayError(
+            "forbidden",
+            `This gateway serves users of ${list} only; ${domainOf(bareJid) || "your server"} is not one of them, so it cannot send texts, register or reach its contacts for you.`,
+          ),
     linkRefused: (bareJid) =>
       allows(bareJid)
         ? undefined
         : new GatewayError("bad_request", `params.jid: ${bareJid} is not on a domain this gateway serves (ALLOWED_DOMAINS: ${list}); it could not use the number.`, { field: "params.jid" }),
     recipientRefused: (bareJid) =>
-      allows(bareJid)
-        ? undefined
-        : new GatewayError("forbidden", `${bareJid} is not a user of a domain this gateway serves (${list}); messages go to those users only.`, { field: "body.to" }),
+      allows(bareJid) ? undefined : new GatewayError("forbidden", `${bareJid} is not a user of a domain this gateway serves (${list}); messages go to those users only.`, { field: "body.to" }),
   };
 }

@@ -4,11 +4,7 @@ import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/
 import { GatewayError } from "../errors.js";
 import { remembered } from "./remembered.js";
 
-export type ContactAddress =
-  | { kind: "phone"; e164: string }
-  | { kind: "shortcode"; digits: string }
-  | { kind: "alphanumeric"; name: string }
-  | { kind: "webhook"; name: string };
+export type ContactAddress = { kind: "phone"; e164: string } | { kind: "shortcode"; digits: string } | { kind: "alphanumeric"; name: string } | { kind: "webhook"; name: string };
 
 export const WEBHOOK_NAME = /^[a-z][a-z0-9._-]{0,63}$/;
 const SHORT_CODE = /^[0-9]{3,8}$/;

@@ -105,7 +105,12 @@ export function createCommands(opts: CommandSetOptions): Command[] {
       const res = await reg.unregister(ctx.jid);
       if (!res.removed) throw new GatewayError("registration_required", "You are not registered: this account has no number on this gateway.");
       const what = res.phone ? `Your account no longer sends or receives texts as ${res.phone}.` : "Your registration was removed.";
-      return [{ type: "info", text: res.hadCredentials ? `${what} Your Twilio credentials were deleted from this gateway (the number's webhook at Twilio still points here; change it in the console if you wish).` : what }];
+      return [
+        {
+          type: "info",
+          text: res.hadCredentials ? `${what} Your Twilio credentials were deleted from this gateway (the number's webhook at Twilio still points here; change it in the console if you wish).` : what,
+        },
+      ];
     },
   };
 
@@ -175,7 +180,9 @@ export async function runChatCommand(commands: Command[], ctx: CommandContext, t
   if (cmd.chat !== "run") {
     // Whatever followed the word is ignored; if it was a secret, it is in the archive now.
     const extra = text.trim().split(/\s+/).length > 1;
-    return extra ? `${cmd.chat.explain}\nWhat you wrote after "${cmd.name}" was not used. If it contained your Auth Token, change the token in the Twilio console: the chat keeps a copy.` : cmd.chat.explain;
+    return extra
+      ? `${cmd.chat.explain}\nWhat you wrote after "${cmd.name}" was not used. If it contained your Auth Token, change the token in the Twilio console: the chat keeps a copy.`
+      : cmd.chat.explain;
   }
   return runToText(cmd, ctx, {});
 }

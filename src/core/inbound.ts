@@ -107,7 +107,10 @@ export function createInbound(deps: InboundDeps) {
     }
     const res = await deps.messages.callback(id, { status, providerId: u.providerId, ...(u.signer ? { account: u.signer } : {}), ...(u.errorCode !== undefined ? { errorCode: u.errorCode } : {}) });
     if (res.outcome === "unknown" || res.outcome === "refused") {
-      deps.log.warn({ msgId: id, status, ...(res.outcome === "refused" ? { why: res.why } : {}) }, res.outcome === "refused" ? "status callback refused: not from the account that sent the message, or not its provider id" : "status callback for an unknown message");
+      deps.log.warn(
+        { msgId: id, status, ...(res.outcome === "refused" ? { why: res.why } : {}) },
+        res.outcome === "refused" ? "status callback refused: not from the account that sent the message, or not its provider id" : "status callback for an unknown message",
+      );
       return "unknown";
     }
     if (res.outcome === "held") {
@@ -134,9 +137,10 @@ export function createInbound(deps: InboundDeps) {
     } else if ((record.status === "failed" || record.status === "undelivered") && record.stanzaId) {
       if (await deps.messages.markOnce(record.id, "error")) {
         const to = record.contactJid.split("@")[0];
-        const mapped = record.errorCode !== undefined
-          ? mapProviderError({ code: record.errorCode }, { to })
-          : { condition: "undefined-condition", type: "cancel" as const, text: `The message was ${record.status}; the provider gave no reason.` };
+        const mapped =
+          record.errorCode !== undefined
+            ? mapProviderError({ code: record.errorCode }, { to })
+            : { condition: "undefined-condition", type: "cancel" as const, text: `The message was ${record.status}; the provider gave no reason.` };
         await deps.pipeline.enqueueToXmpp({ kind: "error", id: record.id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, ...mapped });
       }
     }

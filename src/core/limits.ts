@@ -132,7 +132,13 @@ export function createSendLimits(deps: SendLimitsDeps) {
     }
     const type = facts?.type;
     if (type && blockedTypes.has(type)) {
-      refuse("destination_type", new GatewayError("policy_violation", `${displayNumber(destination)} is ${TYPE_WORDS[type] ?? `a number of type ${type}`}, which this gateway does not text (they can cost far more than an SMS).`));
+      refuse(
+        "destination_type",
+        new GatewayError(
+          "policy_violation",
+          `${displayNumber(destination)} is ${TYPE_WORDS[type] ?? `a number of type ${type}`}, which this gateway does not text (they can cost far more than an SMS).`,
+        ),
+      );
     }
   }
 
@@ -141,7 +147,14 @@ export function createSendLimits(deps: SendLimitsDeps) {
     if (deps.userRate.limit <= 0) return;
     const r = await deps.userRate.take(user, 1);
     if (!r.ok) {
-      refuse("user_rate", new GatewayError("rate_limited", `You are sending too fast: this gateway takes at most ${deps.userRate.limit} messages a minute from one user. This one was not sent; send it again in ${inWords(r.retryAfterMs)}.`, { retryAfterMs: r.retryAfterMs }));
+      refuse(
+        "user_rate",
+        new GatewayError(
+          "rate_limited",
+          `You are sending too fast: this gateway takes at most ${deps.userRate.limit} messages a minute from one user. This one was not sent; send it again in ${inWords(r.retryAfterMs)}.`,
+          { retryAfterMs: r.retryAfterMs },
+        ),
+      );
     }
   }
 
@@ -154,7 +167,14 @@ export function createSendLimits(deps: SendLimitsDeps) {
     if (deps.userDaily.limit > 0) {
       const r = await deps.userDaily.take(user, segments);
       if (!r.ok) {
-        refuse("user_daily_segments", new GatewayError("rate_limited", `Your daily allowance of ${deps.userDaily.limit} SMS segments on this gateway is used up (this message needs ${segments}). It was not sent; the allowance renews in ${inWords(r.retryAfterMs)}.`, { retryAfterMs: r.retryAfterMs }));
+        refuse(
+          "user_daily_segments",
+          new GatewayError(
+            "rate_limited",
+            `Your daily allowance of ${deps.userDaily.limit} SMS segments on this gateway is used up (this message needs ${segments}). It was not sent; the allowance renews in ${inWords(r.retryAfterMs)}.`,
+            { retryAfterMs: r.retryAfterMs },
+          ),
+        );
       }
     }
     if (deps.breaker.limit > 0) {

@@ -265,7 +265,12 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
         return tooLarge(src);
       }
       try {
-        const stored = await deps.files.put(token, { contentType: type.contentType, filename: `${type.kind.stem}.${type.kind.ext}`, expiresAt: Date.now() + deps.retentionS * 1000 }, fetched.body, deps.maxBytes);
+        const stored = await deps.files.put(
+          token,
+          { contentType: type.contentType, filename: `${type.kind.stem}.${type.kind.ext}`, expiresAt: Date.now() + deps.retentionS * 1000 },
+          fetched.body,
+          deps.maxBytes,
+        );
         deps.log.info({ msgId: messageId, index, size: stored.size, contentType: stored.contentType }, "media re-hosted");
         return { url: urlOf(token, stored) };
       } catch (err) {

@@ -83,7 +83,16 @@ export interface MessageRecord {
 }
 
 /** The record of a message an XMPP user just sent, before its next hop has seen it. */
-export function newOutgoingRecord(m: { id: string; channel: MessageRecord["channel"]; jid: string; stanzaId?: string; contactJid: string; receiptRequested: boolean; account?: string; now: number }): MessageRecord {
+export function newOutgoingRecord(m: {
+  id: string;
+  channel: MessageRecord["channel"];
+  jid: string;
+  stanzaId?: string;
+  contactJid: string;
+  receiptRequested: boolean;
+  account?: string;
+  now: number;
+}): MessageRecord {
   return {
     id: m.id,
     direction: "out",

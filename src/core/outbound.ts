@@ -135,7 +135,16 @@ export function createOutbound(deps: OutboundDeps) {
 
     if (address.kind === "webhook") {
       const { text, mediaUrls } = splitMedia(body, oobUrls);
-      const id = await webhookOut.accept({ from: msg.from, fromBare: msg.fromBare, name: address.name, stanzaId: msg.stanzaId, body: text, mediaUrls, receiptRequested: msg.receiptRequested, ...(repeatKey ? { repeatKey } : {}) });
+      const id = await webhookOut.accept({
+        from: msg.from,
+        fromBare: msg.fromBare,
+        name: address.name,
+        stanzaId: msg.stanzaId,
+        body: text,
+        mediaUrls,
+        receiptRequested: msg.receiptRequested,
+        ...(repeatKey ? { repeatKey } : {}),
+      });
       return { outcome: "queued", id };
     }
     const destination = destinationOf(address);
@@ -184,7 +193,16 @@ export function createOutbound(deps: OutboundDeps) {
     // record keeps the account it goes out with, whose status callbacks alone may change it.
     const account = await accountP;
     const sentWith = account ?? deps.mainAccount;
-    const record = newOutgoingRecord({ id, channel: "sms", jid: msg.from, stanzaId: msg.stanzaId, contactJid: msg.to, receiptRequested: msg.receiptRequested, ...(sentWith ? { account: sentWith } : {}), now });
+    const record = newOutgoingRecord({
+      id,
+      channel: "sms",
+      jid: msg.from,
+      stanzaId: msg.stanzaId,
+      contactJid: msg.to,
+      receiptRequested: msg.receiptRequested,
+      ...(sentWith ? { account: sentWith } : {}),
+      now,
+    });
     // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
     if (!(await recordAndQueue(deps, record, { id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
       deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");
@@ -251,7 +269,11 @@ export function splitMedia(body: string, oobUrls: string[]): { text: string; med
   let text = body;
   for (const u of media) {
     if (text.trim() === u) text = "";
-    else text = text.split("\n").filter((line) => line.trim() !== u).join("\n");
+    else
+      text = text
+        .split("\n")
+        .filter((line) => line.trim() !== u)
+        .join("\n");
   }
   return { text: text.trim() ? text : "", mediaUrls: media.slice(0, 10) };
 }

@@ -223,9 +223,7 @@ export interface WebhookStore {
 
 /** What a webhook receiver answered, classified. */
 export type WebhookResult =
-  | { kind: "ok"; status: number; reply?: string }
-  | { kind: "permanent"; status?: number; excerpt: string }
-  | { kind: "retry"; reason: string; status?: number; retryAfterMs?: number };
+  { kind: "ok"; status: number; reply?: string } | { kind: "permanent"; status?: number; excerpt: string } | { kind: "retry"; reason: string; status?: number; retryAfterMs?: number };
 
 export interface WebhookPayload {
   id: string;

@@ -61,11 +61,14 @@ const CODES: ReadonlyMap<number, CodeEntry> = new Map<number, CodeEntry>([
   [21603, { condition: "internal-server-error", type: "cancel", meaning: () => "no sender number was given (gateway error)" }],
   [21604, { condition: "jid-malformed", type: "modify", meaning: () => "no destination number was given" }],
   [21606, { condition: "not-allowed", type: "cancel", meaning: () => "your number cannot send SMS through this account" }],
-  [21610, {
-    condition: "forbidden",
-    type: "auth",
-    meaning: (c) => `${c.to ?? "the recipient"} has unsubscribed (replied STOP); the recipient must text START to your number before you can send again`,
-  }],
+  [
+    21610,
+    {
+      condition: "forbidden",
+      type: "auth",
+      meaning: (c) => `${c.to ?? "the recipient"} has unsubscribed (replied STOP); the recipient must text START to your number before you can send again`,
+    },
+  ],
   [21612, { condition: "not-allowed", type: "cancel", meaning: (c) => `${quoted(c, "this number")} cannot be reached by SMS from your number` }],
   [21614, { condition: "not-acceptable", type: "modify", meaning: (c) => `${quoted(c, "the destination")} is not a mobile number` }],
   [21617, { condition: "not-acceptable", type: "modify", meaning: () => "the message is longer than 1600 characters" }],
@@ -74,29 +77,53 @@ const CODES: ReadonlyMap<number, CodeEntry> = new Map<number, CodeEntry>([
   [30001, { condition: "resource-constraint", type: "wait", meaning: () => "the send queue overflowed; try again later" }],
   [30002, { condition: "internal-server-error", type: "cancel", meaning: () => "the Twilio account is suspended" }],
   // Delivery failures (status callbacks). Texts say what happened and what, if anything, helps.
-  [30003, {
-    condition: "recipient-unavailable",
-    type: "wait",
-    meaning: (c) => `the handset${c.to ? ` '${c.to}'` : ""} is unreachable (switched off, out of coverage or unable to take texts right now); try again later`,
-  }],
+  [
+    30003,
+    {
+      condition: "recipient-unavailable",
+      type: "wait",
+      meaning: (c) => `the handset${c.to ? ` '${c.to}'` : ""} is unreachable (switched off, out of coverage or unable to take texts right now); try again later`,
+    },
+  ],
   [30004, { condition: "forbidden", type: "auth", meaning: () => "the message was blocked: the recipient may have blocked your number, or their carrier blocks texts from it" }],
   [30005, { condition: "item-not-found", type: "cancel", meaning: (c) => `${quoted(c, "the destination number")} is unknown to its carrier or no longer in service; check the number` }],
   [30006, { condition: "not-acceptable", type: "cancel", meaning: (c) => `${quoted(c, "the destination")} is a landline, or its carrier cannot receive texts: it cannot be reached by SMS` }],
-  [30007, {
-    condition: "policy-violation",
-    type: "modify",
-    meaning: () => "the carrier filtered the message as spam or unwanted content; rewording it (for example without links) may help",
-  }],
+  [
+    30007,
+    {
+      condition: "policy-violation",
+      type: "modify",
+      meaning: () => "the carrier filtered the message as spam or unwanted content; rewording it (for example without links) may help",
+    },
+  ],
   [30008, { condition: "undefined-condition", type: "cancel", meaning: () => "delivery failed and the carrier gave no reason; try again later" }],
-  [30034, {
-    condition: "not-allowed",
-    type: "cancel",
-    meaning: () => "US carriers blocked the message because your number is not registered for A2P 10DLC business texting; the gateway operator must register the number (brand and campaign) with Twilio",
-  }],
+  [
+    30034,
+    {
+      condition: "not-allowed",
+      type: "cancel",
+      meaning: () =>
+        "US carriers blocked the message because your number is not registered for A2P 10DLC business texting; the gateway operator must register the number (brand and campaign) with Twilio",
+    },
+  ],
   // Carrier/registration refusals whose details we could not check against Twilio's documentation:
   // described by kind only, so the operator looks the code up rather than trusting a guess.
-  [30532, { condition: "not-allowed", type: "cancel", meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console" }],
-  [30533, { condition: "not-allowed", type: "cancel", meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console" }],
+  [
+    30532,
+    {
+      condition: "not-allowed",
+      type: "cancel",
+      meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console",
+    },
+  ],
+  [
+    30533,
+    {
+      condition: "not-allowed",
+      type: "cancel",
+      meaning: () => "the message was refused for a carrier or sender-registration (compliance) reason; the gateway operator can look this code up in the Twilio console",
+    },
+  ],
   [30036, { condition: "remote-server-timeout", type: "wait", meaning: () => "the message expired before it could be delivered (validity period)" }],
 ]);
 

@@ -61,8 +61,10 @@ export function createRegistration(deps: RegistrationDeps) {
   function validate(input: RegistrationInput): RegistrationInput {
     const accountSid = input.accountSid.trim();
     const authToken = input.authToken.trim();
-    if (!ACCOUNT_SID.test(accountSid)) throw new GatewayError("not_acceptable", "The Account SID looks like AC followed by 32 letters and digits; copy it from your Twilio console.", { field: "account_sid" });
-    if (!authToken || /\s/.test(authToken) || authToken.length > 128) throw new GatewayError("not_acceptable", "The Auth Token is missing or malformed; copy it from your Twilio console.", { field: "auth_token" });
+    if (!ACCOUNT_SID.test(accountSid))
+      throw new GatewayError("not_acceptable", "The Account SID looks like AC followed by 32 letters and digits; copy it from your Twilio console.", { field: "account_sid" });
+    if (!authToken || /\s/.test(authToken) || authToken.length > 128)
+      throw new GatewayError("not_acceptable", "The Auth Token is missing or malformed; copy it from your Twilio console.", { field: "auth_token" });
     const phone = normalizeNumber(input.phone, deps.defaultRegion);
     if (!phone) throw new GatewayError("not_acceptable", `'${input.phone.slice(0, 40)}' is not a phone number; write it in international format, e.g. +15552223333.`, { field: "phone" });
     return { accountSid, authToken, phone };
@@ -85,7 +87,11 @@ export function createRegistration(deps: RegistrationDeps) {
     const creds = { accountSid: input.accountSid, authToken: input.authToken };
     const number = await providerAccounts.findNumber(creds, input.phone);
     if (!number) {
-      throw new GatewayError("not_found", `${input.phone} is not a number of the Twilio account ${input.accountSid}. Check the number (Phone Numbers → Active numbers in the console) or the account.`, { field: "phone" });
+      throw new GatewayError(
+        "not_found",
+        `${input.phone} is not a number of the Twilio account ${input.accountSid}. Check the number (Phone Numbers → Active numbers in the console) or the account.`,
+        { field: "phone" },
+      );
     }
     await providerAccounts.setSmsUrl(creds, number.sid, deps.smsUrl);
     const linked = await deps.links.link(jid, input.phone);
@@ -98,7 +104,9 @@ export function createRegistration(deps: RegistrationDeps) {
     }
     deps.log.info({ jid, phone: maskNumber(input.phone), replaced: linked.previous ? maskNumber(linked.previous) : undefined }, "registered with own Twilio account");
 
-    const notes: Note[] = [{ type: "info", text: `Registered: you now send and receive texts as ${input.phone}. Incoming texts to it are sent to this gateway (its messaging webhook was set to ${deps.smsUrl}).` }];
+    const notes: Note[] = [
+      { type: "info", text: `Registered: you now send and receive texts as ${input.phone}. Incoming texts to it are sent to this gateway (its messaging webhook was set to ${deps.smsUrl}).` },
+    ];
     if (number.messagingServiceSid) {
       notes.push({
         type: "warn",

@@ -14,8 +14,7 @@ export interface SegmentInfo {
 // The GSM 03.38 basic character set (the 127 characters with a single-septet code; the escape to the
 // extension table has no character of its own). Equal to the single-unit entries of the calculator's
 // UnicodeToGSM map; extension characters (form feed, ^{}\[~]|€) and everything else take the library path.
-const GSM_BASIC_CHARS =
-  "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+const GSM_BASIC_CHARS = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
 const GSM_BASIC = new RegExp(`^[${[...GSM_BASIC_CHARS].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")}]*$`);
 
 /**

@@ -53,7 +53,17 @@ export function parseSpooledSms(v: unknown): SpooledSms | undefined {
     if (!mm || !str(mm.url)) return undefined;
     media.push({ url: mm.url, ...(str(mm.contentType) ? { contentType: mm.contentType } : {}) });
   }
-  return { v: 1, providerId: r.providerId, ...(str(r.account) ? { account: r.account } : {}), from: r.from, to: r.to, body: r.body, media, receivedAt: r.receivedAt, ...(str(r.optOutType) ? { optOutType: r.optOutType } : {}) };
+  return {
+    v: 1,
+    providerId: r.providerId,
+    ...(str(r.account) ? { account: r.account } : {}),
+    from: r.from,
+    to: r.to,
+    body: r.body,
+    media,
+    receivedAt: r.receivedAt,
+    ...(str(r.optOutType) ? { optOutType: r.optOutType } : {}),
+  };
 }
 
 export function createSpool(deps: SpoolDeps) {

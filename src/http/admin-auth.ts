@@ -34,7 +34,9 @@ export function adminTokenCheck(token: string, failures?: AuthFailureLimit) {
     }
     const header = request.headers.authorization ?? "";
     const match = /^Bearer\s+(.+)$/i.exec(header);
-    const given = createHash("sha256").update(match?.[1]?.trim() ?? "").digest();
+    const given = createHash("sha256")
+      .update(match?.[1]?.trim() ?? "")
+      .digest();
     if (match && timingSafeEqual(given, expected)) return { ok: true };
     const taken = limit ? await limit.counter.take(request.ip, 1).catch(() => undefined) : undefined;
     if (limit && taken && !taken.ok) {

@@ -20,7 +20,10 @@ const deadLetter = z.object({
 /** A Redis stream id: two unsigned 64-bit numbers (Redis refuses a larger one with an error). */
 const isStreamId = (id: string) => /^\d{1,20}-\d{1,20}$/.test(id) && id.split("-").every((part) => BigInt(part) <= 0xffff_ffff_ffff_ffffn);
 
-export function deadLettersRoutes(app: FastifyInstance, deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">; links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> }): void {
+export function deadLettersRoutes(
+  app: FastifyInstance,
+  deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">; links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> },
+): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
   r.get(

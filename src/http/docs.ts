@@ -17,31 +17,96 @@ interface RouteDoc {
 
 /** "METHOD /path" (Fastify's URL pattern) → its documentation. */
 export const ROUTE_DOCS: Record<string, RouteDoc> = {
-  "POST /twilio/sms": { tag: "Twilio", auth: "twilio-signature", summary: "Inbound SMS/MMS webhook", description: "Twilio posts each incoming message here (the number's messaging webhook). Answered with an empty TwiML `<Response/>` once the message is stored durably (Redis, or the local journal while Redis is away); a repeated MessageSid is acknowledged and not delivered again." },
-  "POST /twilio/status": { tag: "Twilio", auth: "twilio-signature", summary: "Message status callback", description: "Twilio reports the delivery status of an outgoing message here (the StatusCallback the gateway set, with its own message id in `id`). Status only moves forward; `delivered` becomes one XEP-0184 receipt, a failure one error reply." },
-  "PUT /api/v1/users/:jid": { tag: "Users", auth: "admin", summary: "Link a user to a number", description: "201 when the link is created, 200 when the JID's number is replaced, 409 when the number belongs to another JID, 400 for a JID outside ALLOWED_DOMAINS." },
+  "POST /twilio/sms": {
+    tag: "Twilio",
+    auth: "twilio-signature",
+    summary: "Inbound SMS/MMS webhook",
+    description:
+      "Twilio posts each incoming message here (the number's messaging webhook). Answered with an empty TwiML `<Response/>` once the message is stored durably (Redis, or the local journal while Redis is away); a repeated MessageSid is acknowledged and not delivered again.",
+  },
+  "POST /twilio/status": {
+    tag: "Twilio",
+    auth: "twilio-signature",
+    summary: "Message status callback",
+    description:
+      "Twilio reports the delivery status of an outgoing message here (the StatusCallback the gateway set, with its own message id in `id`). Status only moves forward; `delivered` becomes one XEP-0184 receipt, a failure one error reply.",
+  },
+  "PUT /api/v1/users/:jid": {
+    tag: "Users",
+    auth: "admin",
+    summary: "Link a user to a number",
+    description: "201 when the link is created, 200 when the JID's number is replaced, 409 when the number belongs to another JID, 400 for a JID outside ALLOWED_DOMAINS.",
+  },
   "GET /api/v1/users/:jid": { tag: "Users", auth: "admin", summary: "Read one link" },
-  "DELETE /api/v1/users/:jid": { tag: "Users", auth: "admin", summary: "Unlink a user and forget them", description: "Deletes the link, stored credentials, queued work (dead-lettered with a reason) and media of the user." },
+  "DELETE /api/v1/users/:jid": {
+    tag: "Users",
+    auth: "admin",
+    summary: "Unlink a user and forget them",
+    description: "Deletes the link, stored credentials, queued work (dead-lettered with a reason) and media of the user.",
+  },
   "GET /api/v1/users": { tag: "Users", auth: "admin", summary: "List links" },
   "PUT /api/v1/webhooks/:name": { tag: "Webhooks", auth: "admin", summary: "Create or update a webhook target", description: "The first PUT returns the inbound token and the signing secret once." },
   "GET /api/v1/webhooks/:name": { tag: "Webhooks", auth: "admin", summary: "Read one webhook target" },
   "DELETE /api/v1/webhooks/:name": { tag: "Webhooks", auth: "admin", summary: "Delete a webhook target" },
   "GET /api/v1/webhooks": { tag: "Webhooks", auth: "admin", summary: "List webhook targets" },
-  "POST /api/v1/webhooks/:name/token": { tag: "Webhooks", auth: "admin", summary: "Rotate a webhook target's inbound token", description: "The old token stops working at once; the new one is returned once." },
-  "POST /api/v1/webhooks/:name/messages": { tag: "Message-in", auth: "webhook-token", summary: "Send a message from a webhook target to an XMPP user", description: "Authenticated by the target's own token. `Idempotency-Key` makes a retry safe. 202 when queued; 403 for a recipient outside the allow list or ALLOWED_DOMAINS; 429 (per-token rate) and 503 (backlog) carry Retry-After." },
+  "POST /api/v1/webhooks/:name/token": {
+    tag: "Webhooks",
+    auth: "admin",
+    summary: "Rotate a webhook target's inbound token",
+    description: "The old token stops working at once; the new one is returned once.",
+  },
+  "POST /api/v1/webhooks/:name/messages": {
+    tag: "Message-in",
+    auth: "webhook-token",
+    summary: "Send a message from a webhook target to an XMPP user",
+    description:
+      "Authenticated by the target's own token. `Idempotency-Key` makes a retry safe. 202 when queued; 403 for a recipient outside the allow list or ALLOWED_DOMAINS; 429 (per-token rate) and 503 (backlog) carry Retry-After.",
+  },
   "GET /api/v1/dead-letters": { tag: "Dead letters", auth: "admin", summary: "List dead letters", description: "Newest first, with the reason; bodies are not shown." },
-  "POST /api/v1/dead-letters/:id/retry": { tag: "Dead letters", auth: "admin", summary: "Put a dead letter back in its queue", description: "409 for one set aside because its user was unlinked, until that user is linked again (to the same number, for texts)." },
+  "POST /api/v1/dead-letters/:id/retry": {
+    tag: "Dead letters",
+    auth: "admin",
+    summary: "Put a dead letter back in its queue",
+    description: "409 for one set aside because its user was unlinked, until that user is linked again (to the same number, for texts).",
+  },
   "GET /api/v1/breaker": { tag: "Limits", auth: "admin", summary: "Read the gateway-wide breaker" },
   "DELETE /api/v1/breaker": { tag: "Limits", auth: "admin", summary: "Reset the breaker: sending resumes" },
-  "POST /api/v1/test-messages": { tag: "Operations", auth: "admin", summary: "Send a test message either way", description: "From a linked JID to a phone number (an SMS, as if the user wrote it), or from a phone number to a JID (as if that SMS had arrived)." },
+  "POST /api/v1/test-messages": {
+    tag: "Operations",
+    auth: "admin",
+    summary: "Send a test message either way",
+    description: "From a linked JID to a phone number (an SMS, as if the user wrote it), or from a phone number to a JID (as if that SMS had arrived).",
+  },
   "GET /metrics": { tag: "Operations", auth: "admin", summary: "Prometheus metrics" },
   "GET /healthz": { tag: "Operations", auth: "none", summary: "Liveness: 200 while the process runs" },
-  "GET /readyz": { tag: "Operations", auth: "admin-details", summary: "Readiness: 200 while messages can be stored durably", description: "200 with {\"status\":\"ready\"} (Redis answers) or {\"status\":\"degraded\"} (Redis is away, the journal keeps inbound SMS); 503 with {\"status\":\"unavailable\"} when neither can store. A disconnected XMPP server does not fail it. With the admin token (Authorization: Bearer) the body also reports Redis, the journal, the component link (and its last error), the provider and the breaker; without it, or with a wrong one (counted like a failed admin-token check), only the status." },
-  "GET /media/:token/:name": { tag: "Media", auth: "media-token", summary: "A re-hosted MMS media item", description: "The unguessable token in the URL is the key; items expire after MEDIA_RETENTION." },
+  "GET /readyz": {
+    tag: "Operations",
+    auth: "admin-details",
+    summary: "Readiness: 200 while messages can be stored durably",
+    description:
+      '200 with {"status":"ready"} (Redis answers) or {"status":"degraded"} (Redis is away, the journal keeps inbound SMS); 503 with {"status":"unavailable"} when neither can store. A disconnected XMPP server does not fail it. With the admin token (Authorization: Bearer) the body also reports Redis, the journal, the component link (and its last error), the provider and the breaker; without it, or with a wrong one (counted like a failed admin-token check), only the status.',
+  },
+  "GET /media/:token/:name": {
+    tag: "Media",
+    auth: "media-token",
+    summary: "A re-hosted MMS media item",
+    description: "The unguessable token in the URL is the key; items expire after MEDIA_RETENTION.",
+  },
   "GET /sandbox/messages": { tag: "Sandbox", auth: "admin", summary: "What the sandbox provider sent and received (SMS_PROVIDER=sandbox only)" },
   "POST /sandbox/sms": { tag: "Sandbox", auth: "admin", summary: "Inject an incoming SMS into the sandbox" },
-  "GET /sandbox/events": { tag: "Sandbox", auth: "admin", summary: "Live sandbox messages (Server-Sent Events)", description: "text/event-stream: `ready` once subscribed, then one `message` event (the same fields as GET /sandbox/messages) for each new message and each status change; a comment heartbeat every 15 s." },
-  "GET /sandbox": { tag: "Sandbox", auth: "none", summary: "The web phone: sandbox conversations as chat threads, and a form to text the linked users", description: "A static page; it asks for the admin token once (kept in the tab's sessionStorage) and sends it as a bearer token on its own API calls." },
+  "GET /sandbox/events": {
+    tag: "Sandbox",
+    auth: "admin",
+    summary: "Live sandbox messages (Server-Sent Events)",
+    description:
+      "text/event-stream: `ready` once subscribed, then one `message` event (the same fields as GET /sandbox/messages) for each new message and each status change; a comment heartbeat every 15 s.",
+  },
+  "GET /sandbox": {
+    tag: "Sandbox",
+    auth: "none",
+    summary: "The web phone: sandbox conversations as chat threads, and a form to text the linked users",
+    description: "A static page; it asks for the admin token once (kept in the tab's sessionStorage) and sends it as a bearer token on its own API calls.",
+  },
   "GET /docs": { tag: "Docs", auth: "none", summary: "This documentation, as a page" },
   "GET /docs/json": { tag: "Docs", auth: "none", summary: "This documentation, as OpenAPI 3.1 JSON" },
 };
@@ -121,7 +186,11 @@ export function renderDocsPage(doc: OpenApiDoc): string {
       const tag = op.tags?.[0] ?? "Other";
       const auth = op.security?.length ? op.security.map((alt) => Object.keys(alt).join(", ") || "none").join(" or ") : "none";
       const params = (op.parameters ?? []).map((p) => `<li><code>${esc(p.name)}</code> (${esc(p.in)}${p.required ? ", required" : ""})</li>`).join("");
-      const body = op.requestBody?.content ? Object.entries(op.requestBody.content).map(([type, c]) => `<p>Body (<code>${esc(type)}</code>):</p><pre>${esc(JSON.stringify(c.schema, null, 2))}</pre>`).join("") : "";
+      const body = op.requestBody?.content
+        ? Object.entries(op.requestBody.content)
+            .map(([type, c]) => `<p>Body (<code>${esc(type)}</code>):</p><pre>${esc(JSON.stringify(c.schema, null, 2))}</pre>`)
+            .join("")
+        : "";
       const responses = Object.entries(op.responses ?? {})
         .map(([code, r]) => `<li><code>${esc(code)}</code> ${esc(r.description ?? "")}${r.content ? `<pre>${esc(JSON.stringify(Object.values(r.content)[0]?.schema, null, 2))}</pre>` : ""}</li>`)
         .join("");

@@ -59,7 +59,11 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource, access?
       ...(breaker && breaker.limit > 0
         ? {
             breaker: breaker.tripped
-              ? { tripped: true, note: `sending stopped: ${breaker.used} SMS segments this hour passed the limit of ${breaker.limit}; resumes in ${Math.ceil(breaker.resetInMs / 1000)} s or on DELETE /api/v1/breaker`, resetsInSeconds: Math.ceil(breaker.resetInMs / 1000) }
+              ? {
+                  tripped: true,
+                  note: `sending stopped: ${breaker.used} SMS segments this hour passed the limit of ${breaker.limit}; resumes in ${Math.ceil(breaker.resetInMs / 1000)} s or on DELETE /api/v1/breaker`,
+                  resetsInSeconds: Math.ceil(breaker.resetInMs / 1000),
+                }
               : { tripped: false, segmentsThisHour: breaker.used, limitPerHour: breaker.limit },
           }
         : {}),

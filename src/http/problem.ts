@@ -15,7 +15,10 @@ export interface Problem {
 }
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
-  return reply.code(p.status).type("application/problem+json").send(JSON.stringify({ type: "about:blank", ...p }));
+  return reply
+    .code(p.status)
+    .type("application/problem+json")
+    .send(JSON.stringify({ type: "about:blank", ...p }));
 }
 
 /** Sets Retry-After (RFC 9110 §10.2.3) in whole seconds, at least 1: the one place it is written. */
@@ -55,7 +58,5 @@ export function installProblemHandlers(app: FastifyInstance, opts: { explain?: (
     // Fastify's own client errors (body too large, bad JSON, unsupported media type) are safe to show.
     return sendProblem(reply, { title: STATUS_CODES[status] ?? "Error", status, detail: err.message });
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(reply, { title: "Not Found", status: 404, detail: `No route ${request.method} ${request.url.split("?")[0]}` }),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, { title: "Not Found", status: 404, detail: `No route ${request.method} ${request.url.split("?")[0]}` }));
 }

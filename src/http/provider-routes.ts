@@ -20,15 +20,17 @@ export function providerRoutes(app: FastifyInstance, deps: ProviderRoutesDeps): 
   const signers = new WeakMap<FastifyRequest, string>();
 
   // Before the body is validated: a forged request gets 403 and nothing else.
-  const authenticate = (kind: "inbound" | "status") => async (request: FastifyRequest): Promise<void> => {
-    try {
-      const signer = await webhooks.authenticate(kind, { url: deps.publicUrl + request.url, headers: request.headers, body: request.body ?? {} });
-      if (signer.account) signers.set(request, signer.account);
-    } catch (err) {
-      if (isGatewayError(err) && err.code === "forbidden") request.log.warn({ path: request.url.split("?")[0] }, err.message);
-      throw err;
-    }
-  };
+  const authenticate =
+    (kind: "inbound" | "status") =>
+    async (request: FastifyRequest): Promise<void> => {
+      try {
+        const signer = await webhooks.authenticate(kind, { url: deps.publicUrl + request.url, headers: request.headers, body: request.body ?? {} });
+        if (signer.account) signers.set(request, signer.account);
+      } catch (err) {
+        if (isGatewayError(err) && err.code === "forbidden") request.log.warn({ path: request.url.split("?")[0] }, err.message);
+        throw err;
+      }
+    };
   const answer = (reply: FastifyReply) => reply.type(webhooks.answer.contentType).send(webhooks.answer.body);
 
   r.post(webhooks.paths.inbound, { preValidation: authenticate("inbound"), schema: { body: webhooks.schemas.inbound } }, async (request, reply) => {

@@ -67,7 +67,11 @@ export interface HttpDeps extends WebhooksRoutesDeps {
 }
 
 export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log.child({ sub: "http" }) as FastifyBaseLogger, bodyLimit: deps.bodyLimit, logController: new LogController({ disableRequestLogging: true }), trustProxy: deps.trustProxy ?? false,
+  const app = Fastify({
+    loggerInstance: deps.log.child({ sub: "http" }) as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimit,
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: deps.trustProxy ?? false,
     // A JID in a path may be up to 3071 characters (percent-encoded: more); the router's default of 100
     // would answer a long one 404. Node's 16 KiB header limit bounds the URL anyway.
     routerOptions: { maxParamLength: 16 * 1024 },
@@ -105,7 +109,10 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
     // checked before the body is read, failures counted with the admin routes' (same counter).
     await app.register(async (sandboxed) => {
       sandboxed.addHook("onRoute", (route) => void (route.schema = { ...route.schema, security: [{ adminToken: [] }] }));
-      sandboxed.addHook("onRequest", bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined));
+      sandboxed.addHook(
+        "onRequest",
+        bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined),
+      );
       providerRoutes(sandboxed, providerDeps);
     });
   } else {

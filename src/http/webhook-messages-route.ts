@@ -23,7 +23,10 @@ const messageIn = z
     subject: z.string().max(256).optional(),
     // Each URL is written twice into the stanza (body and XEP-0066): bounded so that a message always
     // fits the XMPP server's stanza limit (Prosody: 512 KiB), which would otherwise close the link.
-    media: z.array(z.url({ protocol: /^https?$/ }).max(MAX_URL)).max(10).optional(),
+    media: z
+      .array(z.url({ protocol: /^https?$/ }).max(MAX_URL))
+      .max(10)
+      .optional(),
   })
   .superRefine((v, ctx) => {
     if (!parseUserBareJid(v.to)) ctx.addIssue({ code: "custom", path: ["to"], message: "must be a bare JID such as alice@example.com" });

@@ -44,7 +44,7 @@ const putBody = z.object({
           return entry ?? s;
         }),
     )
-    .min(1, "must list at least one JID allowed to use this webhook (e.g. [\"alice@example.com\"])")
+    .min(1, 'must list at least one JID allowed to use this webhook (e.g. ["alice@example.com"])')
     .max(1000)
     .transform((list) => [...new Set(list)]),
   secret: z.string().min(16, "must be at least 16 characters (or leave it out and one is generated)").max(1024).optional(),

@@ -86,10 +86,12 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     // Registration and commands are for the served domains: a stranger gets forbidden, saying why.
     const { iqCallee } = xmpp;
     const access = opts.access;
-    const refusedOr = (handler: Parameters<Component["iqCallee"]["get"]>[2]): typeof handler => (ctx) => {
-      const refused = access?.userRefused(ctx.from?.bare().toString() ?? "");
-      return refused ? errorElement(refused.stanzaType, refused.condition, refused.userText) : handler(ctx);
-    };
+    const refusedOr =
+      (handler: Parameters<Component["iqCallee"]["get"]>[2]): typeof handler =>
+      (ctx) => {
+        const refused = access?.userRefused(ctx.from?.bare().toString() ?? "");
+        return refused ? errorElement(refused.stanzaType, refused.condition, refused.userText) : handler(ctx);
+      };
     const served: Component["iqCallee"] = access
       ? { get: (ns, name, handler) => iqCallee.get(ns, name, refusedOr(handler)), set: (ns, name, handler) => iqCallee.set(ns, name, refusedOr(handler)) }
       : iqCallee;

@@ -75,7 +75,10 @@ export function messageHandler(opts: MessageHandlerOptions) {
       stanzaId: stanza.attrs.id || undefined,
       type,
       body: stanza.getChildText("body") ?? undefined,
-      oobUrls: stanza.getChildren("x", NS.oob).map((x) => (x.getChildText("url") ?? "").trim()).filter(Boolean),
+      oobUrls: stanza
+        .getChildren("x", NS.oob)
+        .map((x) => (x.getChildText("url") ?? "").trim())
+        .filter(Boolean),
       encrypted: ENCRYPTION_NAMESPACES.some((ns) => stanza.getChildElements().some((c) => c.getNS() === ns)) || Boolean(stanza.getChild("encryption", NS.eme)),
       receiptRequested: Boolean(stanza.getChild("request", NS.receipts)),
       ...(ext.replaces !== undefined ? { replaces: ext.replaces } : {}),

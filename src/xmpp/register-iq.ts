@@ -33,7 +33,9 @@ export function installRegisterIq(iqCallee: Component["iqCallee"], opts: Registe
     const byo = opts.registration.mode === "byo";
     const current = status.phone
       ? `This account sends and receives texts as ${status.phone}. ${byo ? "Submit the form to change it; unregister" : "Unregister"} to remove it.`
-      : byo ? "" : "This account has no number yet.";
+      : byo
+        ? ""
+        : "This account has no number yet.";
     const instructions = [register.instructions ?? "", current].filter(Boolean).join(" ");
     return xml(
       "query",

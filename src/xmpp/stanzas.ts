@@ -39,12 +39,7 @@ export const MAX_DELIVERY_BYTES = 400 * 1024;
 
 /** RFC 6120 §8.3: `<error type><condition/><text xml:lang='en'>…</text></error>`. */
 export function errorElement(type: StanzaErrorType, condition: string, text?: string): Element {
-  return xml(
-    "error",
-    { type },
-    xml(condition, { xmlns: NS.stanzas }),
-    text ? xml("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : undefined,
-  );
+  return xml("error", { type }, xml(condition, { xmlns: NS.stanzas }), text ? xml("text", { xmlns: NS.stanzas, "xml:lang": "en" }, text) : undefined);
 }
 
 /** An error reply to a stanza we received: same name and id, addresses swapped, original children dropped. */

@@ -358,7 +358,13 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     }
     if ("delayMs" in failure) return false; // the caller waits, then answers normally
     const dflt = DEFAULT_CODES[failure.status];
-    twilioError(res, failure.status, failure.code ?? dflt?.code ?? null, failure.message ?? dflt?.message ?? `HTTP ${failure.status}`, failure.retryAfter !== undefined ? { "Retry-After": failure.retryAfter } : {});
+    twilioError(
+      res,
+      failure.status,
+      failure.code ?? dflt?.code ?? null,
+      failure.message ?? dflt?.message ?? `HTTP ${failure.status}`,
+      failure.retryAfter !== undefined ? { "Retry-After": failure.retryAfter } : {},
+    );
     return true;
   };
 
@@ -371,7 +377,17 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     const pageSize = Math.min(1000, Math.max(1, Number(url.searchParams.get("PageSize") ?? 50) || 50));
     const matching = incoming.filter((n) => n.account_sid === accountSid && n.phone_number.replace(/\D/g, "").includes(pattern)).slice(0, pageSize);
     const uri = `${url.pathname}?${url.searchParams.toString()}`;
-    json(res, 200, { first_page_uri: uri, end: Math.max(0, matching.length - 1), previous_page_uri: null, incoming_phone_numbers: matching, uri, page_size: pageSize, start: 0, next_page_uri: null, page: 0 });
+    json(res, 200, {
+      first_page_uri: uri,
+      end: Math.max(0, matching.length - 1),
+      previous_page_uri: null,
+      incoming_phone_numbers: matching,
+      uri,
+      page_size: pageSize,
+      start: 0,
+      next_page_uri: null,
+      page: 0,
+    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

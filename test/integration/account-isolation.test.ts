@@ -73,12 +73,25 @@ before(async () => {
   const connect = (u: string) => connectClient({ server, username: u, password: `${u}-pw` });
   [alice, mallory, carol] = await Promise.all([connect("alice"), connect("mallory"), connect("carol")]);
   // alice and mallory bring their own accounts (XEP-0077); carol is linked by the operator.
-  for (const [client, sid, phone] of [[alice, ALICE_SID, ALICE_NUMBER], [mallory, MALLORY_SID, MALLORY_NUMBER]] as const) {
+  for (const [client, sid, phone] of [
+    [alice, ALICE_SID, ALICE_NUMBER],
+    [mallory, MALLORY_SID, MALLORY_NUMBER],
+  ] as const) {
     const res = await client.iq(
-      xml("iq", { type: "set", to: DOMAIN }, xml("query", { xmlns: NS_REGISTER }, xml("x", { xmlns: NS_DATA, type: "submit" },
-        xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, NS_REGISTER)),
-        ...Object.entries({ account_sid: sid, auth_token: TOKENS[sid]!, phone }).map(([k, v]) => xml("field", { var: k }, xml("value", {}, v))),
-      ))),
+      xml(
+        "iq",
+        { type: "set", to: DOMAIN },
+        xml(
+          "query",
+          { xmlns: NS_REGISTER },
+          xml(
+            "x",
+            { xmlns: NS_DATA, type: "submit" },
+            xml("field", { var: "FORM_TYPE", type: "hidden" }, xml("value", {}, NS_REGISTER)),
+            ...Object.entries({ account_sid: sid, auth_token: TOKENS[sid]!, phone }).map(([k, v]) => xml("field", { var: k }, xml("value", {}, v))),
+          ),
+        ),
+      ),
     );
     assert.equal(res.attrs.type, "result", res.toString());
   }
@@ -121,7 +134,10 @@ describe("finding 1: media are fetched with the signer's credentials, for its ow
     const before = twilio.requests.length;
 
     const params = inboundSmsParams({
-      from: THEM, to: MALLORY_NUMBER, body: "media grab", accountSid: MALLORY_SID,
+      from: THEM,
+      to: MALLORY_NUMBER,
+      body: "media grab",
+      accountSid: MALLORY_SID,
       media: [
         { url: `${twilio.url}/2010-04-01/Accounts/${MAIN_SID}/Messages.csv`, contentType: "text/csv" },
         { url: `${twilio.url}/2010-04-01/Accounts/${ALICE_SID}/Messages.csv`, contentType: "text/csv" },
@@ -135,7 +151,11 @@ describe("finding 1: media are fetched with the signer's credentials, for its ow
     assert.doesNotMatch(bodyOf(got), MEDIA_LINK);
     assert.doesNotMatch(bodyOf(got), /carol's private text/);
     const sent = twilio.requests.slice(before).filter((r) => r.method === "GET");
-    assert.deepEqual(sent.filter((r) => r.path.includes("Messages.csv")).map((r) => r.path), [], "a message log is not media: never fetched");
+    assert.deepEqual(
+      sent.filter((r) => r.path.includes("Messages.csv")).map((r) => r.path),
+      [],
+      "a message log is not media: never fetched",
+    );
     for (const r of sent) assert.notEqual(r.headers.authorization, basic(ALICE_SID), `alice's credentials went to ${r.path}`);
     for (const r of sent) assert.notEqual(r.headers.authorization, basic(MAIN_SID), `the gateway's credentials went to ${r.path}`);
   });
@@ -172,7 +192,10 @@ describe("finding 2: a status callback counts only from the account that sent th
     await alice.expectNone((el) => el.attrs.id === "alice-f2" && el.attrs.type === "error", 1000);
 
     // The real callback, signed by alice's account, gives the receipt.
-    assert.equal((await postTwilio(`/twilio/status?id=${id}`, statusCallbackParams({ sid: created.sid, status: "delivered", from: ALICE_NUMBER, to: THEM, accountSid: ALICE_SID }), ALICE_SID)).statusCode, 200);
+    assert.equal(
+      (await postTwilio(`/twilio/status?id=${id}`, statusCallbackParams({ sid: created.sid, status: "delivered", from: ALICE_NUMBER, to: THEM, accountSid: ALICE_SID }), ALICE_SID)).statusCode,
+      200,
+    );
     await alice.waitFor((el) => el.getChild("received", "urn:xmpp:receipts")?.attrs.id === "alice-f2", 5000);
   });
 
@@ -213,14 +236,32 @@ describe("finding 3: each source has its own idempotency keys", () => {
   test("the same SID signed by two accounts is two messages, and one never gets the other's media", async () => {
     const picture = twilio.addMedia({ accountSid: ALICE_SID, bytes: png(), contentType: "image/png" });
     const sid = picture.messageSid;
-    assert.equal((await postTwilio("/twilio/sms", inboundSmsParams({ from: THEM, to: ALICE_NUMBER, body: "for alice", accountSid: ALICE_SID, sid, media: [{ url: picture.url, contentType: "image/png" }] }), ALICE_SID)).statusCode, 200);
+    assert.equal(
+      (
+        await postTwilio(
+          "/twilio/sms",
+          inboundSmsParams({ from: THEM, to: ALICE_NUMBER, body: "for alice", accountSid: ALICE_SID, sid, media: [{ url: picture.url, contentType: "image/png" }] }),
+          ALICE_SID,
+        )
+      ).statusCode,
+      200,
+    );
     const hers = await alice.waitFor((el) => bodyOf(el).startsWith("for alice"), 20_000);
     const herLink = oobUrls(hers)[0] ?? "";
     assert.match(herLink, MEDIA_LINK);
 
     // mallory names the same SID (he signs whatever he likes), with a picture of his own.
     const his = twilio.addMedia({ accountSid: MALLORY_SID, bytes: png(), contentType: "image/png" });
-    assert.equal((await postTwilio("/twilio/sms", inboundSmsParams({ from: THEM, to: MALLORY_NUMBER, body: "same sid", accountSid: MALLORY_SID, sid, media: [{ url: his.url, contentType: "image/png" }] }), MALLORY_SID)).statusCode, 200);
+    assert.equal(
+      (
+        await postTwilio(
+          "/twilio/sms",
+          inboundSmsParams({ from: THEM, to: MALLORY_NUMBER, body: "same sid", accountSid: MALLORY_SID, sid, media: [{ url: his.url, contentType: "image/png" }] }),
+          MALLORY_SID,
+        )
+      ).statusCode,
+      200,
+    );
     const got = await mallory.waitFor((el) => bodyOf(el).startsWith("same sid"), 20_000);
     const link = oobUrls(got)[0] ?? "";
     assert.match(link, MEDIA_LINK, "not taken for a repeat of alice's text");

@@ -214,7 +214,12 @@ describe("admin commands", () => {
 
     r = await cli(["--json", "users", "list"]);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(json(r), { users: [{ jid: "alice@localhost", phone: ALICE_NUMBER }, { jid: "bob@localhost", phone: BOB_NUMBER }] });
+    assert.deepEqual(json(r), {
+      users: [
+        { jid: "alice@localhost", phone: ALICE_NUMBER },
+        { jid: "bob@localhost", phone: BOB_NUMBER },
+      ],
+    });
 
     r = await cli(["users", "list"]);
     assert.equal(r.stdout, `JID              PHONE\nalice@localhost  ${ALICE_NUMBER}\nbob@localhost    ${BOB_NUMBER}\n`);
@@ -274,7 +279,11 @@ describe("admin commands", () => {
     assert.notEqual(rotated.token, created.token);
     // The old token no longer gets a message in; the new one does.
     const post = (token: string) =>
-      fetch(`${publicUrl}/api/v1/webhooks/deploybot/messages`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ to: "alice@localhost", body: "deployed" }) });
+      fetch(`${publicUrl}/api/v1/webhooks/deploybot/messages`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: "alice@localhost", body: "deployed" }),
+      });
     assert.equal((await post(created.token)).status, 401);
     assert.equal((await post(rotated.token)).status, 202);
     await alice.waitFor((el) => el.name === "message" && el.attrs.from === `deploybot@${DOMAIN}` && el.getChildText("body") === "deployed");
@@ -365,7 +374,10 @@ describe("doctor", () => {
       d.checks.map((c) => c.name),
       ["configuration", "gateway", "redis", "xmpp", "twilio", "public-url", `number ${ALICE_NUMBER}`],
     );
-    assert.ok(d.checks.every((c) => c.ok && !c.skipped), describeChecks(d.checks));
+    assert.ok(
+      d.checks.every((c) => c.ok && !c.skipped),
+      describeChecks(d.checks),
+    );
     assert.match(d.check("redis").detail, /appendonly yes/);
     assert.match(d.check("xmpp").detail, /is connected/);
 
@@ -381,7 +393,15 @@ describe("doctor", () => {
     const checks = json<{ checks: Check[] }>(remote).checks;
     assert.deepEqual(
       checks.map((c) => [c.name, c.skipped ? "skip" : c.ok ? "ok" : "FAIL"]),
-      [["configuration", "skip"], ["gateway", "ok"], ["redis", "skip"], ["xmpp", "ok"], ["twilio", "skip"], ["public-url", "skip"], ["numbers", "skip"]],
+      [
+        ["configuration", "skip"],
+        ["gateway", "ok"],
+        ["redis", "skip"],
+        ["xmpp", "ok"],
+        ["twilio", "skip"],
+        ["public-url", "skip"],
+        ["numbers", "skip"],
+      ],
     );
   });
 
@@ -417,7 +437,10 @@ describe("doctor", () => {
       assert.equal(c.ok, false);
       assert.match(c.detail, /does not persist to an append-only file \(appendonly no\)/);
       assert.match(c.fix!, /set appendonly yes \(redis-cli CONFIG SET appendonly yes, and in redis\.conf/);
-      assert.ok(d.checks.filter((x) => x.name !== "redis").every((x) => x.ok), describeChecks(d.checks));
+      assert.ok(
+        d.checks.filter((x) => x.name !== "redis").every((x) => x.ok),
+        describeChecks(d.checks),
+      );
     } finally {
       await redisCommand("CONFIG", "SET", "appendonly", "yes");
     }
@@ -432,7 +455,10 @@ describe("doctor", () => {
     assert.equal(d.code, 1);
     let c = d.check(`number ${ALICE_NUMBER}`);
     assert.equal(c.ok, false);
-    assert.match(c.detail, new RegExp(`incoming texts to \\${ALICE_NUMBER} \\(linked to alice@localhost\\) go to https://old-app\\.example\\.com/sms \\(GET\\), not to ${publicUrl}/twilio/sms \\(POST\\)`));
+    assert.match(
+      c.detail,
+      new RegExp(`incoming texts to \\${ALICE_NUMBER} \\(linked to alice@localhost\\) go to https://old-app\\.example\\.com/sms \\(GET\\), not to ${publicUrl}/twilio/sms \\(POST\\)`),
+    );
     assert.match(c.fix!, /run switchboard doctor --fix/);
     assert.equal(number.sms_url, "https://old-app.example.com/sms", "doctor without --fix changes nothing");
 
@@ -538,7 +564,12 @@ describe("doctor", () => {
     // The gateway's configuration in a .env file; the environment wins over it.
     const dir = mkdtempSync(join(tmpdir(), "sb-cli-env-"));
     removeDirAtExit(dir);
-    writeFileSync(join(dir, ".env"), Object.entries(gatewayEnv()).map(([k, v]) => `${k}=${v}`).join("\n") + "\n");
+    writeFileSync(
+      join(dir, ".env"),
+      Object.entries(gatewayEnv())
+        .map(([k, v]) => `${k}=${v}`)
+        .join("\n") + "\n",
+    );
 
     let r = await cli(["doctor", "--json"], {}, dir);
     let body = json<{ checks: Check[] }>(r);

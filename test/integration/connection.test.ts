@@ -78,7 +78,10 @@ test("TRUST_PROXY=true is a start-up error naming it and what to set instead", a
   // Today's gateway would start (and run until the timeout): the bound is short of the default.
   const { code, stderr } = await runMain(env({ TRUST_PROXY: "true" }), 30_000);
   assert.equal(code, 2);
-  assert.match(stderr, /TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For \(and so escape the per-address limits\); set the addresses of the proxies in front of the gateway instead \(e\.g\. 10\.0\.0\.0\/8/);
+  assert.match(
+    stderr,
+    /TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For \(and so escape the per-address limits\); set the addresses of the proxies in front of the gateway instead \(e\.g\. 10\.0\.0\.0\/8/,
+  );
 });
 
 // Prosody (and Openfire without allowMultiple) accept one connection per component: the second gets

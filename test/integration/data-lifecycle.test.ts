@@ -135,7 +135,14 @@ async function useGateway(extra: Record<string, string> = {}, opts: { logLines?:
 before(async () => {
   [redis, server, twilio] = await Promise.all([
     startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: COMPONENT_SECRET, users: [{ username: "alice", password: "alice-pw" }, { username: "bob", password: "bob-pw" }] }),
+    startXmppServer({
+      componentDomain: DOMAIN,
+      componentSecret: COMPONENT_SECRET,
+      users: [
+        { username: "alice", password: "alice-pw" },
+        { username: "bob", password: "bob-pw" },
+      ],
+    }),
     startFakeTwilio({ accounts: { [MAIN_SID]: MAIN_TOKEN, [ALICE_SID]: ALICE_TOKEN, [BOB_SID]: BOB_TOKEN } }),
     receiver.start(),
   ]);
@@ -259,7 +266,10 @@ describe("after traffic of every kind", () => {
     await useGateway({}, { logLines });
 
     // Registrations (REGISTRATION=byo): alice and bob bring their own Twilio accounts (XEP-0077).
-    for (const [client, sid, token, phone] of [[alice, ALICE_SID, ALICE_TOKEN, ALICE_NUMBER], [bob, BOB_SID, BOB_TOKEN, BOB_NUMBER]] as const) {
+    for (const [client, sid, token, phone] of [
+      [alice, ALICE_SID, ALICE_TOKEN, ALICE_NUMBER],
+      [bob, BOB_SID, BOB_TOKEN, BOB_NUMBER],
+    ] as const) {
       const res = await registerIq(client, { account_sid: sid, auth_token: token, phone });
       assert.equal(res.attrs.type, "result", res.toString());
     }
@@ -323,7 +333,18 @@ describe("after traffic of every kind", () => {
   test("every key has a TTL, or is a kind documented to live until removed", async () => {
     const kinds = await assertLifetimes();
     // The traffic above wrote every kind (so this test notices a kind that stops being written too).
-    for (const k of ["links", "accounts", "webhook targets", "introduced sets", "streams, dead letters and their consumer groups", "idempotency keys", "message records", "provider-id maps", "media tokens", "per-user media lists"]) {
+    for (const k of [
+      "links",
+      "accounts",
+      "webhook targets",
+      "introduced sets",
+      "streams, dead letters and their consumer groups",
+      "idempotency keys",
+      "message records",
+      "provider-id maps",
+      "media tokens",
+      "per-user media lists",
+    ]) {
       assert.ok(kinds.has(k), `no key of kind "${k}" after the traffic`);
     }
   });
@@ -379,7 +400,13 @@ describe("dead-letter retention", () => {
     await gw?.stop();
     gw = undefined;
     const direct = await startRedisClient();
-    const entry = (reason: string) => ({ stream: keys.toXmppStream(0), queue: "to-xmpp", reason, at: "0", d: JSON.stringify({ kind: "chat", id: reason, from: CONTACT, to: "ghost@localhost", body: "old", mediaUrls: [], acceptedAt: 0 }) });
+    const entry = (reason: string) => ({
+      stream: keys.toXmppStream(0),
+      queue: "to-xmpp",
+      reason,
+      at: "0",
+      d: JSON.stringify({ kind: "chat", id: reason, from: CONTACT, to: "ghost@localhost", body: "old", mediaUrls: [], acceptedAt: 0 }),
+    });
     const now = Date.now();
     await direct.xAdd(keys.deadLetters, `${now - 2 * 3600_000}-0`, entry("two hours old"));
     await direct.xAdd(keys.deadLetters, `${now - 600_000}-0`, entry("ten minutes old"));
@@ -387,7 +414,10 @@ describe("dead-letter retention", () => {
     await useGateway({ DEAD_LETTER_RETENTION: "3600" });
     await waitUntil(async () => (await r().xLen(keys.deadLetters)) === 1, { timeoutMs: 5000, what: "the old dead letter to be trimmed" });
     const left = (await r().xRange(keys.deadLetters, "-", "+")) ?? [];
-    assert.deepEqual(left.map((e) => e.message.reason), ["ten minutes old"]);
+    assert.deepEqual(
+      left.map((e) => e.message.reason),
+      ["ten minutes old"],
+    );
     await r().del(keys.deadLetters);
   });
 });
@@ -407,7 +437,8 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     await useGateway({ TEST_HOLD_TO_XMPP: "true" }, { logLines: forgetLog });
   });
 
-  const deadLetters = async () => ((await gw!.admin("GET", "/api/v1/dead-letters?limit=1000")).json as { deadLetters: { reason: string; queue: string; messageId: string; from: string; to: string }[] }).deadLetters;
+  const deadLetters = async () =>
+    ((await gw!.admin("GET", "/api/v1/dead-letters?limit=1000")).json as { deadLetters: { reason: string; queue: string; messageId: string; from: string; to: string }[] }).deadLetters;
 
   test("admin DELETE /api/v1/users/{jid}: link, credentials, introductions, media, queued work", async () => {
     const jid = alice.bareJid;
@@ -434,7 +465,18 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     assert.equal(res.status, 204);
 
     assert.equal((await gw!.admin("GET", `/api/v1/users/${jid}`)).status, 404);
-    assert.equal(await r().exists([keys.userNumbers(jid), keys.numberUsers(ALICE_NUMBER), keys.userAccount(jid), keys.account(ALICE_SID), keys.accountNumbers(ALICE_SID), keys.introduced(jid), keys.userMedia(jid)]), 0);
+    assert.equal(
+      await r().exists([
+        keys.userNumbers(jid),
+        keys.numberUsers(ALICE_NUMBER),
+        keys.userAccount(jid),
+        keys.account(ALICE_SID),
+        keys.accountNumbers(ALICE_SID),
+        keys.introduced(jid),
+        keys.userMedia(jid),
+      ]),
+      0,
+    );
     assert.equal(await r().sIsMember(keys.users, jid), 0);
     assert.equal(await r().hGet(keys.account(BOB_SID), "authToken").then(Boolean), true, "bob's credentials stay");
     // Her media are gone: files and URL.
@@ -444,7 +486,13 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     // Her queued work became dead letters with the reason; bob's deliveries (his introduction to THEM,
     // then the text) are still queued.
     const left = await queued();
-    assert.deepEqual(left.map((q) => [q.item.kind, q.item.to, q.item.body]), [["subscribe", bob.bareJid, undefined], ["chat", bob.bareJid, "queued for bob"]]);
+    assert.deepEqual(
+      left.map((q) => [q.item.kind, q.item.to, q.item.body]),
+      [
+        ["subscribe", bob.bareJid, undefined],
+        ["chat", bob.bareJid, "queued for bob"],
+      ],
+    );
     const dls = await deadLetters();
     assert.equal(dls.filter((d) => d.reason === "recipient unlinked" && d.to === jid).length, 1);
     assert.equal(dls.filter((d) => d.reason === "sender unlinked" && d.queue === "outbound").length, 3, JSON.stringify(dls));
@@ -476,7 +524,10 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     assert.equal(await r().exists([keys.userNumbers(jid), keys.numberUsers(BOB_NUMBER), keys.userAccount(jid), keys.account(BOB_SID), keys.accountNumbers(BOB_SID), keys.introduced(jid)]), 0);
     assert.deepEqual(await queued(), []);
     const dls = await deadLetters();
-    assert.deepEqual(dls.filter((d) => d.to === jid).map((d) => d.reason), ["recipient unlinked", "recipient unlinked", "recipient unlinked"]);
+    assert.deepEqual(
+      dls.filter((d) => d.to === jid).map((d) => d.reason),
+      ["recipient unlinked", "recipient unlinked", "recipient unlinked"],
+    );
   });
 
   test("what was set aside for a forgotten user is retried only once they are linked again", async () => {
@@ -491,13 +542,19 @@ describe("unlinking and unregistering delete what is kept about the user", () =>
     const text = await gw!.admin("POST", `/api/v1/dead-letters/${aliceText.id}/retry`);
     assert.equal(text.status, 409, "her text would leave from a number that is no longer hers");
     assert.match((text.json as { detail: string }).detail, new RegExp(`${ALICE_NUMBER.replace("+", "\\+")} is no longer linked to ${alice.bareJid}`));
-    assert.ok((await all()).some((d) => d.id === forBob.id), "still a dead letter");
+    assert.ok(
+      (await all()).some((d) => d.id === forBob.id),
+      "still a dead letter",
+    );
 
     // Linked again: it may go.
     assert.equal((await gw!.admin("PUT", `/api/v1/users/${bob.bareJid}`, { phone: BOB_NUMBER })).status, 201);
     assert.equal((await gw!.admin("POST", `/api/v1/dead-letters/${forBob.id}/retry`)).status, 202);
     assert.ok(!(await all()).some((d) => d.id === forBob.id));
-    assert.ok((await queued()).some((q) => q.item.to.startsWith(bob.bareJid)), "queued toward bob again");
+    assert.ok(
+      (await queued()).some((q) => q.item.to.startsWith(bob.bareJid)),
+      "queued toward bob again",
+    );
   });
 
   test("afterwards, too, every key has a TTL or is a documented kind; the log stayed clean", async () => {

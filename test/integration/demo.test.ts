@@ -143,9 +143,7 @@ test("demo: the user is linked and the component is online", async () => {
 
 test("demo: a chat to the contact becomes an SMS in the sandbox, with a delivery receipt", async () => {
   const body = `Hello from the demo test ${Date.now()}`;
-  await user!.send(
-    xml("message", { type: "chat", to: CONTACT, id: "demo-out-1" }, xml("body", {}, body), xml("request", { xmlns: "urn:xmpp:receipts" })),
-  );
+  await user!.send(xml("message", { type: "chat", to: CONTACT, id: "demo-out-1" }, xml("body", {}, body), xml("request", { xmlns: "urn:xmpp:receipts" })));
   const sent = await waitFor("the SMS in GET /sandbox/messages", 10_000, async () => {
     const res = await api<{ messages: { direction: string; body: string; from: string; to: string }[] }>("GET", "/sandbox/messages");
     assert.equal(res.status, 200);
@@ -178,7 +176,12 @@ test("demo: Ctrl-C stops Redis, Prosody and the gateway and removes the temp dir
   assert.notEqual(code, "timeout", `demo.sh did not exit within 20 s of SIGINT:\n${tail()}`);
   assert.equal(code, 0, tail());
   for (const [name, pid] of Object.entries(ready.pids)) assert.equal(alive(pid), false, `${name} (pid ${pid}) is still running`);
-  for (const [name, port] of [["c2s", ready.c2sPort], ["component", ready.componentPort], ["redis", ready.redisPort], ["http", ready.httpPort]] as const) {
+  for (const [name, port] of [
+    ["c2s", ready.c2sPort],
+    ["component", ready.componentPort],
+    ["redis", ready.redisPort],
+    ["http", ready.httpPort],
+  ] as const) {
     assert.equal(await portAccepts(port), false, `${name} port ${port} still accepts connections`);
   }
   assert.equal(existsSync(ready.dir), false, `${ready.dir} was not removed`);

@@ -53,7 +53,8 @@ function env(over: Record<string, string> = {}): Record<string, string> {
 /** An inbound SMS webhook signed as Twilio signs it, to post over HTTP. */
 const signed = (params: Record<string, string>) => signedWebhook({ authToken: TOKEN, publicUrl: PUBLIC }, "/twilio/sms", params);
 
-const chatsFrom = (client: TestClient, from: string, prefix: string) => client.received.filter((el) => el.name === "message" && el.attrs.type === "chat" && el.attrs.from === from && bodyOf(el).startsWith(prefix));
+const chatsFrom = (client: TestClient, from: string, prefix: string) =>
+  client.received.filter((el) => el.name === "message" && el.attrs.type === "chat" && el.attrs.from === from && bodyOf(el).startsWith(prefix));
 /** Same-id repeats counted once (a client discards them by id). */
 function uniqueById(els: StanzaElement[]): StanzaElement[] {
   const seen = new Set<string>();
@@ -81,9 +82,16 @@ test("(a) XMPP server stopped: 50 SMS accepted, all delivered after it returns, 
   const contact = `${from}@${DOMAIN}`;
   await waitUntil(async () => uniqueById(chatsFrom(alice, contact, "a-")).length >= 50, { timeoutMs: 20_000, what: "50 messages" });
   const got = uniqueById(chatsFrom(alice, contact, "a-"));
-  assert.deepEqual(got.map(bodyOf), Array.from({ length: 50 }, (_, i) => `a-${String(i + 1).padStart(2, "0")}`), "arrival order");
+  assert.deepEqual(
+    got.map(bodyOf),
+    Array.from({ length: 50 }, (_, i) => `a-${String(i + 1).padStart(2, "0")}`),
+    "arrival order",
+  );
   for (const el of got) {
-    assert.ok(el.getChildren("delay", "urn:xmpp:delay").some((d) => d.attrs.from === DOMAIN), `delay on ${bodyOf(el)}`);
+    assert.ok(
+      el.getChildren("delay", "urn:xmpp:delay").some((d) => d.attrs.from === DOMAIN),
+      `delay on ${bodyOf(el)}`,
+    );
   }
   await alice.expectNone((el) => bodyOf(el).startsWith("a-") && !got.includes(el) && !got.some((g) => g.attrs.id === el.attrs.id), 500);
 });
@@ -131,10 +139,10 @@ test("(h) a bounce for an unknown user ends as a dead letter with the reason, no
   // Retried: the same delivery goes around again, and ends in the dead letters again.
   const retried = await gw.admin("POST", `/api/v1/dead-letters/${dl!.id}/retry`);
   assert.equal(retried.status, 202);
-  await waitUntil(
-    async () => ((await gw.admin("GET", "/api/v1/dead-letters")).json as Dl).deadLetters.some((d) => d.messageId === params.MessageSid && d.id !== dl!.id),
-    { timeoutMs: 15_000, what: "dead letter again" },
-  );
+  await waitUntil(async () => ((await gw.admin("GET", "/api/v1/dead-letters")).json as Dl).deadLetters.some((d) => d.messageId === params.MessageSid && d.id !== dl!.id), {
+    timeoutMs: 15_000,
+    what: "dead letter again",
+  });
   assert.equal((await gw.admin("POST", `/api/v1/dead-letters/${dl!.id}/retry`)).status, 404, "the old one was taken out");
 });
 
@@ -165,7 +173,11 @@ test("(i) a user whose account appears after the first bounce receives the messa
   const bounces = logLines.filter((l) => l.includes("XMPP server bounced a delivery") && ofTheText(l));
   assert.equal(bounces.length, 1, `the one bounce counted once\n${bounces.join("\n")}`);
   type Dl = { deadLetters: { messageId: string }[] };
-  assert.equal(((await gw.admin("GET", "/api/v1/dead-letters")).json as Dl).deadLetters.some((d) => d.messageId === params.MessageSid), false, "not dead-lettered");
+  assert.equal(
+    ((await gw.admin("GET", "/api/v1/dead-letters")).json as Dl).deadLetters.some((d) => d.messageId === params.MessageSid),
+    false,
+    "not dead-lettered",
+  );
 });
 
 test("(b) SIGKILL after the 200s, before delivery: all delivered after restart", async (t) => {
@@ -185,7 +197,10 @@ test("(b) SIGKILL after the 200s, before delivery: all delivered after restart",
   await gp.start();
   const contact = `${from}@${DOMAIN}`;
   await waitUntil(async () => uniqueById(chatsFrom(carol, contact, "b-")).length >= 20, { timeoutMs: 20_000, what: "20 messages after restart" });
-  assert.deepEqual(uniqueById(chatsFrom(carol, contact, "b-")).map(bodyOf), Array.from({ length: 20 }, (_, i) => `b-${String(i + 1).padStart(2, "0")}`));
+  assert.deepEqual(
+    uniqueById(chatsFrom(carol, contact, "b-")).map(bodyOf),
+    Array.from({ length: 20 }, (_, i) => `b-${String(i + 1).padStart(2, "0")}`),
+  );
 });
 
 test("(g) SIGTERM during a burst: exit 0 in time, nothing lost after restart, no SMS twice", async (t) => {
@@ -223,10 +238,13 @@ test("(g) SIGTERM during a burst: exit 0 in time, nothing lost after restart, no
   const accepted = inbound.filter((_, i) => codes[i] === 200).map((s) => new URLSearchParams(s.body).get("Body")!);
 
   await gp.start();
-  await waitUntil(async () => {
-    const got = new Set(uniqueById(chatsFrom(dave, contact, "g-")).map(bodyOf));
-    return accepted.every((b) => got.has(b));
-  }, { timeoutMs: 20_000, what: "every accepted SMS delivered" });
+  await waitUntil(
+    async () => {
+      const got = new Set(uniqueById(chatsFrom(dave, contact, "g-")).map(bodyOf));
+      return accepted.every((b) => got.has(b));
+    },
+    { timeoutMs: 20_000, what: "every accepted SMS delivered" },
+  );
   await waitUntil(async () => twilio.created.filter((m) => m.body.startsWith("g-out-")).length >= 20, { timeoutMs: 20_000, what: "20 SMS sent" });
   await new Promise((r) => setTimeout(r, 500));
   const sent = twilio.created.filter((m) => m.body.startsWith("g-out-")).map((m) => m.body);

@@ -81,8 +81,14 @@ test(`two users log in and chat (${process.env.XMPP_SERVER ?? "prosody"})`, asyn
   // already received: waitFor looks back first
   assert.equal(await bob.waitFor((el) => el.attrs.id === "harness-1", 10), msg);
   await bob.expectNone((el) => el.getChildText("body") === "never sent", 100);
-  await assert.rejects(bob.expectNone((el) => el.attrs.id === "harness-1", 10), /already received/);
-  await assert.rejects(bob.waitFor((el) => el.attrs.id === "nope", 50), /no matching stanza within 50 ms.*received \d+ stanza/s);
+  await assert.rejects(
+    bob.expectNone((el) => el.attrs.id === "harness-1", 10),
+    /already received/,
+  );
+  await assert.rejects(
+    bob.waitFor((el) => el.attrs.id === "nope", 50),
+    /no matching stanza within 50 ms.*received \d+ stanza/s,
+  );
 });
 
 test("an IQ ping to the server gets a result; an IQ error comes back as a stanza, not a throw", async () => {

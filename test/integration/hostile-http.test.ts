@@ -169,7 +169,12 @@ describe("size limits at their edge", () => {
 
   test("message-in: body 10,000 characters, 10 media of 2,048 characters each; one more of either is 400", async () => {
     const post = (body: unknown) =>
-      gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/bot/messages", headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" }, payload: JSON.stringify(body) });
+      gw.gateway.http.inject({
+        method: "POST",
+        url: "/api/v1/webhooks/bot/messages",
+        headers: { authorization: `Bearer ${webhookToken}`, "content-type": "application/json" },
+        payload: JSON.stringify(body),
+      });
     const url = (n: number) => `https://files.example/${"a".repeat(n - "https://files.example/".length)}`;
     assert.equal((await post({ to: USER, body: "x".repeat(10_000), media: Array.from({ length: 10 }, () => url(2048)) })).statusCode, 202);
     for (const [bad, field] of [
@@ -200,7 +205,14 @@ describe("/readyz tells strangers only its status", () => {
 
     const admin = await readyz({ authorization: `Bearer ${ADMIN_TOKEN}` });
     assert.equal(admin.statusCode, 200);
-    const body = admin.json() as { status: string; redis: string; journal: { writable: boolean }; xmpp: { connected: boolean; lastError?: string }; provider: string; breaker: { tripped: boolean; limitPerHour: number } };
+    const body = admin.json() as {
+      status: string;
+      redis: string;
+      journal: { writable: boolean };
+      xmpp: { connected: boolean; lastError?: string };
+      provider: string;
+      breaker: { tripped: boolean; limitPerHour: number };
+    };
     assert.equal(body.status, "ready");
     assert.equal(body.redis, "ok");
     assert.equal(body.journal.writable, true);

@@ -39,10 +39,7 @@ const onRejection = (e: unknown) => void rejections.push(e);
 
 before(async () => {
   process.on("unhandledRejection", onRejection);
-  [redis, server] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
-  ]);
+  [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] })]);
   gw = await startGateway(
     {
       XMPP_SERVICE: server.componentService,
@@ -154,7 +151,12 @@ describe("what the gateway writes is always acceptable to the server", () => {
       ["\u202eknaB", "an alphanumeric sender with a bidi override"],
     ];
     for (const [from, body] of cases) {
-      const res = await gw.gateway.http.inject({ method: "POST", url: "/sandbox/sms", headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" }, payload: JSON.stringify({ from, to: NUMBER, body }) });
+      const res = await gw.gateway.http.inject({
+        method: "POST",
+        url: "/sandbox/sms",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+        payload: JSON.stringify({ from, to: NUMBER, body }),
+      });
       assert.equal(res.statusCode, 202, res.body);
     }
     for (const [, body] of cases) {
@@ -254,7 +256,12 @@ describe("XMPP_MAX_STANZA_BYTES and socket reads", () => {
       if (out.length === bodies.length) break;
       if (Date.now() > end) {
         const seen = (await sandboxMessages()).filter((m) => m.direction === "out" && /^\d+ /.test(m.body));
-        assert.fail(`${out.length}/${bodies.length} arrived intact; damaged: ${seen.filter((m) => !bodies.includes(m.body)).map((m) => m.body.slice(0, 20)).join(", ")}`);
+        assert.fail(
+          `${out.length}/${bodies.length} arrived intact; damaged: ${seen
+            .filter((m) => !bodies.includes(m.body))
+            .map((m) => m.body.slice(0, 20))
+            .join(", ")}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 100));
     }

@@ -73,7 +73,6 @@ after(async () => {
   await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
 });
 
-
 /** Sends a chat and resolves with the error reply, or undefined once the fake Twilio created it. */
 async function send(client: TestClient, body: string, to = CONTACT): Promise<StanzaElement | undefined> {
   const id = `l${++seq}`;
@@ -92,9 +91,7 @@ async function send(client: TestClient, body: string, to = CONTACT): Promise<Sta
 async function metric(name: string): Promise<number> {
   const res = await gw.gateway.http.inject({ method: "GET", url: "/metrics", headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   assert.equal(res.statusCode, 200);
-  const line = res.body
-    .split("\n")
-    .find((l) => l.startsWith(name));
+  const line = res.body.split("\n").find((l) => l.startsWith(name));
   return line ? Number(line.split(" ").pop()) : 0;
 }
 
@@ -133,7 +130,12 @@ describe("ALLOWED_DOMAINS: a foreign JID is refused everywhere", () => {
     assert.equal(err && errorCondition(err), "forbidden");
     // …and the message-in API does not deliver to a foreign JID either.
     const token = (created.json as { token: string }).token;
-    const res = await gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/opsbot/messages", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, payload: JSON.stringify({ to: MALLORY, body: "hi" }) });
+    const res = await gw.gateway.http.inject({
+      method: "POST",
+      url: "/api/v1/webhooks/opsbot/messages",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      payload: JSON.stringify({ to: MALLORY, body: "hi" }),
+    });
     assert.equal(res.statusCode, 403);
     assert.match(res.body, /serves \(localhost\)|localhost/);
   });
@@ -227,7 +229,12 @@ describe("HTTP limits", () => {
     const created = await gw.admin("PUT", "/api/v1/webhooks/alertbot", { url: "http://127.0.0.1:9/hook", allow: [`dave@${server.domain}`] });
     const token = (created.json as { token: string }).token;
     const post = () =>
-      gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/alertbot/messages", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, payload: JSON.stringify({ to: `dave@${server.domain}`, body: "disk full" }) });
+      gw.gateway.http.inject({
+        method: "POST",
+        url: "/api/v1/webhooks/alertbot/messages",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        payload: JSON.stringify({ to: `dave@${server.domain}`, body: "disk full" }),
+      });
     for (let i = 0; i < 3; i++) assert.equal((await post()).statusCode, 202);
     const limited = await post();
     assert.equal(limited.statusCode, 429);

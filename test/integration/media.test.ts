@@ -41,7 +41,10 @@ removeDirAtExit(mediaDir);
 
 before(async () => {
   stack = await startSmsStack({
-    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    domain: DOMAIN,
+    accountSid: SID,
+    authToken: TOKEN,
+    publicUrl: PUBLIC,
     env: { MEDIA_DIR: mediaDir, MEDIA_MAX_BYTES: String(MAX_BYTES) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });
@@ -124,12 +127,18 @@ describe("MMS → XMPP, re-hosted", () => {
   test("caption, two items (one chunked), 302 or no redirect: all re-hosted, caption first", async () => {
     const a = addMedia({ bytes: Buffer.from("BEGIN:VCARD\r\nEND:VCARD\r\n"), contentType: "text/vcard", redirect: 302 });
     const b = addMedia({ bytes: Buffer.alloc(30_000, 1), contentType: "video/mp4", redirect: false, chunked: true });
-    const id = await inboundMms("two things", [{ url: a.url, contentType: "text/vcard" }, { url: b.url, contentType: "video/mp4" }]);
+    const id = await inboundMms("two things", [
+      { url: a.url, contentType: "text/vcard" },
+      { url: b.url, contentType: "video/mp4" },
+    ]);
     const msg = await alice.waitFor(messageWithId(id), 30_000);
     const urls = oobUrls(msg);
     assert.equal(urls.length, 2);
     assert.equal(msg.getChildText("body"), ["two things", ...urls].join("\n"));
-    assert.deepEqual(urls.map((u) => MEDIA_URL.exec(u)?.[2]), ["contact.vcf", "video.mp4"]);
+    assert.deepEqual(
+      urls.map((u) => MEDIA_URL.exec(u)?.[2]),
+      ["contact.vcf", "video.mp4"],
+    );
     const video = await getMedia(urls[1]!);
     assert.equal(video.rawPayload.length, 30_000);
     assert.equal(video.headers["content-type"], "video/mp4");
@@ -139,27 +148,40 @@ describe("MMS → XMPP, re-hosted", () => {
     const filesBefore = filesIn().length;
     const declared = addMedia({ bytes: png(MAX_BYTES + 1), contentType: "image/png" }); // Content-Length says so
     const streamed = addMedia({ bytes: png(3 * MAX_BYTES), contentType: "image/png", chunked: true }); // only counting tells
-    const id = await inboundMms("big ones", [{ url: declared.url, contentType: "image/png" }, { url: streamed.url, contentType: "image/png" }]);
+    const id = await inboundMms("big ones", [
+      { url: declared.url, contentType: "image/png" },
+      { url: streamed.url, contentType: "image/png" },
+    ]);
     const msg = await alice.waitFor(messageWithId(id), 30_000);
     assert.deepEqual(oobUrls(msg), []);
     const body = msg.getChildText("body") ?? "";
     assert.ok(body.startsWith("big ones\n"), body);
     assert.equal(body.match(/a picture was not shown: it is larger than this gateway's limit of 64 KB/g)?.length, 2, body);
     assert.equal(filesIn().length, filesBefore, "nothing kept");
-    assert.deepEqual(readdirSync(mediaDir).filter((n) => n.startsWith(".tmp-")), [], "no temporary leftovers");
+    assert.deepEqual(
+      readdirSync(mediaDir).filter((n) => n.startsWith(".tmp-")),
+      [],
+      "no temporary leftovers",
+    );
   });
 
   test("a type outside the allowlist is not fetched, nor one the answer reveals", async () => {
     const exe = addMedia({ bytes: Buffer.from("MZ"), contentType: "application/x-msdownload" });
     const html = addMedia({ bytes: Buffer.from("<script>alert(1)</script>"), contentType: "text/html" }); // announced as a picture
     const before = twilio.mediaRequests().length;
-    const id = await inboundMms("files", [{ url: exe.url, contentType: "application/x-msdownload" }, { url: html.url, contentType: "image/jpeg" }]);
+    const id = await inboundMms("files", [
+      { url: exe.url, contentType: "application/x-msdownload" },
+      { url: html.url, contentType: "image/jpeg" },
+    ]);
     const msg = await alice.waitFor(messageWithId(id), 30_000);
     assert.deepEqual(oobUrls(msg), []);
     const body = msg.getChildText("body") ?? "";
     assert.match(body, /files of type application\/x-msdownload are not accepted/);
     assert.match(body, /files of type text\/html are not accepted/);
-    const fetched = twilio.mediaRequests().slice(before).map((r) => r.path.split("?")[0]);
+    const fetched = twilio
+      .mediaRequests()
+      .slice(before)
+      .map((r) => r.path.split("?")[0]);
     assert.ok(!fetched.includes(new URL(exe.url).pathname), "the announced executable was never requested");
   });
 
@@ -211,7 +233,16 @@ describe("re-hosting is idempotent (real Redis, one token per message and index)
     const files = createDiskMediaStore(dir);
     const deps = { fetcher, files, tokens: createRedisMediaTokens(client), publicUrl: PUBLIC, maxBytes: MAX_BYTES, retentionS: 3600, log: { info() {}, warn() {} } };
     const media = addMedia({ bytes: png(500), contentType: "image/png" });
-    const item: XmppDelivery = { kind: "chat", id: media.messageSid, from: CONTACT, to: "alice@localhost", body: "hi", mediaUrls: [], media: [{ url: media.url, contentType: "image/png", account: SID }], acceptedAt: Date.now() };
+    const item: XmppDelivery = {
+      kind: "chat",
+      id: media.messageSid,
+      from: CONTACT,
+      to: "alice@localhost",
+      body: "hi",
+      mediaUrls: [],
+      media: [{ url: media.url, contentType: "image/png", account: SID }],
+      acceptedAt: Date.now(),
+    };
     const countFetches = () => twilio.mediaRequests().filter((r) => r.path === new URL(media.url).pathname).length;
 
     const first = await createMediaPreparer(deps).prepare(item, {});

@@ -130,7 +130,12 @@ test("counters, histograms and gauges move as messages flow", async () => {
   await alice.send(xml("message", { to: `ci@${DOMAIN}`, type: "chat", id: "m-hook" }, xml("body", {}, "deploy")));
   await moved(...msg("out", "webhook", "delivered"), value(t0, ...msg("out", "webhook", "delivered")));
   assert.ok(value(await scrape(), "switchboard_webhook_request_duration_seconds_count", { result: "ok" }) >= 1);
-  const posted = await gw.gateway.http.inject({ method: "POST", url: "/api/v1/webhooks/ci/messages", headers: { authorization: `Bearer ${hookToken}`, "content-type": "application/json" }, payload: JSON.stringify({ to: `alice@${server.domain}`, body: "build green" }) });
+  const posted = await gw.gateway.http.inject({
+    method: "POST",
+    url: "/api/v1/webhooks/ci/messages",
+    headers: { authorization: `Bearer ${hookToken}`, "content-type": "application/json" },
+    payload: JSON.stringify({ to: `alice@${server.domain}`, body: "build green" }),
+  });
   assert.equal(posted.statusCode, 202);
   await alice.waitFor((el) => el.getChildText("body") === "build green");
   await moved(...msg("in", "webhook", "accepted"), value(t0, ...msg("in", "webhook", "accepted")));
@@ -142,7 +147,10 @@ test("counters, histograms and gauges move as messages flow", async () => {
   assert.equal(value(now, "switchboard_journal_writable"), 1);
   assert.equal(value(now, "switchboard_journal_pending"), 0);
   for (const queue of ["to-xmpp", "outbound"]) {
-    assert.ok(now.some((s) => s.name === "switchboard_queue_depth" && s.labels.queue === queue), `queue depth of ${queue}`);
+    assert.ok(
+      now.some((s) => s.name === "switchboard_queue_depth" && s.labels.queue === queue),
+      `queue depth of ${queue}`,
+    );
     assert.ok(now.some((s) => s.name === "switchboard_queue_oldest_age_seconds" && s.labels.queue === queue));
   }
   assert.ok(now.some((s) => s.name === "switchboard_dead_letters"));
@@ -153,10 +161,13 @@ test("queue depth and age show work waiting", async () => {
   // Twilio asks us to wait (429, Retry-After: 2): the job stays in the outbound queue meanwhile.
   twilio.failNext(1, { status: 429, code: 20429, retryAfter: "2" });
   await alice.send(xml("message", { to: `${PHONE}@${DOMAIN}`, type: "chat", id: "m-wait" }, xml("body", {}, "metrics wait")));
-  await waitUntil(async () => {
-    const s = await scrape();
-    return value(s, "switchboard_queue_depth", { queue: "outbound" }) >= 1 && value(s, "switchboard_queue_oldest_age_seconds", { queue: "outbound" }) >= 0.5;
-  }, { timeoutMs: 5000, what: "a waiting outbound job, half a second old" });
+  await waitUntil(
+    async () => {
+      const s = await scrape();
+      return value(s, "switchboard_queue_depth", { queue: "outbound" }) >= 1 && value(s, "switchboard_queue_oldest_age_seconds", { queue: "outbound" }) >= 0.5;
+    },
+    { timeoutMs: 5000, what: "a waiting outbound job, half a second old" },
+  );
   await waitUntil(async () => twilio.created.some((c) => c.body === "metrics wait"), { timeoutMs: 10_000, what: "the create after the wait" });
   await waitUntil(async () => value(await scrape(), "switchboard_queue_depth", { queue: "outbound" }) === 0, { timeoutMs: 5000, what: "the outbound queue drained" });
   assert.ok(value(await scrape(), "switchboard_provider_errors_total", { code: "20429" }) >= 1);

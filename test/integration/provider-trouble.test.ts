@@ -34,7 +34,10 @@ let seq = 0;
 
 before(async () => {
   stack = await startSmsStack({
-    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    domain: DOMAIN,
+    accountSid: SID,
+    authToken: TOKEN,
+    publicUrl: PUBLIC,
     env: { OUTBOUND_RETRY_BASE_MS: "50", OUTBOUND_DEADLINE_MS: String(DEADLINE_MS) },
     users: [{ username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER }],
   });

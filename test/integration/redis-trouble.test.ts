@@ -135,7 +135,10 @@ describe("Redis unreachable", () => {
     assert.deepEqual(await anyone.json(), { status: "degraded" });
 
     // A status callback is not journaled: 503, so Twilio may retry it (per #rc/#rp).
-    const status = await postSigned("/twilio/status?id=01JTESTSTATUS0000000000000", statusCallbackParams({ sid: `SM${"9".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: CONTACT_NUMBER, accountSid: SID }));
+    const status = await postSigned(
+      "/twilio/status?id=01JTESTSTATUS0000000000000",
+      statusCallbackParams({ sid: `SM${"9".repeat(32)}`, status: "delivered", from: ALICE_NUMBER, to: CONTACT_NUMBER, accountSid: SID }),
+    );
     assert.equal(status.status, 503);
 
     await gw.kill();

@@ -60,13 +60,17 @@ async function useGateway(env: Record<string, string>): Promise<TestGateway> {
 before(async () => {
   [redis, server, twilio] = await Promise.all([
     startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "reg-secret", users: [{ username: "alice", password: "alice-pw" }, { username: "bob", password: "bob-pw" }] }),
+    startXmppServer({
+      componentDomain: DOMAIN,
+      componentSecret: "reg-secret",
+      users: [
+        { username: "alice", password: "alice-pw" },
+        { username: "bob", password: "bob-pw" },
+      ],
+    }),
     startFakeTwilio({ accounts: { [MAIN_SID]: MAIN_TOKEN, [ALICE_SID]: ALICE_TOKEN, [BOB_SID]: BOB_TOKEN } }),
   ]);
-  [alice, bob] = await Promise.all([
-    connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" }),
-    connectClient({ server, username: "bob", password: "bob-pw" }),
-  ]);
+  [alice, bob] = await Promise.all([connectClient({ server, username: "alice", password: "alice-pw", resource: "phone" }), connectClient({ server, username: "bob", password: "bob-pw" })]);
 });
 
 after(async () => {
@@ -118,10 +122,20 @@ describe("REGISTRATION=admin", () => {
 
   test("disco#info on the domain advertises registration and commands; commands are listed", async () => {
     const info = await alice.iq(iqTo("get", xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
-    const features = info.getChild("query")!.getChildren("feature").map((f) => f.attrs.var);
+    const features = info
+      .getChild("query")!
+      .getChildren("feature")
+      .map((f) => f.attrs.var);
     assert.ok(features.includes(NS_REGISTER) && features.includes(NS_COMMANDS), String(features));
     const items = await alice.iq(iqTo("get", xml("query", { xmlns: "http://jabber.org/protocol/disco#items", node: NS_COMMANDS })));
-    assert.deepEqual(items.getChild("query")!.getChildren("item").map((i) => i.attrs.node).sort(), ["help", "register", "status", "unregister"]);
+    assert.deepEqual(
+      items
+        .getChild("query")!
+        .getChildren("item")
+        .map((i) => i.attrs.node)
+        .sort(),
+      ["help", "register", "status", "unregister"],
+    );
     assert.equal(items.getChild("query")!.getChildren("item")[0]!.attrs.jid, DOMAIN);
   });
 
@@ -198,7 +212,10 @@ describe("REGISTRATION=byo", () => {
 
   test("a wrong token or a number not on the account is refused with a clear error", async () => {
     const wrong = (await adhoc(alice, "register", { account_sid: ALICE_SID, auth_token: "nope", phone: ALICE_NUMBER })).last;
-    assert.deepEqual(notes(wrong).map((n) => n.type), ["error"]);
+    assert.deepEqual(
+      notes(wrong).map((n) => n.type),
+      ["error"],
+    );
     assert.match(notes(wrong)[0]!.text, /did not accept this Account SID and Auth Token/);
 
     const notMine = await alice.iq(iqTo("set", xml("query", { xmlns: NS_REGISTER }, submit({ account_sid: ALICE_SID, auth_token: ALICE_TOKEN, phone: BOB_NUMBER }, NS_REGISTER))));
@@ -232,7 +249,10 @@ describe("REGISTRATION=byo", () => {
     assert.ok(cmd.getChild("actions")?.getChild("complete"));
     assert.ok(fieldVars(cmd.getChild("x", NS_DATA)).includes("auth_token:text-private"));
     assert.equal(last.getChild("command", NS_COMMANDS)?.attrs.status, "completed");
-    assert.deepEqual(notes(last).map((n) => n.type), ["info", "warn"]);
+    assert.deepEqual(
+      notes(last).map((n) => n.type),
+      ["info", "warn"],
+    );
     assert.match(notes(last)[1]!.text, new RegExp(`Messaging Service ${MG}`));
     assert.equal(twilio.numbers(BOB_SID)[0]!.sms_url, `${PUBLIC}/twilio/sms`);
   });

@@ -39,10 +39,7 @@ interface SandboxView {
 }
 
 before(async () => {
-  [redis, server] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
-  ]);
+  [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] })]);
   gw = await startGateway(
     {
       SMS_PROVIDER: "sandbox",
@@ -197,7 +194,11 @@ test("the API documentation says the sandbox's /twilio/* routes take the admin t
 /** Runs the real entry point (as `npm start` does, through tsx) with only `env`; resolves with its exit code and stderr. */
 function runMain(env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "silent", ...env }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "silent", ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     killAtExit(child);
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
@@ -216,7 +217,10 @@ test("a start with no SMS provider configured stops with one line explaining bot
   const { code, stderr } = await runMain({ XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "component-secret", ADMIN_TOKEN, REDIS_URL: redis.url, HTTP_PORT: "0" });
   assert.equal(code, 2, stderr);
   assert.equal(stderr.trim().split("\n").length, 1, stderr);
-  assert.match(stderr, /^switchboard: invalid configuration: SMS_PROVIDER: no SMS provider is configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN \(and PUBLIC_URL\) to send real SMS with Twilio, or SMS_PROVIDER=sandbox to try the gateway with no SMS leaving it/);
+  assert.match(
+    stderr,
+    /^switchboard: invalid configuration: SMS_PROVIDER: no SMS provider is configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN \(and PUBLIC_URL\) to send real SMS with Twilio, or SMS_PROVIDER=sandbox to try the gateway with no SMS leaving it/,
+  );
 });
 
 test("the sandbox refuses to listen beyond loopback unless SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true", async () => {

@@ -26,7 +26,10 @@ let bob: TestClient;
 
 before(async () => {
   stack = await startSmsStack({
-    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    domain: DOMAIN,
+    accountSid: SID,
+    authToken: TOKEN,
+    publicUrl: PUBLIC,
     env: { OUTBOUND_RETRY_BASE_MS: "50" },
     users: [
       { username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER },
@@ -183,7 +186,10 @@ describe("XMPP → SMS", () => {
     await alice.send(
       chat(CONTACT, "I sent you an OMEMO encrypted message but your client doesn't seem to support that.", {
         id: "omemo-1",
-        children: [xml("encrypted", { xmlns: "eu.siacs.conversations.axolotl" }, xml("header", { sid: "1" })), xml("encryption", { xmlns: "urn:xmpp:eme:0", namespace: "eu.siacs.conversations.axolotl" })],
+        children: [
+          xml("encrypted", { xmlns: "eu.siacs.conversations.axolotl" }, xml("header", { sid: "1" })),
+          xml("encryption", { xmlns: "urn:xmpp:eme:0", namespace: "eu.siacs.conversations.axolotl" }),
+        ],
       }),
     );
     const err = await alice.waitFor(isErrorFor("omemo-1"));
@@ -232,7 +238,12 @@ describe("SMS → XMPP", () => {
     const params = inboundSmsParams({ from: "+15552223333", to: ALICE_NUMBER, body: "forged", accountSid: SID });
     const res = await postSigned("/twilio/sms", params, { badSignature: true });
     assert.equal(res.statusCode, 403);
-    const unsigned = await gw.gateway.http.inject({ method: "POST", url: "/twilio/sms", headers: { "content-type": "application/x-www-form-urlencoded" }, payload: new URLSearchParams(params).toString() });
+    const unsigned = await gw.gateway.http.inject({
+      method: "POST",
+      url: "/twilio/sms",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: new URLSearchParams(params).toString(),
+    });
     assert.equal(unsigned.statusCode, 403);
     await alice.expectNone((el) => el.getChildText("body") === "forged", 700);
   });

@@ -29,7 +29,10 @@ let bob: TestClient;
 
 before(async () => {
   stack = await startSmsStack({
-    domain: DOMAIN, accountSid: SID, authToken: TOKEN, publicUrl: PUBLIC,
+    domain: DOMAIN,
+    accountSid: SID,
+    authToken: TOKEN,
+    publicUrl: PUBLIC,
     env: { OUTBOUND_RETRY_BASE_MS: "50" },
     users: [
       { username: "alice", password: "alice-pw", resource: "phone", phone: ALICE_NUMBER },
@@ -54,7 +57,8 @@ async function inbound(from: string, body: string, extra: Record<string, string>
   return params;
 }
 
-const bodyFrom = (from: string, re: RegExp) => (el: StanzaElement) => el.name === "message" && el.attrs.type !== "error" && (el.attrs.from ?? "").startsWith(from) && re.test(el.getChildText("body") ?? "");
+const bodyFrom = (from: string, re: RegExp) => (el: StanzaElement) =>
+  el.name === "message" && el.attrs.type !== "error" && (el.attrs.from ?? "").startsWith(from) && re.test(el.getChildText("body") ?? "");
 
 /** The create the fake Twilio received for `body` (waits for it). */
 function createdWith(body: string, timeoutMs = WAIT_MS) {
@@ -212,7 +216,11 @@ describe("contacts look right", () => {
 
   test("disco#info on a contact JID lists receipts, OOB and corrections", async () => {
     const res = await alice.iq(xml("iq", { to: contact("+15552223333"), type: "get" }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
-    const features = res.getChild("query")?.getChildren("feature").map((f) => f.attrs.var) ?? [];
+    const features =
+      res
+        .getChild("query")
+        ?.getChildren("feature")
+        .map((f) => f.attrs.var) ?? [];
     for (const f of ["urn:xmpp:receipts", "jabber:x:oob", "urn:xmpp:message-correct:0"]) assert.ok(features.includes(f), f);
   });
 });

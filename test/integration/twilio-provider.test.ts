@@ -290,7 +290,11 @@ test("fake Twilio: the list resource has Twilio's paging fields", async () => {
   const auth = "Basic " + Buffer.from(`${SID}:${TOKEN}`).toString("base64");
   const res = await fetch(`${fake.url}/2010-04-01/Accounts/${SID}/Messages.json?To=%2B15552223333&PageSize=2`, { headers: { authorization: auth } });
   const body = (await res.json()) as Record<string, unknown> & { messages: { body: string }[] };
-  assert.deepEqual(body.messages.map((m) => m.body), ["page 2", "page 1"], "newest first");
+  assert.deepEqual(
+    body.messages.map((m) => m.body),
+    ["page 2", "page 1"],
+    "newest first",
+  );
   assert.equal(body.page, 0);
   assert.equal(body.page_size, 2);
   assert.match(String(body.uri), /^\/2010-04-01\/Accounts\/AC[0-9a-f]{32}\/Messages\.json\?To=%2B15552223333&PageSize=2&Page=0$/);
@@ -298,6 +302,9 @@ test("fake Twilio: the list resource has Twilio's paging fields", async () => {
   assert.equal(body.previous_page_uri, null);
   assert.match(String(body.next_page_uri), /Page=1&PageToken=PA/);
   const next = (await (await fetch(`${fake.url}${String(body.next_page_uri)}`, { headers: { authorization: auth } })).json()) as { messages: { body: string }[]; next_page_uri: unknown };
-  assert.deepEqual(next.messages.map((m) => m.body), ["page 0"]);
+  assert.deepEqual(
+    next.messages.map((m) => m.body),
+    ["page 0"],
+  );
   assert.equal(next.next_page_uri, null);
 });

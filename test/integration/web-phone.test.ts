@@ -31,10 +31,7 @@ const pageErrors: string[] = [];
 before(async () => {
   // Never skipped: a machine without the browser fails here and says how to get it.
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: the web phone test needs Debian's Chromium (apt-get install chromium; scripts/test.sh installs it when run as root)`);
-  [redis, server] = await Promise.all([
-    startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] }),
-  ]);
+  [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: "component-secret", users: [{ username: "alice", password: "alice-pw" }] })]);
   gw = await startGateway(
     { SMS_PROVIDER: "sandbox", HTTP_HOST: "127.0.0.1", XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "component-secret", REDIS_URL: redis.url },
     { listen: true },
@@ -116,7 +113,7 @@ test("text the linked user from the page; the reply appears live in the thread",
   // status changes arrive live too: the sandbox plays queued → sent → delivered
   await page.waitForSelector("#messages .msg.out[data-status='delivered']", { timeout: 10_000 });
   assert.equal(await page.evaluate(() => (window as unknown as { noReload?: boolean }).noReload), true, "the page was not reloaded");
-  assert.match(await page.textContent("#thread-title") ?? "", new RegExp(`\\${PHONE}.*\\${ALICE_NUMBER}.*alice@`));
+  assert.match((await page.textContent("#thread-title")) ?? "", new RegExp(`\\${PHONE}.*\\${ALICE_NUMBER}.*alice@`));
 
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: `${ARTIFACTS}web-phone.png`, fullPage: true });

@@ -137,7 +137,10 @@ test("a redirect is not followed: permanent, and the Location is never fetched",
     assert.match(r.excerpt, /redirects are not followed/);
     assert.equal(r.excerpt, `redirects are not followed (Location: ${base}/elsewhere); register the final URL`);
     assert.doesNotMatch(r.excerpt, /hunter2/, "the Location's query string is not repeated");
-    assert.deepEqual(hits.map((h) => h.path), ["/moved"]);
+    assert.deepEqual(
+      hits.map((h) => h.path),
+      ["/moved"],
+    );
   } finally {
     await sender.close();
   }
@@ -230,7 +233,11 @@ test("DNS rebinding: a name checked as public that resolves to 127.0.0.1 at send
   try {
     await sender.checkUrl(`http://rebind.example:${port}/reply`);
     const r = await sender.send(`http://rebind.example:${port}/reply`, secret, payload);
-    assert.deepEqual(r, { kind: "permanent", status: 0, excerpt: "not sent: rebind.example resolves to 127.0.0.1 (loopback); webhook targets must be public (WEBHOOK_ALLOW_PRIVATE=true allows private ones)" });
+    assert.deepEqual(r, {
+      kind: "permanent",
+      status: 0,
+      excerpt: "not sent: rebind.example resolves to 127.0.0.1 (loopback); webhook targets must be public (WEBHOOK_ALLOW_PRIVATE=true allows private ones)",
+    });
     assert.equal(calls, 2, "resolved again for the connection");
     assert.equal(connections, 0);
   } finally {

@@ -24,7 +24,15 @@ let store: WebhookStore;
 
 before(async () => {
   [redis, server] = await Promise.all([startRedis(), startXmppServer({ componentDomain: DOMAIN, componentSecret: "admin-hooks", users: [] })]);
-  gw = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "admin-hooks", REDIS_URL: redis.url, SECRETS_KEY, WEBHOOK_ALLOW_PRIVATE: "true" });
+  gw = await startGateway({
+    SMS_PROVIDER: "sandbox",
+    XMPP_SERVICE: server.componentService,
+    XMPP_DOMAIN: DOMAIN,
+    XMPP_SECRET: "admin-hooks",
+    REDIS_URL: redis.url,
+    SECRETS_KEY,
+    WEBHOOK_ALLOW_PRIVATE: "true",
+  });
   await gw.waitOnline();
   store = createRedisWebhookStore(gw.gateway.redis, createSecretBox(SECRETS_KEY));
 });
@@ -144,7 +152,12 @@ describe("lifecycle", () => {
   });
 
   test("every admin route needs the admin token", async () => {
-    for (const [method, url] of [["GET", "/api/v1/webhooks"], ["GET", "/api/v1/webhooks/deploybot"], ["POST", "/api/v1/webhooks/deploybot/token"], ["DELETE", "/api/v1/webhooks/deploybot"]] as const) {
+    for (const [method, url] of [
+      ["GET", "/api/v1/webhooks"],
+      ["GET", "/api/v1/webhooks/deploybot"],
+      ["POST", "/api/v1/webhooks/deploybot/token"],
+      ["DELETE", "/api/v1/webhooks/deploybot"],
+    ] as const) {
       const res = await gw.gateway.http.inject({ method, url, headers: { authorization: "Bearer wrong-token-wrong-token" } });
       assert.equal(res.statusCode, 401, `${method} ${url}`);
     }
@@ -156,7 +169,14 @@ describe("lifecycle", () => {
 describe("refusals name the field", () => {
   test("a name that looks like a phone number is refused, saying so", async () => {
     for (const name of ["+15551234567", "15551234567", "555-0100", "72975"]) {
-      await expectProblem("PUT", `/api/v1/webhooks/${encodeURIComponent(name)}`, { url: URL_A, allow: ["alice@example.com"] }, 400, "params.name", /looks like a phone number; webhook names start with a letter/);
+      await expectProblem(
+        "PUT",
+        `/api/v1/webhooks/${encodeURIComponent(name)}`,
+        { url: URL_A, allow: ["alice@example.com"] },
+        400,
+        "params.name",
+        /looks like a phone number; webhook names start with a letter/,
+      );
     }
     await expectProblem("GET", "/api/v1/webhooks/%2B15551234567", undefined, 400, "params.name", /looks like a phone number/);
   });
@@ -223,4 +243,3 @@ describe("a gateway without SECRETS_KEY and with private targets off", () => {
     assert.equal((res.json as Problem).field, "body.url");
   });
 });
-

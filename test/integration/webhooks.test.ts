@@ -72,7 +72,14 @@ let seq = 0;
 before(async () => {
   [redis, server] = await Promise.all([
     startRedis(),
-    startXmppServer({ componentDomain: DOMAIN, componentSecret: "hooks", users: [{ username: "alice", password: "alice-pw" }, { username: "bob", password: "bob-pw" }] }),
+    startXmppServer({
+      componentDomain: DOMAIN,
+      componentSecret: "hooks",
+      users: [
+        { username: "alice", password: "alice-pw" },
+        { username: "bob", password: "bob-pw" },
+      ],
+    }),
     receiver.start(),
   ]);
   gw = await startGateway({
@@ -156,7 +163,10 @@ describe("XMPP → webhook", () => {
   });
 
   test("500 twice then 200 → delivered once, same id, no error", async () => {
-    receiver.answers.push((_h, res) => res.writeHead(500).end("oops"), (_h, res) => res.writeHead(503).end("busy"));
+    receiver.answers.push(
+      (_h, res) => res.writeHead(500).end("oops"),
+      (_h, res) => res.writeHead(503).end("busy"),
+    );
     const id = await say(alice, "flaky please", { receipt: true });
     await waitUntil(async () => receiver.hits.filter((h) => h.json.body === "flaky please").length >= 3, { timeoutMs: 10_000, what: "three tries" });
     const tries = receiver.hits.filter((h) => h.json.body === "flaky please");
@@ -268,7 +278,13 @@ describe("XMPP citizenship of webhook contacts", () => {
   test("disco#items on the gateway lists the targets the asker may use", async () => {
     const q = { xmlns: "http://jabber.org/protocol/disco#items" };
     const forAlice = await alice.iq(xml("iq", { to: DOMAIN, type: "get" }, xml("query", q)));
-    assert.deepEqual(forAlice.getChild("query")?.getChildren("item").map((i) => i.attrs.jid), [BOT]);
+    assert.deepEqual(
+      forAlice
+        .getChild("query")
+        ?.getChildren("item")
+        .map((i) => i.attrs.jid),
+      [BOT],
+    );
     const forBob = await bob.iq(xml("iq", { to: DOMAIN, type: "get" }, xml("query", q)));
     assert.deepEqual(forBob.getChild("query")?.getChildren("item") ?? [], []);
   });
@@ -305,7 +321,17 @@ describe("safety", () => {
 describe("back-pressure", () => {
   test("the message-in API answers 503 with Retry-After once a partition's backlog passes WEBHOOK_IN_MAX_BACKLOG", async (t) => {
     // Its own keyspace and no XMPP server: everything accepted waits, as when deliveries fall behind.
-    const held = await startGateway({ SMS_PROVIDER: "sandbox", XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "x", REDIS_URL: `${redis.url}/3`, SECRETS_KEY, WEBHOOK_IN_MAX_BACKLOG: "3", TEST_HOLD_TO_XMPP: "true", WEBHOOK_ALLOW_PRIVATE: "true" });
+    const held = await startGateway({
+      SMS_PROVIDER: "sandbox",
+      XMPP_SERVICE: `xmpp://127.0.0.1:${await freePort()}`,
+      XMPP_DOMAIN: DOMAIN,
+      XMPP_SECRET: "x",
+      REDIS_URL: `${redis.url}/3`,
+      SECRETS_KEY,
+      WEBHOOK_IN_MAX_BACKLOG: "3",
+      TEST_HOLD_TO_XMPP: "true",
+      WEBHOOK_ALLOW_PRIVATE: "true",
+    });
     t.after(() => held.stop());
     const made = await held.admin("PUT", "/api/v1/webhooks/pager", { url: receiver.url, allow: [`alice@${server.domain}`] });
     assert.equal(made.status, 201);
@@ -340,6 +366,9 @@ describe("deadline", () => {
     const err = await alice.waitFor(isErrorFor(id), 30_000);
     assert.match(errorText(err), /not delivered|could not be reached/);
     const dls = (await gw.admin("GET", "/api/v1/dead-letters")).json as { deadLetters: { queue: string; to: string; reason: string }[] };
-    assert.ok(dls.deadLetters.some((d) => d.queue === "outbound" && d.to === "gonebot"), JSON.stringify(dls));
+    assert.ok(
+      dls.deadLetters.some((d) => d.queue === "outbound" && d.to === "gonebot"),
+      JSON.stringify(dls),
+    );
   });
 });

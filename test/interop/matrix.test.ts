@@ -104,7 +104,8 @@ function xmppJsDriver(c: TestClient): Driver {
     },
     async waitMessage(from, body, timeoutMs = WAIT_MS) {
       const el = await c.waitFor(
-        (el) => el.name === "message" && el.attrs.type !== "error" && bare(el.attrs.from) === bare(from) && el.getChildText("body") !== null && (body === undefined || el.getChildText("body") === body),
+        (el) =>
+          el.name === "message" && el.attrs.type !== "error" && bare(el.attrs.from) === bare(from) && el.getChildText("body") !== null && (body === undefined || el.getChildText("body") === body),
         timeoutMs,
       );
       return msg(el);
@@ -140,7 +141,11 @@ function xmppJsDriver(c: TestClient): Driver {
             ? null
             : {
                 type: x.attrs.type ?? "",
-                formType: x.getChildren("field").find((f) => f.attrs.var === "FORM_TYPE")?.getChildText("value") ?? null,
+                formType:
+                  x
+                    .getChildren("field")
+                    .find((f) => f.attrs.var === "FORM_TYPE")
+                    ?.getChildText("value") ?? null,
                 fields: x.getChildren("field").map((f) => ({ var: f.attrs.var ?? "", type: f.attrs.type ?? "", required: f.getChild("required") !== undefined })),
               },
       };
@@ -249,9 +254,7 @@ async function stopStack(s: Stack | undefined): Promise<void> {
 async function connectDriver(kind: ClientKind, server: XmppServer): Promise<Driver> {
   const { username, password } = USERS[kind];
   // generous bounds: this proves interop, not speed (xmpp.js's SCRAM is slow on a busy machine)
-  return kind === "xmpp.js"
-    ? xmppJsDriver(await connectClient({ server, username, password, timeoutMs: 30_000 }))
-    : slixDriver(await connectSlix({ server, username, password, timeoutMs: 30_000 }));
+  return kind === "xmpp.js" ? xmppJsDriver(await connectClient({ server, username, password, timeoutMs: 30_000 })) : slixDriver(await connectSlix({ server, username, password, timeoutMs: 30_000 }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,7 +307,11 @@ const SCENARIO_RUN: Record<Scenario, (s: Stack, c: Driver) => Promise<void>> = {
     const req = await createFor(s, body);
     const cb = new URL(String(req.form.StatusCallback));
     const sid = await until(() => s.twilio.created.find((m) => m.body === body)?.sid, { what: "a message resource created", timeoutMs: 3000, intervalMs: 20 });
-    const status = await signedPost(s, cb.pathname.replace(/^\/matrix/, "") + cb.search, statusCallbackParams({ sid, status: "delivered", from: USERS[c.kind].phone, to: CONTACT_NUMBER, accountSid: SID }));
+    const status = await signedPost(
+      s,
+      cb.pathname.replace(/^\/matrix/, "") + cb.search,
+      statusCallbackParams({ sid, status: "delivered", from: USERS[c.kind].phone, to: CONTACT_NUMBER, accountSid: SID }),
+    );
     assert.equal(status, 200);
     const r = await c.waitReceipt(id);
     assert.equal(bare(r.from), CONTACT, "the receipt comes from the contact");
@@ -366,13 +373,22 @@ function table(): string {
   const cols = SERVERS.flatMap((s) => CLIENTS.map((c) => ({ s, c, label: `${s} · ${c}` })));
   const first = Math.max(...SCENARIOS.map((s) => s.length), "scenario".length);
   const widths = cols.map((c) => Math.max(c.label.length, "not run".length));
-  const row = (cells: string[]) => cells.map((t, i) => t.padEnd(i === 0 ? first : widths[i - 1]!)).join("  ").trimEnd();
+  const row = (cells: string[]) =>
+    cells
+      .map((t, i) => t.padEnd(i === 0 ? first : widths[i - 1]!))
+      .join("  ")
+      .trimEnd();
   const lines = [row(["scenario", ...cols.map((c) => c.label)]), row(["-".repeat(first), ...widths.map((w) => "-".repeat(w))])];
   for (const sc of SCENARIOS) {
-    lines.push(row([sc, ...cols.map(({ s, c }) => {
-      const r = results.get(cellKey(sc, s, c));
-      return r === undefined ? "not run" : r.state === "pass" ? "ok" : "FAIL";
-    })]));
+    lines.push(
+      row([
+        sc,
+        ...cols.map(({ s, c }) => {
+          const r = results.get(cellKey(sc, s, c));
+          return r === undefined ? "not run" : r.state === "pass" ? "ok" : "FAIL";
+        }),
+      ]),
+    );
   }
   const failures = [...results].filter(([, r]) => r.state === "fail") as [string, { state: "fail"; why: string }][];
   if (failures.length > 0) {

@@ -27,7 +27,15 @@ export async function startGateway(env: Record<string, string>, opts: { listen?:
   const mediaDir = mkdtempSync(join(tmpdir(), "sb-media-"));
   removeDirAtExit(mediaDir);
   // Tests send in bursts no person would: the per-user rate is off unless a test sets it (limits.test.ts).
-  const config = loadConfig({ ADMIN_TOKEN, HTTP_PORT: "0", USER_MESSAGES_PER_MINUTE: "0", LOG_LEVEL: process.env.LOG || opts.logLines ? "debug" : "silent", JOURNAL_DIR: journalDir, MEDIA_DIR: mediaDir, ...env });
+  const config = loadConfig({
+    ADMIN_TOKEN,
+    HTTP_PORT: "0",
+    USER_MESSAGES_PER_MINUTE: "0",
+    LOG_LEVEL: process.env.LOG || opts.logLines ? "debug" : "silent",
+    JOURNAL_DIR: journalDir,
+    MEDIA_DIR: mediaDir,
+    ...env,
+  });
   const fatal: string[] = [];
   const lines = opts.logLines;
   const logger = lines ? createLogger(config.LOG_LEVEL, { write: (line: string) => void lines.push(line) }) : createLogger(config.LOG_LEVEL);

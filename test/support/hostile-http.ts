@@ -45,7 +45,8 @@ export function pathSegment(s: string): string {
   return out;
 }
 
-const rawOrEncoded = (s: fc.Arbitrary<string>) => fc.oneof({ weight: 4, arbitrary: s.map(pathSegment) }, { weight: 1, arbitrary: fc.constantFrom("%", "%zz", "..", "%2F", "a%00b", "%C0%AF", "%ED%A0%80") });
+const rawOrEncoded = (s: fc.Arbitrary<string>) =>
+  fc.oneof({ weight: 4, arbitrary: s.map(pathSegment) }, { weight: 1, arbitrary: fc.constantFrom("%", "%zz", "..", "%2F", "a%00b", "%C0%AF", "%ED%A0%80") });
 
 function twilioSms(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
   const base = fc
@@ -53,21 +54,42 @@ function twilioSms(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
       fc.oneof(phoneLike, fc.constantFrom("+15552223333", "72975", "Amazon")),
       fc.oneof({ weight: 4, arbitrary: fc.constant(ctx.userNumber) }, { weight: 1, arbitrary: phoneLike }),
       hostileText(),
-      fc.oneof({ weight: 3, arbitrary: fc.constant<{ url: string; contentType: string }[]>([]) }, { weight: 1, arbitrary: fc.array(fc.constantFrom(...ctx.mediaUrls), { minLength: 1, maxLength: 3 }) }),
+      fc.oneof(
+        { weight: 3, arbitrary: fc.constant<{ url: string; contentType: string }[]>([]) },
+        { weight: 1, arbitrary: fc.array(fc.constantFrom(...ctx.mediaUrls), { minLength: 1, maxLength: 3 }) },
+      ),
     )
     .map(([from, to, body, media]) => inboundSmsParams({ from, to, body, accountSid: ctx.accountSid, media }));
   return fc
-    .tuple(base.chain((b) => mutatedForm(b, { longMax: 20_000 })), fc.constantFrom("good", "good", "good", "good", "good", "good", "bad", "none", "repeated"), fc.constantFrom("form", "form", "form", "form", "form", "json", "text", "none"))
+    .tuple(
+      base.chain((b) => mutatedForm(b, { longMax: 20_000 })),
+      fc.constantFrom("good", "good", "good", "good", "good", "good", "bad", "none", "repeated"),
+      fc.constantFrom("form", "form", "form", "form", "form", "json", "text", "none"),
+    )
     .map(([form, sig, ctype]) => twilioRequest(ctx, "/twilio/sms", form, sig, ctype, "twilio-sms"));
 }
 
 function twilioStatus(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
   const base = fc
-    .tuple(fc.oneof(fc.constantFrom("SM" + "a".repeat(32), "SMnope"), hostileText(20)), fc.oneof(fc.constantFrom("queued", "sent", "delivered", "undelivered", "failed", "read", "canceled", "DELIVERED"), hostileText(10)), fc.option(fc.oneof(fc.constantFrom(30003, 21610, 0, -1), fc.integer()), { nil: undefined }))
+    .tuple(
+      fc.oneof(fc.constantFrom("SM" + "a".repeat(32), "SMnope"), hostileText(20)),
+      fc.oneof(fc.constantFrom("queued", "sent", "delivered", "undelivered", "failed", "read", "canceled", "DELIVERED"), hostileText(10)),
+      fc.option(fc.oneof(fc.constantFrom(30003, 21610, 0, -1), fc.integer()), { nil: undefined }),
+    )
     .map(([sid, status, errorCode]) => statusCallbackParams({ sid, status, from: ctx.userNumber, to: "+15552223333", accountSid: ctx.accountSid, ...(errorCode === undefined ? {} : { errorCode }) }));
-  const query = fc.oneof(fc.constant(""), fc.constantFrom("?id=01JABCDEFGHJKMNPQRSTVWXYZ0", "?id=", "?id=a&id=b", "?x=1"), hostileText(20).map((s) => `?id=${pathSegment(s)}`), longText(100, 5000).map((s) => `?id=${pathSegment(s)}`));
+  const query = fc.oneof(
+    fc.constant(""),
+    fc.constantFrom("?id=01JABCDEFGHJKMNPQRSTVWXYZ0", "?id=", "?id=a&id=b", "?x=1"),
+    hostileText(20).map((s) => `?id=${pathSegment(s)}`),
+    longText(100, 5000).map((s) => `?id=${pathSegment(s)}`),
+  );
   return fc
-    .tuple(base.chain((b) => mutatedForm(b, { longMax: 20_000 })), query, fc.constantFrom("good", "good", "good", "bad", "none"), fc.constantFrom("form", "form", "form", "json", "none"))
+    .tuple(
+      base.chain((b) => mutatedForm(b, { longMax: 20_000 })),
+      query,
+      fc.constantFrom("good", "good", "good", "bad", "none"),
+      fc.constantFrom("form", "form", "form", "json", "none"),
+    )
     .map(([form, q, sig, ctype]) => twilioRequest(ctx, `/twilio/status${q}`, form, sig, ctype, "twilio-status"));
 }
 
@@ -97,7 +119,11 @@ function twilioRequest(ctx: HttpFuzzContext, path: string, form: Record<string, 
 }
 
 function adminCase(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
-  const name = fc.oneof(fc.stringMatching(/^[a-z][a-z0-9._-]{0,10}$/).filter((n) => n !== ctx.webhookName), hostileText(20), fc.constantFrom("+15552223333", "Bot", "a".repeat(65)));
+  const name = fc.oneof(
+    fc.stringMatching(/^[a-z][a-z0-9._-]{0,10}$/).filter((n) => n !== ctx.webhookName),
+    hostileText(20),
+    fc.constantFrom("+15552223333", "Bot", "a".repeat(65)),
+  );
   const jid = fc.oneof(jidLike, fc.constantFrom("alice@localhost", "bob@localhost", "x@elsewhere.example"));
   const path = fc.oneof(
     fc.constant("/api/v1/users"),
@@ -107,19 +133,43 @@ function adminCase(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
     rawOrEncoded(name).map((n) => `/api/v1/webhooks/${n}/token`),
     fc.oneof(fc.constantFrom("100", "1", "0", "1001", "-1", "abc", "1e3", ""), hostileText(10).map(pathSegment)).map((l) => `/api/v1/dead-letters?limit=${l}`),
     fc.oneof(fc.constantFrom("1732600000000-0", "99999999999999999999999-0", "0-0", "1-99999999999999999999", "x"), hostileText(10).map(pathSegment)).map((id) => `/api/v1/dead-letters/${id}/retry`),
-    fc.constantFrom("/api/v1/breaker", "/api/v1/limits", "/healthz", "/readyz", "/sandbox/messages", "/", "/api", "/api/v1/", "//api/v1/users", "/api/v1/users/", "/media/x/y", "/media/" + "a".repeat(43) + "/p.jpg"),
+    fc.constantFrom(
+      "/api/v1/breaker",
+      "/api/v1/limits",
+      "/healthz",
+      "/readyz",
+      "/sandbox/messages",
+      "/",
+      "/api",
+      "/api/v1/",
+      "//api/v1/users",
+      "/api/v1/users/",
+      "/media/x/y",
+      "/media/" + "a".repeat(43) + "/p.jpg",
+    ),
     hostileText(20).map((s) => `/${pathSegment(s)}`),
   );
   const body = fc.oneof(
     fc.constant(undefined),
     fc.oneof(phoneLike, hostileText()).map((phone) => JSON.stringify({ phone })),
-    fc.tuple(fc.oneof(fc.constant(ctx.webhookUrl), hostileText(), fc.constantFrom("ftp://x", "http://", ctx.webhookUrl + "/" + "a".repeat(2100))), fc.array(fc.oneof(jid, fc.constant("*@localhost")), { maxLength: 4 }), fc.option(hostileText(), { nil: undefined }))
+    fc
+      .tuple(
+        fc.oneof(fc.constant(ctx.webhookUrl), hostileText(), fc.constantFrom("ftp://x", "http://", ctx.webhookUrl + "/" + "a".repeat(2100))),
+        fc.array(fc.oneof(jid, fc.constant("*@localhost")), { maxLength: 4 }),
+        fc.option(hostileText(), { nil: undefined }),
+      )
       .map(([url, allow, secret]) => JSON.stringify({ url, allow, ...(secret === undefined ? {} : { secret }) })),
     hostileJson().map((v) => JSON.stringify(v)),
-    fc.constantFrom("{", "[1,", "null", '"x"', "{\"phone\":", "\u0000"),
+    fc.constantFrom("{", "[1,", "null", '"x"', '{"phone":', "\u0000"),
   );
   return fc
-    .tuple(fc.constantFrom("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"), path, body, fc.constantFrom("good", "good", "good", "bad", "none", "webhook"), fc.constantFrom("application/json", "application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", ""))
+    .tuple(
+      fc.constantFrom("GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"),
+      path,
+      body,
+      fc.constantFrom("good", "good", "good", "bad", "none", "webhook"),
+      fc.constantFrom("application/json", "application/json", "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", ""),
+    )
     .map(([method, url, payload, auth, ctype]): HttpCase => {
       const headers: Record<string, string> = {};
       if (auth === "good") headers.authorization = `Bearer ${ctx.adminToken}`;
@@ -148,18 +198,27 @@ function messageInCase(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
             text: hostileText(),
             type: fc.oneof({ weight: 4, arbitrary: fc.constantFrom("chat", "normal", "headline") }, { weight: 1, arbitrary: fc.oneof(fc.constantFrom("groupchat", "error"), hostileText(5)) }),
             subject: fc.oneof({ weight: 4, arbitrary: hostileText() }, { weight: 1, arbitrary: longText(250, 260) }),
-            media: fc.oneof({ weight: 3, arbitrary: fc.array(fc.constantFrom("https://files.example/a.jpg", "http://x.example/b.png?x=1&y=<2>"), { maxLength: 10 }) }, { weight: 1, arbitrary: fc.array(url, { maxLength: 12 }) }),
+            media: fc.oneof(
+              { weight: 3, arbitrary: fc.array(fc.constantFrom("https://files.example/a.jpg", "http://x.example/b.png?x=1&y=<2>"), { maxLength: 10 }) },
+              { weight: 1, arbitrary: fc.array(url, { maxLength: 12 }) },
+            ),
           },
           { requiredKeys: ["to"] },
         )
         .map((v) => JSON.stringify(v)),
     },
     { weight: 1, arbitrary: hostileJson().map((v) => JSON.stringify(v)) },
-    { weight: 1, arbitrary: fc.constantFrom("{", "", "[]", "null", "{\"to\":1}") },
+    { weight: 1, arbitrary: fc.constantFrom("{", "", "[]", "null", '{"to":1}') },
   );
   const name = fc.oneof({ weight: 4, arbitrary: fc.constant(ctx.webhookName) }, { weight: 1, arbitrary: hostileText(12).map(pathSegment) });
   return fc
-    .tuple(name, body, fc.constantFrom("good", "good", "good", "good", "good", "good", "bad", "none", "admin", "lowercase"), fc.option(fc.oneof(hostileText(20), longText(200, 400)), { nil: undefined }), fc.constantFrom("application/json", "application/json", "application/json", "application/json", "text/plain", ""))
+    .tuple(
+      name,
+      body,
+      fc.constantFrom("good", "good", "good", "good", "good", "good", "bad", "none", "admin", "lowercase"),
+      fc.option(fc.oneof(hostileText(20), longText(200, 400)), { nil: undefined }),
+      fc.constantFrom("application/json", "application/json", "application/json", "application/json", "text/plain", ""),
+    )
     .map(([n, payload, auth, key, ctype]): HttpCase => {
       const headers: Record<string, string> = {};
       if (auth === "good") headers.authorization = `Bearer ${ctx.webhookToken()}`;
@@ -176,11 +235,21 @@ function messageInCase(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
 /** A request body just over HTTP_BODY_LIMIT on a route that takes a body. */
 function overLimitCase(ctx: HttpFuzzContext): fc.Arbitrary<HttpCase> {
   return fc
-    .tuple(fc.constantFrom("/twilio/sms", "/twilio/status", `/api/v1/webhooks/${ctx.webhookName}/messages`, "/api/v1/users/alice@localhost", `/api/v1/webhooks/x`), fc.constantFrom("application/json", "application/x-www-form-urlencoded"), fc.integer({ min: 1, max: 4096 }))
+    .tuple(
+      fc.constantFrom("/twilio/sms", "/twilio/status", `/api/v1/webhooks/${ctx.webhookName}/messages`, "/api/v1/users/alice@localhost", `/api/v1/webhooks/x`),
+      fc.constantFrom("application/json", "application/x-www-form-urlencoded"),
+      fc.integer({ min: 1, max: 4096 }),
+    )
     .map(([url, ctype, extra]): HttpCase => {
       const size = ctx.bodyLimit + extra;
       const payload = ctype === "application/json" ? JSON.stringify({ body: "x".repeat(size) }) : `Body=${"x".repeat(size)}`;
-      return { category: "body-limit", method: url.startsWith("/api/v1/users") || url === "/api/v1/webhooks/x" ? "PUT" : "POST", url, headers: { "content-type": ctype, authorization: `Bearer ${url.includes("/messages") ? ctx.webhookToken() : ctx.adminToken}` }, payload };
+      return {
+        category: "body-limit",
+        method: url.startsWith("/api/v1/users") || url === "/api/v1/webhooks/x" ? "PUT" : "POST",
+        url,
+        headers: { "content-type": ctype, authorization: `Bearer ${url.includes("/messages") ? ctx.webhookToken() : ctx.adminToken}` },
+        payload,
+      };
     });
 }
 

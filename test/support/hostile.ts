@@ -14,17 +14,120 @@ const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharC
 /** Pieces that break naive code: controls, bidi overrides, zero-width and joiners, non-characters,
  *  half surrogate pairs, XML and URL syntax, command words, prototype keys, number-like strings. */
 export const SPECIAL_PIECES = [
-  "\u0000", "\u0001", "\u0008", "\u000b", "\u000c", "\u001b", "\u007f", "\u0085", "\u00a0",
-  "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
-  "\u2066", "\u2067", "\u2068", "\u2069", "\u2028", "\u2029", "\ufeff", "\ufffd", "\ufffe", "\uffff",
-  "\ud800", "\udbff", "\udc00", "\udfff", "\ud83d", "\ude00",
-  "😀", "👍🏽", "👨‍👩‍👧", "🏳️‍🌈", "é", "ç", "€", "ß", "İ", "ﬀ", "e\u0301", "Ω", "中文", "العربية", "עברית",
-  "&", "<", ">", "'", '"', "]]>", "<![CDATA[", "&amp;", "&#0;", "&#x1F600;", "<body>", "</message>",
-  "%00", "%", "%ZZ", "\\", "/", "@", "+", "~", "*@", "#", "?", "=", "&x=1", " ", "\t", "\n", "\r\n", "\r",
-  "STOP", "stop", "START", "HELP", "help", "status", "unregister", "register", "UNSTOP", "YES",
-  "+15552223333", "+1555", "+", "72975", "+15005550001", "+15005550009",
-  "__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "null", "undefined", "NaN", "Infinity",
-  "-1", "0", "1e309", "0x10", "9007199254740993", "{}", "[]", "{\"a\":1}", "true",
+  "\u0000",
+  "\u0001",
+  "\u0008",
+  "\u000b",
+  "\u000c",
+  "\u001b",
+  "\u007f",
+  "\u0085",
+  "\u00a0",
+  "\u200b",
+  "\u200c",
+  "\u200d",
+  "\u200e",
+  "\u200f",
+  "\u202a",
+  "\u202b",
+  "\u202c",
+  "\u202d",
+  "\u202e",
+  "\u2066",
+  "\u2067",
+  "\u2068",
+  "\u2069",
+  "\u2028",
+  "\u2029",
+  "\ufeff",
+  "\ufffd",
+  "\ufffe",
+  "\uffff",
+  "\ud800",
+  "\udbff",
+  "\udc00",
+  "\udfff",
+  "\ud83d",
+  "\ude00",
+  "😀",
+  "👍🏽",
+  "👨‍👩‍👧",
+  "🏳️‍🌈",
+  "é",
+  "ç",
+  "€",
+  "ß",
+  "İ",
+  "ﬀ",
+  "e\u0301",
+  "Ω",
+  "中文",
+  "العربية",
+  "עברית",
+  "&",
+  "<",
+  ">",
+  "'",
+  '"',
+  "]]>",
+  "<![CDATA[",
+  "&amp;",
+  "&#0;",
+  "&#x1F600;",
+  "<body>",
+  "</message>",
+  "%00",
+  "%",
+  "%ZZ",
+  "\\",
+  "/",
+  "@",
+  "+",
+  "~",
+  "*@",
+  "#",
+  "?",
+  "=",
+  "&x=1",
+  " ",
+  "\t",
+  "\n",
+  "\r\n",
+  "\r",
+  "STOP",
+  "stop",
+  "START",
+  "HELP",
+  "help",
+  "status",
+  "unregister",
+  "register",
+  "UNSTOP",
+  "YES",
+  "+15552223333",
+  "+1555",
+  "+",
+  "72975",
+  "+15005550001",
+  "+15005550009",
+  "__proto__",
+  "constructor",
+  "prototype",
+  "toString",
+  "hasOwnProperty",
+  "null",
+  "undefined",
+  "NaN",
+  "Infinity",
+  "-1",
+  "0",
+  "1e309",
+  "0x10",
+  "9007199254740993",
+  "{}",
+  "[]",
+  '{"a":1}',
+  "true",
 ] as const;
 export const specialPiece = fc.constantFrom(...SPECIAL_PIECES);
 
@@ -65,14 +168,9 @@ export const phoneLike: fc.Arbitrary<string> = fc.oneof(
 );
 
 /** Localparts a contact JID on the gateway's domain might carry (no '@' or '/': those split a JID). */
-export const contactLocal: fc.Arbitrary<string> = fc.oneof(
-  phoneLike,
-  fc.stringMatching(/^[0-9]{3,8}$/),
-  fc.stringMatching(/^~[a-z0-9._-]{0,20}$/),
-  fc.stringMatching(/^[a-z][a-z0-9._-]{0,70}$/),
-  fc.constant(""),
-  hostileText(30),
-).map((s) => s.replace(/[@/]/g, ""));
+export const contactLocal: fc.Arbitrary<string> = fc
+  .oneof(phoneLike, fc.stringMatching(/^[0-9]{3,8}$/), fc.stringMatching(/^~[a-z0-9._-]{0,20}$/), fc.stringMatching(/^[a-z][a-z0-9._-]{0,70}$/), fc.constant(""), hostileText(30))
+  .map((s) => s.replace(/[@/]/g, ""));
 
 /** Strings that look more or less like JIDs. */
 export const jidLike: fc.Arbitrary<string> = fc.oneof(
@@ -206,7 +304,10 @@ function messageChild(o: StanzaGenOptions): fc.Arbitrary<XNode> {
     { weight: 1, arbitrary: id.map((i) => node("replace", { xmlns: NS.correct, id: i })) },
     { weight: 1, arbitrary: fc.tuple(id, fc.array(t, { maxLength: 4 })).map(([i, rs]) => node("reactions", { xmlns: NS.reactions, id: i }, ...rs.map((r) => node("reaction", {}, r)))) },
     { weight: 1, arbitrary: fc.tuple(id, fc.constantFrom(NS.retract, NS.retractOld)).map(([i, xmlns]) => node("retract", { xmlns, id: i })) },
-    { weight: 1, arbitrary: fc.tuple(id, fc.boolean()).map(([i, r]) => node("apply-to", { xmlns: NS.fasten, id: i }, r ? node("retract", { xmlns: NS.retractOld }) : node("external", { xmlns: "urn:example" }))) },
+    {
+      weight: 1,
+      arbitrary: fc.tuple(id, fc.boolean()).map(([i, r]) => node("apply-to", { xmlns: NS.fasten, id: i }, r ? node("retract", { xmlns: NS.retractOld }) : node("external", { xmlns: "urn:example" }))),
+    },
     { weight: 1, arbitrary: fc.constant(node("fallback", { xmlns: NS.fallback })) },
     { weight: 1, arbitrary: id.map((i) => node("origin-id", { xmlns: NS.sid, id: i })) },
     { weight: 1, arbitrary: t.map((s) => node("delay", { xmlns: NS.delay, stamp: s })) },
@@ -254,7 +355,10 @@ export interface GeneratedStanza {
 /** A stanza from a user to the gateway's domain or a contact on it (no `from`: the sender sets it). */
 export function stanza(o: StanzaGenOptions): fc.Arbitrary<GeneratedStanza> {
   const to = fc
-    .tuple(fc.oneof({ weight: 3, arbitrary: contactLocal.map(o.local ?? serverLocal) }, { weight: 1, arbitrary: fc.constant("") }), fc.option(fc.stringMatching(/^[A-Za-z0-9]{1,8}$/), { nil: undefined, freq: 4 }))
+    .tuple(
+      fc.oneof({ weight: 3, arbitrary: contactLocal.map(o.local ?? serverLocal) }, { weight: 1, arbitrary: fc.constant("") }),
+      fc.option(fc.stringMatching(/^[A-Za-z0-9]{1,8}$/), { nil: undefined, freq: 4 }),
+    )
     .map(([local, res]) => ({ local, jid: `${local ? `${local}@` : ""}${o.domain}${res ? `/${res}` : ""}` }));
   const extraAttrs = fc.dictionary(fc.constantFrom("xml:lang", "foo", "data-x"), o.text, { maxKeys: 2 });
   const message = fc
@@ -324,7 +428,11 @@ export function mutatedForm(base: Record<string, string>, opts: { text?: fc.Arbi
   const edit = fc.oneof(
     fc.record({ op: fc.constant("drop" as const), key: fc.constantFrom(...keys) }),
     fc.record({ op: fc.constant("repeat" as const), key: fc.constantFrom(...keys), values: fc.array(junkValue, { minLength: 1, maxLength: 3 }) }),
-    fc.record({ op: fc.constant("set" as const), key: fc.oneof(fc.constantFrom(...keys, "NumMedia", "MediaUrl0", "MediaContentType0", "MediaUrl9", "MediaUrl10", "OptOutType", "ErrorCode", "MessageStatus", "AccountSid"), text), value: junkValue }),
+    fc.record({
+      op: fc.constant("set" as const),
+      key: fc.oneof(fc.constantFrom(...keys, "NumMedia", "MediaUrl0", "MediaContentType0", "MediaUrl9", "MediaUrl10", "OptOutType", "ErrorCode", "MessageStatus", "AccountSid"), text),
+      value: junkValue,
+    }),
   );
   return fc.array(edit, { maxLength: 5 }).map((edits) => {
     const form: Record<string, FormValue> = { ...base };
@@ -348,6 +456,13 @@ export function encodeForm(form: Record<string, FormValue>): string {
 export function hostileJson(text: fc.Arbitrary<string> = hostileText()): fc.Arbitrary<unknown> {
   return fc.oneof(
     { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
-    { weight: 1, arbitrary: fc.dictionary(fc.oneof(text, fc.constantFrom("to", "body", "text", "media", "type", "subject", "phone", "url", "allow", "secret", "__proto__")), fc.oneof(text, fc.jsonValue({ maxDepth: 2 }), fc.array(text, { maxLength: 12 })), { maxKeys: 6 }) },
+    {
+      weight: 1,
+      arbitrary: fc.dictionary(
+        fc.oneof(text, fc.constantFrom("to", "body", "text", "media", "type", "subject", "phone", "url", "allow", "secret", "__proto__")),
+        fc.oneof(text, fc.jsonValue({ maxDepth: 2 }), fc.array(text, { maxLength: 12 })),
+        { maxKeys: 6 },
+      ),
+    },
   );
 }

@@ -89,11 +89,7 @@ export function killAtExit(child: ChildProcess): void {
  * `group: true` spawns it in its own process group and signals the whole group
  * (for wrappers such as ejabberdctl → su → erl → beam).
  */
-export function spawnTracked(
-  cmd: string,
-  args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile: string; group?: boolean; uid?: number; gid?: number },
-): SpawnedProcess {
+export function spawnTracked(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile: string; group?: boolean; uid?: number; gid?: number }): SpawnedProcess {
   installHooks();
   const fd = openSync(opts.logFile, "a");
   const spawnOpts: SpawnOptions = {
@@ -194,9 +190,7 @@ export function findBinary(name: string): string | undefined {
 export function requireBinary(name: string, debianPackage: string): string {
   const p = findBinary(name);
   if (p === undefined) {
-    throw new Error(
-      `${name} not found: install the Debian package ${debianPackage} (apt-get install ${debianPackage})`,
-    );
+    throw new Error(`${name} not found: install the Debian package ${debianPackage} (apt-get install ${debianPackage})`);
   }
   return p;
 }
@@ -219,12 +213,7 @@ export function canConnect(port: number, host = "127.0.0.1"): Promise<boolean> {
  * Sends `payload` to 127.0.0.1:port and resolves with what comes back once `until`
  * matches the accumulated reply (or with what arrived when the socket closes / times out).
  */
-export function tcpExchange(
-  port: number,
-  payload: string,
-  until: (reply: string) => boolean,
-  timeoutMs = 2000,
-): Promise<string> {
+export function tcpExchange(port: number, payload: string, until: (reply: string) => boolean, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve) => {
     const sock = connect({ host: "127.0.0.1", port });
     let reply = "";

@@ -44,27 +44,32 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
     const p = spawnTracked(
       bin,
       [
-        "--port", String(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", appendonly ? "yes" : "no",
-        "--dir", dir,
-        "--daemonize", "no",
-        "--protected-mode", "no",
-        "--logfile", "", // stdout, i.e. redis.log
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        appendonly ? "yes" : "no",
+        "--dir",
+        dir,
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "no",
+        "--logfile",
+        "", // stdout, i.e. redis.log
       ],
       { cwd: dir, logFile },
     );
     proc = p;
     try {
-      await waitUntil(
-        async () => (await tcpExchange(port, "PING\r\n", (r) => r.includes("\r\n"), 1000)).startsWith("+PONG"),
-        {
-          timeoutMs: READY_TIMEOUT_MS,
-          what: `redis-server on port ${port} (log: ${logFile})`,
-          abortIf: () => (p.isRunning() ? undefined : `exited with ${p.child.exitCode ?? p.child.signalCode}`),
-        },
-      );
+      await waitUntil(async () => (await tcpExchange(port, "PING\r\n", (r) => r.includes("\r\n"), 1000)).startsWith("+PONG"), {
+        timeoutMs: READY_TIMEOUT_MS,
+        what: `redis-server on port ${port} (log: ${logFile})`,
+        abortIf: () => (p.isRunning() ? undefined : `exited with ${p.child.exitCode ?? p.child.signalCode}`),
+      });
     } catch (err) {
       await p.kill();
       throw err;

@@ -57,13 +57,7 @@ interface ClientEntity {
   jid: { toString(): string; bare(): { toString(): string } } | null;
   socket: { destroy(): void } | null;
 }
-const createClient = untypedClient as (opts: {
-  service: string;
-  domain: string;
-  username: string;
-  password: string;
-  resource?: string;
-}) => ClientEntity;
+const createClient = untypedClient as (opts: { service: string; domain: string; username: string; password: string; resource?: string }) => ClientEntity;
 
 export interface ConnectClientOptions {
   server: XmppServer;
@@ -124,7 +118,7 @@ function describeReceived(received: readonly StanzaElement[]): string {
 export async function connectClient(opts: ConnectClientOptions): Promise<TestClient> {
   const { server, password } = opts;
   // "mallory@elsewhere.example": an account on the server's second (foreign-looking) VirtualHost.
-  const [username, domain] = opts.username.includes("@") ? opts.username.split("@", 2) as [string, string] : [opts.username, server.domain];
+  const [username, domain] = opts.username.includes("@") ? (opts.username.split("@", 2) as [string, string]) : [opts.username, server.domain];
   const xmpp = createClient({
     service: `xmpp://127.0.0.1:${server.c2sPort}`,
     domain,
@@ -164,8 +158,7 @@ export async function connectClient(opts: ConnectClientOptions): Promise<TestCli
     const cause = err instanceof Error ? err : new Error(String(err));
     const more = errors.filter((e) => e !== cause).map((e) => e.message);
     throw new Error(
-      `connectClient ${username}@${domain} via 127.0.0.1:${server.c2sPort} (${server.kind}) failed: ${cause.name}: ${cause.message}` +
-        (more.length > 0 ? ` (also: ${more.join("; ")})` : ""),
+      `connectClient ${username}@${domain} via 127.0.0.1:${server.c2sPort} (${server.kind}) failed: ${cause.name}: ${cause.message}` + (more.length > 0 ? ` (also: ${more.join("; ")})` : ""),
       { cause },
     );
   }
@@ -188,9 +181,7 @@ export async function connectClient(opts: ConnectClientOptions): Promise<TestCli
       };
       const t = setTimeout(() => {
         listeners.delete(listener);
-        const err = new Error(
-          `${bareJid}: no matching stanza within ${timeoutMs} ms (predicate: ${pred.toString().slice(0, 200)}); ${describeReceived(received)}`,
-        );
+        const err = new Error(`${bareJid}: no matching stanza within ${timeoutMs} ms (predicate: ${pred.toString().slice(0, 200)}); ${describeReceived(received)}`);
         if (stack) err.stack = `${err.message}\n${stack.split("\n").slice(2).join("\n")}`;
         reject(err);
       }, timeoutMs);
@@ -229,10 +220,7 @@ export async function connectClient(opts: ConnectClientOptions): Promise<TestCli
       if (el.name !== "iq") throw new Error(`iq(): expected an <iq/>, got <${el.name}/>`);
       if (!el.attrs.id) el.attrs.id = `iq-${randomUUID()}`;
       const id = el.attrs.id;
-      const reply = waitFor(
-        (r) => r.name === "iq" && r.attrs.id === id && (r.attrs.type === "result" || r.attrs.type === "error"),
-        timeoutMs,
-      );
+      const reply = waitFor((r) => r.name === "iq" && r.attrs.id === id && (r.attrs.type === "result" || r.attrs.type === "error"), timeoutMs);
       await xmpp.send(el);
       return reply;
     },

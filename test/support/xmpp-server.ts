@@ -11,16 +11,7 @@ import { promisify } from "node:util";
 
 import { render } from "../../deploy/templates/render.mjs";
 import { freePort } from "./ports.js";
-import {
-  canConnect,
-  forgetDir,
-  removeDirAtExit,
-  requireBinary,
-  spawnTracked,
-  tailFile,
-  tcpExchange,
-  type SpawnedProcess,
-} from "./processes.js";
+import { canConnect, forgetDir, removeDirAtExit, requireBinary, spawnTracked, tailFile, tcpExchange, type SpawnedProcess } from "./processes.js";
 import { waitUntil } from "./wait.js";
 
 const execFileP = promisify(execFile);
@@ -423,14 +414,7 @@ async function startEjabberd(opts: StartXmppServerOptions): Promise<XmppServer> 
     async launch() {
       const p = spawnTracked(
         ejabberdctl,
-        [
-          "--config-dir", dir,
-          "--ctl-config", join(dir, "ejabberdctl.cfg"),
-          "--config", join(dir, "ejabberd.yml"),
-          "--spool", join(dir, "spool"),
-          "--logs", logsDir,
-          "foreground",
-        ],
+        ["--config-dir", dir, "--ctl-config", join(dir, "ejabberdctl.cfg"), "--config", join(dir, "ejabberd.yml"), "--spool", join(dir, "spool"), "--logs", logsDir, "foreground"],
         {
           cwd: dir,
           logFile: join(dir, "stdout.log"),
@@ -442,16 +426,12 @@ async function startEjabberd(opts: StartXmppServerOptions): Promise<XmppServer> 
       );
       proc = p;
       try {
-        await waitUntil(
-          async () =>
-            (await c2sReady(c2sPort)) && (await componentReady(componentPort, opts.componentDomain)) && (await canConnect(httpPort)),
-          {
-            timeoutMs: READY_TIMEOUT_MS,
-            intervalMs: 100,
-            what: `ejabberd (c2s ${c2sPort}, component ${componentPort}, http ${httpPort}; logs in ${dir})`,
-            abortIf: () => exitDescription(p),
-          },
-        );
+        await waitUntil(async () => (await c2sReady(c2sPort)) && (await componentReady(componentPort, opts.componentDomain)) && (await canConnect(httpPort)), {
+          timeoutMs: READY_TIMEOUT_MS,
+          intervalMs: 100,
+          what: `ejabberd (c2s ${c2sPort}, component ${componentPort}, http ${httpPort}; logs in ${dir})`,
+          abortIf: () => exitDescription(p),
+        });
       } catch (err) {
         await p.kill();
         const tail = tailFile(join(dir, "stdout.log"), 30);

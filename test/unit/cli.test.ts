@@ -25,8 +25,14 @@ test("gateway URL: --url, SWITCHBOARD_URL, the gateway's HTTP_HOST/HTTP_PORT, th
   assert.equal(gatewayUrl({}, { HTTP_HOST: "::1", HTTP_PORT: "9000" }), "http://[::1]:9000");
   assert.equal(gatewayUrl({}, { HTTP_PORT: "0" }), "http://127.0.0.1:8080");
   assert.equal(gatewayUrl({}, {}), "http://127.0.0.1:8080");
-  assert.throws(() => gatewayUrl({ url: "ftp://x" }, {}), (e: unknown) => e instanceof CliError && e.exitCode === 2);
-  assert.throws(() => gatewayUrl({ url: "nope" }, {}), (e: unknown) => e instanceof CliError && e.exitCode === 2 && /--url/.test(e.message));
+  assert.throws(
+    () => gatewayUrl({ url: "ftp://x" }, {}),
+    (e: unknown) => e instanceof CliError && e.exitCode === 2,
+  );
+  assert.throws(
+    () => gatewayUrl({ url: "nope" }, {}),
+    (e: unknown) => e instanceof CliError && e.exitCode === 2 && /--url/.test(e.message),
+  );
 });
 
 test("admin token: SWITCHBOARD_ADMIN_TOKEN, else ADMIN_TOKEN; empty counts as unset", () => {
@@ -44,7 +50,10 @@ test(".env is read from the working directory, the environment wins; a missing -
     assert.equal(env.XMPP_DOMAIN, "sms.example.com");
     assert.equal(envFile, join(dir, ".env"));
     assert.deepEqual(loadEnv(io({ A: "1" }, tmpdir()), undefined).env.A, "1");
-    assert.throws(() => loadEnv(io({}, dir), "missing.env"), (e: unknown) => e instanceof CliError && e.exitCode === 2);
+    assert.throws(
+      () => loadEnv(io({}, dir), "missing.env"),
+      (e: unknown) => e instanceof CliError && e.exitCode === 2,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -64,12 +73,22 @@ test("configuration check: names the bad variables; no gateway variables at all 
   assert.match(good.check.detail, /REDIS_URL=redis:\/\/:\*\*\*@127\.0\.0\.1:6379/, "no password in the report");
   // Which provider runs, and why.
   assert.match(good.check.detail, /SMS_PROVIDER=sandbox \(no SMS leaves the gateway\)/);
-  const exposed = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0", SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "true" }, undefined);
+  const exposed = checkConfig(
+    { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0", SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN: "true" },
+    undefined,
+  );
   assert.match(exposed.check.detail, /SMS_PROVIDER=sandbox \(no SMS leaves the gateway, listening on 0\.0\.0\.0 beyond this machine because SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true\)/);
   const refused = checkConfig({ XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0" }, undefined);
   assert.equal(refused.check.ok, false);
   assert.match(refused.check.fix!, /^set HTTP_HOST in the environment/);
-  const twilio = { XMPP_DOMAIN: "sms.example.com", XMPP_SECRET: "s", ADMIN_TOKEN: "x".repeat(20), TWILIO_ACCOUNT_SID: `AC${"1".repeat(32)}`, TWILIO_AUTH_TOKEN: "t", PUBLIC_URL: "https://sms.example.com" };
+  const twilio = {
+    XMPP_DOMAIN: "sms.example.com",
+    XMPP_SECRET: "s",
+    ADMIN_TOKEN: "x".repeat(20),
+    TWILIO_ACCOUNT_SID: `AC${"1".repeat(32)}`,
+    TWILIO_AUTH_TOKEN: "t",
+    PUBLIC_URL: "https://sms.example.com",
+  };
   assert.match(checkConfig(twilio, undefined).check.detail, /SMS_PROVIDER=twilio \(implied by TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN\)/);
   assert.match(checkConfig({ ...twilio, SMS_PROVIDER: "twilio" }, undefined).check.detail, /SMS_PROVIDER=twilio, /);
 });
@@ -134,7 +153,15 @@ test("handshake: sha1(streamId + secret) accepted, then the stream is closed", a
       setTimeout(() => s.write(HEADER.slice(40)), 20);
     }
     const m = /<handshake>([0-9a-f]+)<\/handshake>$/.exec(got);
-    if (m) s.write(m[1] === createHash("sha1").update("abc123" + "s3cret").digest("hex") ? "<handshake/>" : "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
+    if (m)
+      s.write(
+        m[1] ===
+          createHash("sha1")
+            .update("abc123" + "s3cret")
+            .digest("hex")
+          ? "<handshake/>"
+          : "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
+      );
     if (got.endsWith("</stream:stream>")) closedByClient = true;
   });
   try {
@@ -150,10 +177,14 @@ test("handshake: sha1(streamId + secret) accepted, then the stream is closed", a
 
 test("handshake: errors at stream open, a client port, a silent port, nothing listening", async () => {
   const hostUnknown = await scriptedServer((s) => {
-    s.end("<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='' version='1.0'><stream:error><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>nope</text><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
+    s.end(
+      "<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:component:accept' id='' version='1.0'><stream:error><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>nope</text><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
+    );
   });
   const client = await scriptedServer((s) => {
-    s.end("<?xml version='1.0'?><stream:stream id='1' xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client' from='sms.example.com'><stream:error><invalid-namespace xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>");
+    s.end(
+      "<?xml version='1.0'?><stream:stream id='1' xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client' from='sms.example.com'><stream:error><invalid-namespace xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>",
+    );
   });
   const silent = await scriptedServer(() => undefined);
   try {

@@ -43,17 +43,23 @@ function setup(mode: RegistrationMode, opts: { canStore?: boolean; numbers?: Pro
 }
 
 const ctx = { jid: JID };
-const rejectsWith = (p: Promise<unknown>, code: string, re?: RegExp) =>
-  assert.rejects(p, (e: unknown) => e instanceof GatewayError && e.code === code && (!re || re.test(e.userText)));
+const rejectsWith = (p: Promise<unknown>, code: string, re?: RegExp) => assert.rejects(p, (e: unknown) => e instanceof GatewayError && e.code === code && (!re || re.test(e.userText)));
 
 describe("command definitions", () => {
   test("the same four commands in both modes; only byo's register asks for credentials", async () => {
     for (const mode of ["admin", "byo"] as const) {
       const { commands, cmd } = setup(mode);
-      assert.deepEqual(commands.map((c) => c.name), ["register", "unregister", "status", "help"]);
+      assert.deepEqual(
+        commands.map((c) => c.name),
+        ["register", "unregister", "status", "help"],
+      );
       const fields = await cmd("register").fields(ctx);
       if (mode === "admin") assert.deepEqual(fields, []);
-      else assert.deepEqual(fields.map((f) => `${f.var}:${f.type}:${f.required}`), ["account_sid:text-single:true", "auth_token:text-private:true", "phone:text-single:true"]);
+      else
+        assert.deepEqual(
+          fields.map((f) => `${f.var}:${f.type}:${f.required}`),
+          ["account_sid:text-single:true", "auth_token:text-private:true", "phone:text-single:true"],
+        );
       assert.deepEqual((await cmd("status").fields(ctx)).length, 0);
       assert.equal((await cmd("unregister").fields(ctx))[0]?.type, "boolean");
     }
@@ -64,7 +70,10 @@ describe("command definitions", () => {
     await rejectsWith(cmd("register").run(ctx, { account_sid: SID, phone: "+15550001111" }), "not_acceptable", /auth_token/);
     await cmd("register").run(ctx, { account_sid: SID, auth_token: "right", phone: "+15550001111" });
     const f = await cmd("register").fields(ctx);
-    assert.deepEqual(f.map((x) => x.value), [SID, undefined, "+15550001111"]);
+    assert.deepEqual(
+      f.map((x) => x.value),
+      [SID, undefined, "+15550001111"],
+    );
   });
 
   test("unregister: an unchecked confirmation changes nothing; not registered → registration_required", async () => {
@@ -119,7 +128,10 @@ describe("registration (byo)", () => {
     await rejectsWith(registration.register(JID, { accountSid: SID, authToken: "right", phone: "+15550009999" }), "not_found", /is not a number of the Twilio account/);
     const res = await registration.register(JID, { accountSid: SID, authToken: "right", phone: "555-000-1111" });
     assert.equal(res.phone, "+15550001111");
-    assert.deepEqual(res.notes.map((n) => n.type), ["info", "warn"]);
+    assert.deepEqual(
+      res.notes.map((n) => n.type),
+      ["info", "warn"],
+    );
     assert.ok(api.calls.includes("set PN1 https://gw.example/twilio/sms"));
     assert.equal(accounts.tokens.get(SID), "right");
     assert.deepEqual(await registration.status(JID), { phone: "+15550001111", accountSid: SID });
@@ -131,7 +143,16 @@ describe("registration (byo)", () => {
 
 describe("XEP-0004 forms", () => {
   test("render and read back; FORM_TYPE kept apart; cancel and foreign elements are no form", () => {
-    const x = renderForm({ type: "form", title: "T", instructions: "I", formType: "jabber:iq:register", fields: [{ var: "a", type: "text-single", label: "A", required: true, value: "1" }, { type: "fixed", value: "note" }] });
+    const x = renderForm({
+      type: "form",
+      title: "T",
+      instructions: "I",
+      formType: "jabber:iq:register",
+      fields: [
+        { var: "a", type: "text-single", label: "A", required: true, value: "1" },
+        { type: "fixed", value: "note" },
+      ],
+    });
     assert.equal(x.attrs.type, "form");
     assert.ok(x.getChildren("field")[1]!.getChild("required"));
     assert.equal(x.getChildren("field")[2]!.attrs.var, undefined);

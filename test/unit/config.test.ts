@@ -45,7 +45,10 @@ test("no provider configured is a start-up error naming SMS_PROVIDER and both ch
   assert.throws(() => loadConfig(bare), explains);
   assert.throws(() => loadConfig({ ...bare, SMS_PROVIDER: "" }), explains, "empty counts as unset");
   // Listed with the other missing variables, so one start names everything to set.
-  assert.throws(() => loadConfig({ ADMIN_TOKEN: "0123456789abcdef" }), (err: unknown) => explains(err) && /XMPP_DOMAIN: is required.*XMPP_SECRET: is required/.test((err as Error).message));
+  assert.throws(
+    () => loadConfig({ ADMIN_TOKEN: "0123456789abcdef" }),
+    (err: unknown) => explains(err) && /XMPP_DOMAIN: is required.*XMPP_SECRET: is required/.test((err as Error).message),
+  );
   // Either choice starts; Twilio credentials imply twilio.
   assert.equal(loadConfig(base).SMS_PROVIDER, "sandbox");
   assert.equal(loadConfig(twilio).SMS_PROVIDER, "twilio");
@@ -86,7 +89,11 @@ test("errors name the bad variable", () => {
     [{ ...base, SECRETS_KEY: "c2hvcnQ=" }, /SECRETS_KEY: must be 32 random bytes/],
   ];
   for (const [env, re] of cases) {
-    assert.throws(() => loadConfig(env), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${JSON.stringify(env)} → ${re}`);
+    assert.throws(
+      () => loadConfig(env),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      `${JSON.stringify(env)} → ${re}`,
+    );
   }
 });
 
@@ -106,7 +113,10 @@ test("the configuration table (docs/operators/configuration.md) lists exactly th
 
 test("TRUST_PROXY: true and hop counts are refused, naming the variable and what to set instead", () => {
   const refused: [string, RegExp][] = [
-    ["true", /^invalid configuration: TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For \(and so escape the per-address limits\); set the addresses of the proxies in front of the gateway instead \(e\.g\. 10\.0\.0\.0\/8, or loopback/],
+    [
+      "true",
+      /^invalid configuration: TRUST_PROXY: true would let any client choose its own address with X-Forwarded-For \(and so escape the per-address limits\); set the addresses of the proxies in front of the gateway instead \(e\.g\. 10\.0\.0\.0\/8, or loopback/,
+    ],
     ["yes", /TRUST_PROXY: true would let any client/],
     ["1", /TRUST_PROXY: a hop count \(1\) cannot tell a proxy from a client .*set the addresses of the proxies/],
     ["0.0.0.0/0", /TRUST_PROXY: '0\.0\.0\.0\/0' trusts every address/],
@@ -117,7 +127,11 @@ test("TRUST_PROXY: true and hop counts are refused, naming the variable and what
     ["10.1", /TRUST_PROXY: '10\.1' is not an IP address/],
   ];
   for (const [value, re] of refused) {
-    assert.throws(() => loadConfig({ ...base, TRUST_PROXY: value }), (err: unknown) => err instanceof ConfigError && re.test(err.message), `${value} → ${re}`);
+    assert.throws(
+      () => loadConfig({ ...base, TRUST_PROXY: value }),
+      (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      `${value} → ${re}`,
+    );
   }
   assert.equal(loadConfig(base).TRUST_PROXY, false);
   assert.equal(loadConfig({ ...base, TRUST_PROXY: "false" }).TRUST_PROXY, false);
@@ -130,6 +144,10 @@ test("SHORT_CODES: deny by default, allow, or a list of 3–8 digit codes", () =
   assert.equal(loadConfig({ ...base, SHORT_CODES: "allow" }).SHORT_CODES, "allow");
   assert.deepEqual(loadConfig({ ...base, SHORT_CODES: "72975, 33733" }).SHORT_CODES, ["72975", "33733"]);
   for (const bad of ["12", "123456789", "deny,72975", "+72975", "yes"]) {
-    assert.throws(() => loadConfig({ ...base, SHORT_CODES: bad }), (err: unknown) => err instanceof ConfigError && /SHORT_CODES: must be deny, allow, or a comma-separated list of short codes/.test(err.message), bad);
+    assert.throws(
+      () => loadConfig({ ...base, SHORT_CODES: bad }),
+      (err: unknown) => err instanceof ConfigError && /SHORT_CODES: must be deny, allow, or a comma-separated list of short codes/.test(err.message),
+      bad,
+    );
   }
 });

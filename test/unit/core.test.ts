@@ -43,7 +43,10 @@ test("reconnect gaps grow from ~1 s, doubling with jitter, to a cap of at least 
     assert.ok(gaps[11]! >= 30_000, "reaches the cap's range");
   }
   // Jitter: different random draws give different gaps at the same attempt.
-  assert.notEqual(reconnectDelay(3, 1000, 60_000, () => 0), reconnectDelay(3, 1000, 60_000, () => 0.9));
+  assert.notEqual(
+    reconnectDelay(3, 1000, 60_000, () => 0),
+    reconnectDelay(3, 1000, 60_000, () => 0.9),
+  );
 });
 
 test("retry backoff grows", () => {

@@ -59,7 +59,10 @@ test("old unclaimed bounces are pruned by age", () => {
 });
 
 test("the backoff grows from seconds to minutes and is capped", () => {
-  assert.deepEqual([1, 2, 3, 4, 5].map((n) => bounceBackoff(n, 5000, 600_000)), [5000, 15_000, 45_000, 135_000, 405_000]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((n) => bounceBackoff(n, 5000, 600_000)),
+    [5000, 15_000, 45_000, 135_000, 405_000],
+  );
   assert.equal(bounceBackoff(6, 5000, 600_000), 600_000);
   assert.equal(bounceBackoff(1000, 5000, 600_000), 600_000, "no overflow");
 });

@@ -16,7 +16,15 @@ afterEach(async () => {
   await Promise.all(engines.splice(0).map((e) => e.stop()));
 });
 
-const chat = (id: string, to = "alice@example.com", from = "+15552223333@sms.example.com", acceptedAt = Date.now()): XmppDelivery => ({ kind: "chat", id, from, to, body: id, mediaUrls: [], acceptedAt });
+const chat = (id: string, to = "alice@example.com", from = "+15552223333@sms.example.com", acceptedAt = Date.now()): XmppDelivery => ({
+  kind: "chat",
+  id,
+  from,
+  to,
+  body: id,
+  mediaUrls: [],
+  acceptedAt,
+});
 const job = (id: string, from = "+15550001111", to = "+15552223333"): OutboundJob => ({ id, from, to, body: id, mediaUrls: [] });
 
 function engine(queues: MemoryQueues, opts: Partial<DeliveryOptions> = {}): DeliveryEngine {
@@ -66,7 +74,11 @@ test("toward XMPP: each conversation in the order accepted, every entry acknowle
   await until("all written", () => s.writes.length >= 40);
   for (const u of users) {
     const mine = s.ids().filter((id) => Number(id.slice(1)) % 4 === users.indexOf(u));
-    assert.deepEqual(mine, [...mine].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))), `order for ${u}`);
+    assert.deepEqual(
+      mine,
+      [...mine].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))),
+      `order for ${u}`,
+    );
   }
   await until("all acknowledged", async () => (await e.stats()).toXmpp.depth === 0);
 });
@@ -116,7 +128,10 @@ test("the last allowed bounce makes a dead letter with the reason, and the hook 
   await until("dead-lettered", () => dead.length === 1, 3000);
   assert.equal(s.writes.length, 3);
   assert.equal(dead[0]!.reason, "bounced by the XMPP server 3 times: service-unavailable");
-  assert.deepEqual((await e.deadLetters(10)).map((d) => d.reason), [dead[0]!.reason]);
+  assert.deepEqual(
+    (await e.deadLetters(10)).map((d) => d.reason),
+    [dead[0]!.reason],
+  );
   assert.equal((await e.stats()).toXmpp.depth, 0);
 });
 
@@ -182,7 +197,10 @@ test("a failed barrier leaves the batch pending: it is written again (attempt 2)
   e.consume({ toXmpp: s.sink, outbound: noOutbound });
   await e.enqueueToXmpp(chat("unproven"));
   await until("written twice", () => s.writes.length === 2);
-  assert.deepEqual(s.writes.map((w) => w.attempt), [1, 2]);
+  assert.deepEqual(
+    s.writes.map((w) => w.attempt),
+    [1, 2],
+  );
   await until("acknowledged", async () => (await e.stats()).toXmpp.depth === 0);
 });
 
@@ -203,7 +221,13 @@ test("outbound: a conversation's jobs one after the other, conversations at the 
       running--;
     },
   });
-  for (const [id, to] of [["a1", "+15552220001"], ["b1", "+15552220002"], ["a2", "+15552220001"], ["b2", "+15552220002"]] as const) await e.enqueueOutbound(job(id, "+15550001111", to));
+  for (const [id, to] of [
+    ["a1", "+15552220001"],
+    ["b1", "+15552220002"],
+    ["a2", "+15552220001"],
+    ["b2", "+15552220002"],
+  ] as const)
+    await e.enqueueOutbound(job(id, "+15550001111", to));
   await until("all done", () => log.filter((l) => l.startsWith("end")).length === 4);
   assert.ok(log.indexOf("end a1") < log.indexOf("start a2"), "a2 waits for a1");
   assert.ok(log.indexOf("end b1") < log.indexOf("start b2"), "b2 waits for b1");
@@ -230,7 +254,10 @@ test("outbound: a job taken out of its queue while in hand has its waits ended a
   await until("its wait ended", () => aborted);
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(calls, 1);
-  assert.deepEqual((await e.deadLetters(10)).map((d) => d.reason), ["sender unlinked"]);
+  assert.deepEqual(
+    (await e.deadLetters(10)).map((d) => d.reason),
+    ["sender unlinked"],
+  );
 });
 
 test("a dead letter can be retried (then handled again) or refused", async () => {

@@ -130,7 +130,10 @@ test("docker-compose.yml: Redis with AOF, Prosody, the gateway, an ejabberd prof
   const redisCmd = ([] as string[]).concat(services.redis.command).join(" ");
   assert.match(redisCmd, /--appendonly yes/);
   assert.match(redisCmd, /--appendfsync (everysec|always)/);
-  assert.ok((services.redis.volumes as string[]).some((v) => v.endsWith(":/data")), "Redis data on a volume");
+  assert.ok(
+    (services.redis.volumes as string[]).some((v) => v.endsWith(":/data")),
+    "Redis data on a volume",
+  );
 
   // profiles: ejabberd is optional, the default stack runs Prosody
   assert.deepEqual(services.ejabberd.profiles, ["ejabberd"]);
@@ -186,7 +189,10 @@ test("docker-compose.yml: Redis with AOF, Prosody, the gateway, an ejabberd prof
   const ejabberdXmpp = hostPort(interpolate(String(gw.environment.XMPP_SERVICE).replace(/\$\{SWITCHBOARD_XMPP_SERVER:-prosody\}/, "ejabberd")));
   for (const server of [xmpp.host, ejabberdXmpp.host]) {
     const shared = (services[server].networks as string[]).filter((n) => (gw.networks as string[]).includes(n));
-    assert.ok(shared.some((n) => compose.networks[n]?.internal === true), `${server} and the gateway share an internal network`);
+    assert.ok(
+      shared.some((n) => compose.networks[n]?.internal === true),
+      `${server} and the gateway share an internal network`,
+    );
   }
   for (const [name, svc] of Object.entries(services)) {
     for (const p of (svc.ports ?? []) as string[]) {
@@ -209,7 +215,9 @@ test("docker-compose.yml: Redis with AOF, Prosody, the gateway, an ejabberd prof
 function k8sObjects(): { file: string; obj: Y }[] {
   const dir = join(DEPLOY, "k8s");
   const out: { file: string; obj: Y }[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()) {
     for (const obj of parseYaml(join(dir, file))) if (obj) out.push({ file, obj });
   }
   return out;
@@ -288,7 +296,10 @@ test("k8s: one replica, Recreate, probes on /readyz and /healthz, journal on a p
     assert.ok(mount, `a volume is mounted at ${dir}`);
     const volume = (pod.volumes as Y[]).find((v) => v.name === mount.name);
     assert.ok(volume?.persistentVolumeClaim, `${dir} is on a PersistentVolumeClaim`);
-    assert.ok(byKind("PersistentVolumeClaim").some((p) => p.metadata.name === volume.persistentVolumeClaim.claimName), "the claim is in deploy/k8s");
+    assert.ok(
+      byKind("PersistentVolumeClaim").some((p) => p.metadata.name === volume.persistentVolumeClaim.claimName),
+      "the claim is in deploy/k8s",
+    );
   }
   assert.ok(pod.terminationGracePeriodSeconds * 1000 > config.SHUTDOWN_TIMEOUT_MS, "terminationGracePeriodSeconds > SHUTDOWN_TIMEOUT_MS");
 
@@ -309,7 +320,9 @@ test("k8s: kubectl kustomize builds the manifests (when kubectl is installed)", 
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return t.skip("kubectl is not installed");
     throw err;
   }
-  const kinds = parseAllDocuments(stdout).map((d) => (d.toJS() as Y).kind).sort();
+  const kinds = parseAllDocuments(stdout)
+    .map((d) => (d.toJS() as Y).kind)
+    .sort();
   assert.deepEqual(kinds, ["ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PersistentVolumeClaim", "Secret", "Service", "Service"]);
 });
 
@@ -345,14 +358,23 @@ test("Dockerfile: multi-stage, production dependencies only, non-root, HEALTHCHE
   assert.equal(args.NODE_IMAGE, "node:20-bookworm-slim");
   const build = stages[0]!;
   const final = stages.at(-1)!;
-  assert.ok(build.some((i) => i.op === "RUN" && /npm run build/.test(i.args)), "the first stage builds");
+  assert.ok(
+    build.some((i) => i.op === "RUN" && /npm run build/.test(i.args)),
+    "the first stage builds",
+  );
 
   const runs = final.filter((i) => i.op === "RUN").map((i) => i.args);
-  assert.ok(runs.some((r) => /npm ci\b.*--omit=dev/.test(r)), "final stage: npm ci --omit=dev");
+  assert.ok(
+    runs.some((r) => /npm ci\b.*--omit=dev/.test(r)),
+    "final stage: npm ci --omit=dev",
+  );
   assert.ok(!runs.some((r) => /npm (ci|install)\b(?!.*--omit=dev)/.test(r)), "final stage installs no dev dependencies");
   const copies = final.filter((i) => i.op === "COPY").map((i) => i.args);
   assert.ok(!copies.some((c) => /--from=\S+\s+\S*node_modules/.test(c)), "node_modules is not copied from the build stage");
-  assert.ok(copies.some((c) => /--from=build\s+\/app\/dist\/src\b/.test(c)), "compiled code from the build stage");
+  assert.ok(
+    copies.some((c) => /--from=build\s+\/app\/dist\/src\b/.test(c)),
+    "compiled code from the build stage",
+  );
 
   const users = final.filter((i) => i.op === "USER").map((i) => i.args.split(":")[0]);
   assert.ok(users.length > 0, "final stage sets USER");
@@ -368,10 +390,17 @@ test("Dockerfile: multi-stage, production dependencies only, non-root, HEALTHCHE
   }
   assertKnownNames(Object.keys(env), "Dockerfile ENV", NODE_VARS);
   assert.equal(env.HTTP_HOST, "0.0.0.0");
-  assert.deepEqual(final.filter((i) => i.op === "EXPOSE").map((i) => Number(i.args)), [Number(env.HTTP_PORT)]);
+  assert.deepEqual(
+    final.filter((i) => i.op === "EXPOSE").map((i) => Number(i.args)),
+    [Number(env.HTTP_PORT)],
+  );
   const volume = final.find((i) => i.op === "VOLUME");
   const volumeDirs = volume ? (JSON.parse(volume.args) as string[]) : [];
-  for (const dir of [env.JOURNAL_DIR!, env.MEDIA_DIR!]) assert.ok(volumeDirs.some((v) => startsWithDir(dir, v)), `${dir} is under a VOLUME`);
+  for (const dir of [env.JOURNAL_DIR!, env.MEDIA_DIR!])
+    assert.ok(
+      volumeDirs.some((v) => startsWithDir(dir, v)),
+      `${dir} is under a VOLUME`,
+    );
 
   // the command is `npm start` without npm
   const cmd = JSON.parse(final.find((i) => i.op === "CMD")!.args) as string[];

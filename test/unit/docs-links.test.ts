@@ -25,19 +25,11 @@ function markdownFiles(dir: string): string[] {
   });
 }
 
-const DOCUMENTS = [
-  join(ROOT, "README.md"),
-  join(ROOT, "SECURITY.md"),
-  join(ROOT, "bench", "README.md"),
-  ...markdownFiles(join(ROOT, "docs")),
-  ...markdownFiles(join(ROOT, "deploy")),
-];
+const DOCUMENTS = [join(ROOT, "README.md"), join(ROOT, "SECURITY.md"), join(ROOT, "bench", "README.md"), ...markdownFiles(join(ROOT, "docs")), ...markdownFiles(join(ROOT, "deploy"))];
 
 /** The text outside fenced code blocks and inline code, where Markdown links live. */
 function prose(markdown: string): string {
-  return markdown
-    .replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "")
-    .replace(/`[^`\n]*`/g, "");
+  return markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[^\n]*$/gm, "").replace(/`[^`\n]*`/g, "");
 }
 
 /** Targets of inline links and images: [text](target) and [text](target "title"). */
@@ -88,7 +80,10 @@ function brokenLink(from: string, target: string): string | undefined {
   const file = path === "" ? from : resolve(dirname(from), path);
   const inRepo = relative(ROOT, file);
   if (inRepo.startsWith("..") || inRepo.split(sep)[0] === "..") {
-    const rest = inRepo.split(sep).filter((p) => p !== "..").join("/");
+    const rest = inRepo
+      .split(sep)
+      .filter((p) => p !== "..")
+      .join("/");
     return GITHUB_PAGES.has(rest) ? undefined : `leaves the repository (${inRepo})`;
   }
   if (!existsSync(file)) return `no such file: ${inRepo}`;

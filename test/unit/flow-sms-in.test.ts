@@ -102,7 +102,10 @@ test("Twilio's OptOutType wins over the words; an alphanumeric sender has nothin
   assert.equal(t.optOuts.entries.get(`${OURS} ${THEM}`)?.source, "optout-type");
   await t.inbound.accept(sms({ providerId: "SM2", from: "ACME Bank", body: "STOP" }));
   assert.equal(t.optOuts.entries.size, 1);
-  assert.deepEqual(t.pipeline.toXmpp().find((i) => i.kind === "subscribe" && i.from.startsWith("~")), { kind: "subscribe", id: "sub-SM2", from: `~acmebank@${DOMAIN}`, to: ALICE, nick: "ACME Bank" });
+  assert.deepEqual(
+    t.pipeline.toXmpp().find((i) => i.kind === "subscribe" && i.from.startsWith("~")),
+    { kind: "subscribe", id: "sub-SM2", from: `~acmebank@${DOMAIN}`, to: ALICE, nick: "ACME Bank" },
+  );
 });
 
 test("media are left for delivery to re-host, each carrying the account that signed the webhook (none from the sandbox)", async () => {
@@ -110,7 +113,10 @@ test("media are left for delivery to re-host, each carrying the account that sig
   await t.inbound.accept(sms({ media: [{ url: "https://api.twilio.com/m/1", contentType: "image/jpeg" }, { url: "https://api.twilio.com/m/2" }] }));
   await t.inbound.accept(sms({ providerId: "SM9", account: undefined, media: [{ url: "https://sandbox/m/3" }] }));
   const [signed, sandbox] = chats(t.pipeline.toXmpp());
-  assert.deepEqual(signed?.media, [{ url: "https://api.twilio.com/m/1", contentType: "image/jpeg", account: AC1 }, { url: "https://api.twilio.com/m/2", account: AC1 }]);
+  assert.deepEqual(signed?.media, [
+    { url: "https://api.twilio.com/m/1", contentType: "image/jpeg", account: AC1 },
+    { url: "https://api.twilio.com/m/2", account: AC1 },
+  ]);
   assert.deepEqual(signed?.mediaUrls, [], "the gateway's URLs come when they are re-hosted");
   assert.deepEqual(sandbox?.media, [{ url: "https://sandbox/m/3" }]);
   await t.inbound.accept(sms({ providerId: "SM10" }));
@@ -120,7 +126,16 @@ test("media are left for delivery to re-host, each carrying the account that sig
 // Status callbacks.
 
 async function sent(t: ReturnType<typeof setup>, o: { providerId?: string; stanzaId?: string; receipt?: boolean; account?: string } = {}) {
-  const record = newOutgoingRecord({ id: "01JSENT0000000000000000000", channel: "sms", jid: `${ALICE}/phone`, stanzaId: o.stanzaId ?? "s1", contactJid: `${THEM}@${DOMAIN}`, receiptRequested: o.receipt ?? true, account: o.account ?? AC1, now: 0 });
+  const record = newOutgoingRecord({
+    id: "01JSENT0000000000000000000",
+    channel: "sms",
+    jid: `${ALICE}/phone`,
+    stanzaId: o.stanzaId ?? "s1",
+    contactJid: `${THEM}@${DOMAIN}`,
+    receiptRequested: o.receipt ?? true,
+    account: o.account ?? AC1,
+    now: 0,
+  });
   if (o.stanzaId === "") delete record.stanzaId;
   await t.messages.create(record);
   if (o.providerId !== "") await t.messages.advance(record.id, "queued", { providerId: o.providerId ?? "SMout" });
@@ -148,7 +163,10 @@ test("statuses move forward only: a late or repeated callback is stale and sends
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "delivered" }), "applied");
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "delivered" }), "stale");
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "undelivered", errorCode: 30003 }), "stale", "final");
-  assert.deepEqual(t.pipeline.toXmpp().map((i) => i.kind), ["receipt"]);
+  assert.deepEqual(
+    t.pipeline.toXmpp().map((i) => i.kind),
+    ["receipt"],
+  );
 });
 
 test("a callback before the create's answer is held; the answer naming the same id applies it (with its receipt), another id's is dropped", async () => {
@@ -159,7 +177,10 @@ test("a callback before the create's answer is held; the answer naming the same 
   assert.deepEqual(t.pipeline.toXmpp(), []);
   assert.equal(await t.inbound.applyStatus({ id: r.id, providerId: "SMearly", status: "queued" }), "applied");
   assert.equal((await t.messages.get(r.id))?.status, "delivered");
-  assert.deepEqual(t.pipeline.toXmpp().map((i) => i.kind), ["receipt"]);
+  assert.deepEqual(
+    t.pipeline.toXmpp().map((i) => i.kind),
+    ["receipt"],
+  );
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMforged", signer: AC1, status: "failed" }), "unknown");
 });
 

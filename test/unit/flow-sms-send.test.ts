@@ -35,7 +35,18 @@ const silent = { info() {}, warn() {} };
 function setup(sends: SendStep[], lookups: SmsLookupResult[] = [], opts: { attempt?: AttemptState; deadlineMs?: number; onOptedOut?: (from: string, to: string) => Promise<unknown> } = {}) {
   let fixed: number | undefined;
   const messages = createMemoryMessageStore({ now: () => fixed ?? Date.now() });
-  const created = messages.create({ id: JOB.id, direction: "out", channel: "sms", jid: "a@x/r", stanzaId: "s1", contactJid: "+15552223333@sms", receiptRequested: false, status: "pending", createdAt: Date.now(), updatedAt: Date.now() });
+  const created = messages.create({
+    id: JOB.id,
+    direction: "out",
+    channel: "sms",
+    jid: "a@x/r",
+    stanzaId: "s1",
+    contactJid: "+15552223333@sms",
+    receiptRequested: false,
+    status: "pending",
+    createdAt: Date.now(),
+    updatedAt: Date.now(),
+  });
   const ready = created.then(() => (opts.attempt ? leaveAttempt(messages, JOB.id, opts.attempt, (ms) => void (fixed = ms)) : undefined));
   const provider = createScriptedSmsProvider(sends, lookups);
   const calls = provider.calls;
@@ -174,7 +185,9 @@ test("a stop during a wait interrupts the job (it stays queued)", async () => {
 
 test("21610 (the recipient replied STOP at some point): the ledger learns it, and the sender is told why", async () => {
   const optedOut: string[] = [];
-  const t = setup([{ fail: { kind: "permanent", code: 21610, httpStatus: 400, message: "Attempt to send to unsubscribed recipient" } }], [], { onOptedOut: async (from, to) => void optedOut.push(`${from}→${to}`) });
+  const t = setup([{ fail: { kind: "permanent", code: 21610, httpStatus: 400, message: "Attempt to send to unsubscribed recipient" } }], [], {
+    onOptedOut: async (from, to) => void optedOut.push(`${from}→${to}`),
+  });
   await t.sender.process(JOB);
   assert.deepEqual(optedOut, [`${JOB.from}→${JOB.to}`]);
   assert.equal((await t.messages.get(JOB.id))?.errorCode, 21610);
@@ -241,7 +254,10 @@ test("through the engine: a sent text gets its receipt from the delivered callba
     await until("the receipt and the error delivered", () => xmpp.delivered.length >= 2);
     const seen = xmpp.delivered.map(({ item }) => (item.kind === "receipt" ? `receipt ${item.receiptFor}` : item.kind === "error" ? `error ${item.replyTo} ${item.condition}` : item.kind));
     assert.deepEqual(seen.sort(), ["error s-bad jid-malformed", "receipt s-ok"]);
-    assert.deepEqual(provider.sent.map((r) => r.body), ["hello", "hello again"]);
+    assert.deepEqual(
+      provider.sent.map((r) => r.body),
+      ["hello", "hello again"],
+    );
   } finally {
     await pipeline.stop();
   }

@@ -39,7 +39,10 @@ async function setup(o: Partial<WebhookInDeps> & { allow?: string[]; perMinute?:
 }
 
 const msg = (extra: Partial<WebhookInMessage> = {}): WebhookInMessage => ({ name: "deploybot", to: ALICE, text: "build 42 passed", media: [], ...extra });
-const refusedWith = (code: string, extra: (e: GatewayError) => boolean = () => true) => (e: unknown) => e instanceof GatewayError && e.code === code && extra(e);
+const refusedWith =
+  (code: string, extra: (e: GatewayError) => boolean = () => true) =>
+  (e: unknown) =>
+    e instanceof GatewayError && e.code === code && extra(e);
 
 test("the token: the target's current one only; a malformed or unknown name, an empty or rotated token fail", async () => {
   const t = await setup();
@@ -58,7 +61,17 @@ test("queued: a chat from name@domain to the recipient, media in the body and as
   assert.equal(res.outcome, "queued");
   assert.match(res.id, /^[0-9A-HJKMNP-TV-Z]{26}$/, "one of the gateway's ids (a ULID)");
   assert.deepEqual(t.pipeline.toXmpp(), [
-    { kind: "chat", id: res.id, from: `deploybot@${DOMAIN}`, to: ALICE, body: "build 42 passed\nhttps://ci.example/log.txt", mediaUrls: ["https://ci.example/log.txt"], acceptedAt: 1_700_000_000_000, type: "headline", subject: "CI" },
+    {
+      kind: "chat",
+      id: res.id,
+      from: `deploybot@${DOMAIN}`,
+      to: ALICE,
+      body: "build 42 passed\nhttps://ci.example/log.txt",
+      mediaUrls: ["https://ci.example/log.txt"],
+      acceptedAt: 1_700_000_000_000,
+      type: "headline",
+      subject: "CI",
+    },
   ]);
   assert.deepEqual(t.events.accepted, [true]);
   await t.flow.accept(msg({ text: "", media: ["https://ci.example/a.png"] }));
@@ -69,13 +82,19 @@ test("queued: a chat from name@domain to the recipient, media in the body and as
 test("a target deleted after its token was checked: 401, nothing queued", async () => {
   const t = await setup();
   await t.webhooks.delete("deploybot");
-  await assert.rejects(t.flow.accept(msg()), refusedWith("unauthorized", (e) => e.httpStatus === 401));
+  await assert.rejects(
+    t.flow.accept(msg()),
+    refusedWith("unauthorized", (e) => e.httpStatus === 401),
+  );
   assert.deepEqual(t.pipeline.toXmpp(), []);
 });
 
 test("a recipient outside ALLOWED_DOMAINS: 403 on body.to, before the rate is charged", async () => {
   const t = await setup({ perMinute: 1, allow: ["*@example.com", "*@elsewhere.org"] });
-  await assert.rejects(t.flow.accept(msg({ to: "mallory@elsewhere.org" })), refusedWith("forbidden", (e) => e.field === "body.to" && /not a user of a domain this gateway serves \(example\.com\)/.test(e.userText)));
+  await assert.rejects(
+    t.flow.accept(msg({ to: "mallory@elsewhere.org" })),
+    refusedWith("forbidden", (e) => e.field === "body.to" && /not a user of a domain this gateway serves \(example\.com\)/.test(e.userText)),
+  );
   assert.equal((await t.flow.accept(msg())).outcome, "queued", "the refused one cost nothing");
   assert.equal(t.pipeline.toXmpp().length, 1);
 });
@@ -85,7 +104,10 @@ test("the token's rate: past it 429 with the window's time left, counted per tok
   await t.flow.accept(msg());
   t.tick(10_000);
   await t.flow.accept(msg());
-  await assert.rejects(t.flow.accept(msg()), refusedWith("rate_limited", (e) => e.httpStatus === 429 && e.retryAfterMs === 50_000 && /at most 2 messages a minute/.test(e.userText)));
+  await assert.rejects(
+    t.flow.accept(msg()),
+    refusedWith("rate_limited", (e) => e.httpStatus === 429 && e.retryAfterMs === 50_000 && /at most 2 messages a minute/.test(e.userText)),
+  );
   assert.equal(t.events.rateLimited, 1);
   assert.equal(t.pipeline.toXmpp().length, 2);
   t.tick(50_000);
@@ -97,9 +119,15 @@ test("the token's rate: past it 429 with the window's time left, counted per tok
 
 test("the target's allow list: an exact JID or *@domain; anyone else 403 on body.to", async () => {
   const t = await setup({ allow: ["bob@example.com"] });
-  await assert.rejects(t.flow.accept(msg()), refusedWith("forbidden", (e) => e.field === "body.to" && /deploybot may not message alice@example.com: it is not in the webhook's allow list/.test(e.userText)));
+  await assert.rejects(
+    t.flow.accept(msg()),
+    refusedWith("forbidden", (e) => e.field === "body.to" && /deploybot may not message alice@example.com: it is not in the webhook's allow list/.test(e.userText)),
+  );
   assert.equal((await t.flow.accept(msg({ to: "bob@example.com" }))).outcome, "queued");
-  assert.deepEqual(t.pipeline.toXmpp().map((i) => i.to), ["bob@example.com"]);
+  assert.deepEqual(
+    t.pipeline.toXmpp().map((i) => i.to),
+    ["bob@example.com"],
+  );
 });
 
 test("overload: past WEBHOOK_IN_MAX_BACKLOG waiting in the partition, 503 with a 30 s Retry-After", async () => {
@@ -107,7 +135,10 @@ test("overload: past WEBHOOK_IN_MAX_BACKLOG waiting in the partition, 503 with a
   await t.flow.accept(msg());
   await t.flow.accept(msg());
   await new Promise((r) => setTimeout(r, 120)); // the engine answers the backlog from memory for 100 ms
-  await assert.rejects(t.flow.accept(msg()), refusedWith("resource_constraint", (e) => e.httpStatus === 503 && e.retryAfterMs === 30_000 && /waiting for delivery; retry later/.test(e.userText)));
+  await assert.rejects(
+    t.flow.accept(msg()),
+    refusedWith("resource_constraint", (e) => e.httpStatus === 503 && e.retryAfterMs === 30_000 && /waiting for delivery; retry later/.test(e.userText)),
+  );
   assert.equal(t.pipeline.toXmpp().length, 2);
 });
 

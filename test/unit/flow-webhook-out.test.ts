@@ -38,7 +38,18 @@ async function setup(answers: WebhookResult[] = [], o: { deadlineMs?: number; re
     domain: DOMAIN,
     ...(o.realSleep ? {} : { sleep: async (ms: number) => void sleeps.push(ms) }),
   });
-  const accepted = await outbound.accept({ from: `${ALICE}/phone`, fromBare: ALICE, toLocal: "deploybot", to: `deploybot@${DOMAIN}`, stanzaId: "s1", type: "chat", body: "deploy main", oobUrls: [], encrypted: false, receiptRequested: o.receipt ?? true });
+  const accepted = await outbound.accept({
+    from: `${ALICE}/phone`,
+    fromBare: ALICE,
+    toLocal: "deploybot",
+    to: `deploybot@${DOMAIN}`,
+    stanzaId: "s1",
+    type: "chat",
+    body: "deploy main",
+    oobUrls: [],
+    encrypted: false,
+    receiptRequested: o.receipt ?? true,
+  });
   const [job] = pipeline.outbound() as WebhookJob[];
   assert.ok(accepted.outcome === "queued" && job);
   const toXmpp = () => pipeline.toXmpp().filter((i) => i.kind !== "chat" || i.from === `deploybot@${DOMAIN}`);
@@ -73,7 +84,16 @@ test("the bot's reply comes back as a chat to the user's bare JID, instead of a 
 });
 
 test("refused: the message fails with the HTTP status, and the user gets one error reply saying what the receiver answered", async () => {
-  const cases: [number | undefined, string][] = [[404, "item-not-found"], [401, "not-allowed"], [403, "not-allowed"], [410, "gone"], [413, "not-acceptable"], [301, "redirect"], [422, "undefined-condition"], [undefined, "undefined-condition"]];
+  const cases: [number | undefined, string][] = [
+    [404, "item-not-found"],
+    [401, "not-allowed"],
+    [403, "not-allowed"],
+    [410, "gone"],
+    [413, "not-acceptable"],
+    [301, "redirect"],
+    [422, "undefined-condition"],
+    [undefined, "undefined-condition"],
+  ];
   for (const [status, condition] of cases) {
     const t = await setup([{ kind: "permanent", ...(status ? { status } : {}), excerpt: "no such route" }]);
     await t.outbound.process(t.job);
@@ -86,7 +106,10 @@ test("refused: the message fails with the HTTP status, and the user gets one err
 });
 
 test("unreachable: retried with backoff, honouring a longer Retry-After, then delivered", async () => {
-  const t = await setup([{ kind: "retry", reason: "connection refused" }, { kind: "retry", reason: "HTTP 503", status: 503, retryAfterMs: 5000 }]);
+  const t = await setup([
+    { kind: "retry", reason: "connection refused" },
+    { kind: "retry", reason: "HTTP 503", status: 503, retryAfterMs: 5000 },
+  ]);
   await t.outbound.process(t.job);
   assert.equal(t.sender.posts.length, 3);
   assert.equal(t.sleeps.length, 2);

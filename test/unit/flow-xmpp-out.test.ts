@@ -81,7 +81,19 @@ async function setup(o: Options = {}) {
 let stanzas = 0;
 const chat = (extra: Partial<ChatFromUser> = {}): ChatFromUser => {
   const toLocal = extra.toLocal ?? THEM;
-  return { from: `${ALICE}/phone`, fromBare: ALICE, toLocal, to: `${toLocal}@${DOMAIN}`, stanzaId: `s${++stanzas}`, type: "chat", body: "hi there", oobUrls: [], encrypted: false, receiptRequested: true, ...extra };
+  return {
+    from: `${ALICE}/phone`,
+    fromBare: ALICE,
+    toLocal,
+    to: `${toLocal}@${DOMAIN}`,
+    stanzaId: `s${++stanzas}`,
+    type: "chat",
+    body: "hi there",
+    oobUrls: [],
+    encrypted: false,
+    receiptRequested: true,
+    ...extra,
+  };
 };
 const refusedWith = (code: string, text?: RegExp | string) => (e: unknown) =>
   e instanceof GatewayError && e.code === code && (text === undefined || (typeof text === "string" ? e.userText === text : text.test(e.userText)));
@@ -102,7 +114,22 @@ test("a text: recorded (pending, the account it goes out with) and queued from t
   const id = (res as { id: string }).id;
   assert.deepEqual(t.pipeline.outbound(), [{ id, from: OURS, to: THEM, body: "hi there", mediaUrls: [] }]);
   const record = await t.messages.get(id);
-  assert.deepEqual({ ...record, createdAt: 0, updatedAt: 0 }, { id, direction: "out", channel: "sms", jid: `${ALICE}/phone`, stanzaId: msg.stanzaId, contactJid: `${THEM}@${DOMAIN}`, account: MAIN, receiptRequested: true, status: "pending", createdAt: 0, updatedAt: 0 });
+  assert.deepEqual(
+    { ...record, createdAt: 0, updatedAt: 0 },
+    {
+      id,
+      direction: "out",
+      channel: "sms",
+      jid: `${ALICE}/phone`,
+      stanzaId: msg.stanzaId,
+      contactJid: `${THEM}@${DOMAIN}`,
+      account: MAIN,
+      receiptRequested: true,
+      status: "pending",
+      createdAt: 0,
+      updatedAt: 0,
+    },
+  );
   assert.equal(await t.pipeline.idForDedupeKey(userStanzaKey(ALICE, msg.stanzaId!)), id);
 });
 
@@ -215,7 +242,10 @@ test("on-net: both numbers are the gateway's: delivered over XMPP (introduction,
   assert.equal(res.outcome, "queued");
   assert.deepEqual(t.pipeline.outbound(), []);
   const items = t.pipeline.toXmpp();
-  assert.deepEqual(items.map((i) => `${i.kind} ${i.from} → ${i.to}`), [`subscribe ${OURS}@${DOMAIN} → ${BOB}`, `chat ${OURS}@${DOMAIN} → ${BOB}`, `receipt ${THEM}@${DOMAIN} → ${ALICE}/phone`]);
+  assert.deepEqual(
+    items.map((i) => `${i.kind} ${i.from} → ${i.to}`),
+    [`subscribe ${OURS}@${DOMAIN} → ${BOB}`, `chat ${OURS}@${DOMAIN} → ${BOB}`, `receipt ${THEM}@${DOMAIN} → ${ALICE}/phone`],
+  );
   assert.equal(items[2]?.kind === "receipt" && items[2].receiptFor, msg.stanzaId);
 });
 
@@ -234,9 +264,12 @@ test("a reaction becomes a short text, a correction a marked new text, an upload
   await t.outbound.accept(chat({ reactions: ["👍", "👍", "🎉"] }));
   await t.outbound.accept(chat({ body: "fixed typo", replaces: "s0" }));
   await t.outbound.accept(chat({ body: "https://up.example/p.jpg", oobUrls: ["https://up.example/p.jpg"] }));
-  assert.deepEqual(t.pipeline.outbound().map((j) => [j.body, j.mediaUrls]), [
-    ["Reacted 👍 🎉", []],
-    [`${CORRECTION_PREFIX}fixed typo`, []],
-    ["", ["https://up.example/p.jpg"]],
-  ]);
+  assert.deepEqual(
+    t.pipeline.outbound().map((j) => [j.body, j.mediaUrls]),
+    [
+      ["Reacted 👍 🎉", []],
+      [`${CORRECTION_PREFIX}fixed typo`, []],
+      ["", ["https://up.example/p.jpg"]],
+    ],
+  );
 });

@@ -65,7 +65,11 @@ test("forgetting: link first, then credentials, queued work, introductions and m
   assert.deepEqual(calls, ["phoneOf", "unlink", "deadLetterWhere", "accounts.remove", "deadLetterWhere", "introductions.forget", "media.takeOwned"]);
   assert.deepEqual(res, { removed: true, hadCredentials: true, deadLettered: 2, media: 2, phone: PHONE });
   assert.equal(files.size, 0);
-  assert.deepEqual(pipeline.toXmpp().map((i) => i.to), ["bob@example.com"], "only their work was given up");
+  assert.deepEqual(
+    pipeline.toXmpp().map((i) => i.to),
+    ["bob@example.com"],
+    "only their work was given up",
+  );
   assert.deepEqual(pipeline.outbound(), []);
   assert.deepEqual((await pipeline.deadLetters(10)).map((d) => d.reason).sort(), [RECIPIENT_UNLINKED, SENDER_UNLINKED]);
   assert.equal(await links.phoneOf(JID), undefined);

@@ -83,7 +83,10 @@ test("records read back in order, and a re-opened journal knows what is pending"
   assert.equal(j.pending(), 5);
   const again = await open_(dir); // as after a crash
   assert.equal(again.pending(), 5);
-  assert.deepEqual((await readAll(again)).map((r) => r.n), [1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    (await readAll(again)).map((r) => r.n),
+    [1, 2, 3, 4, 5],
+  );
   assert.equal((await readAll(again))[0]!.text, 'm1 ünïcode "quoted"\nnewline');
 });
 
@@ -97,8 +100,14 @@ test("a torn last line is skipped, and the next append does not glue onto it", a
   assert.equal(reopened.pending(), 1);
   await reopened.append({ n: 3, text: "after the crash" });
   assert.equal(reopened.pending(), 2);
-  assert.deepEqual((await readAll(reopened)).map((r) => r.n), [1, 3]);
-  assert.ok(skipped.some((s) => /not JSON/.test(s)), skipped.join("; ")); // the ended fragment
+  assert.deepEqual(
+    (await readAll(reopened)).map((r) => r.n),
+    [1, 3],
+  );
+  assert.ok(
+    skipped.some((s) => /not JSON/.test(s)),
+    skipped.join("; "),
+  ); // the ended fragment
 });
 
 test("a torn line at the very end is reported as torn; corrupt and foreign lines are skipped", async () => {
@@ -107,7 +116,10 @@ test("a torn line at the very end is reported as torn; corrupt and foreign lines
   const skipped: string[] = [];
   const j = await open_(dir, skipped);
   assert.equal(j.pending(), 2);
-  assert.deepEqual((await readAll(j)).map((r) => r.n), [1, 4]);
+  assert.deepEqual(
+    (await readAll(j)).map((r) => r.n),
+    [1, 4],
+  );
   assert.ok(skipped.some((s) => /torn/.test(s)));
   assert.ok(skipped.some((s) => /not a journal record/.test(s)));
 });
@@ -121,12 +133,18 @@ test("rotate moves the active file aside; remove truncates what was replayed, no
   assert.equal(files.length, 1);
   assert.match(files[0]!, /^replay-\d{13}-\d{6}\.jsonl$/);
   await j.append({ n: 3, text: "c" }); // arrives during the replay
-  assert.deepEqual((await collect(j.read(files[0]!))).map((r) => r.n), [1, 2]);
+  assert.deepEqual(
+    (await collect(j.read(files[0]!))).map((r) => r.n),
+    [1, 2],
+  );
   await j.remove(files[0]!);
   assert.equal(j.pending(), 1);
   assert.deepEqual(readdirSync(dir).sort(), ["active.jsonl"]);
   const next = await j.rotate();
-  assert.deepEqual((await collect(j.read(next[0]!))).map((r) => r.n), [3]);
+  assert.deepEqual(
+    (await collect(j.read(next[0]!))).map((r) => r.n),
+    [3],
+  );
   await j.remove(next[0]!);
   assert.equal(j.pending(), 0);
   assert.deepEqual(readdirSync(dir), []);

@@ -44,7 +44,10 @@ test("ranking: in the window oldest first, then the skew margin nearest first; o
     msg("SMold", { createdAt: SINCE - LOOKUP_SKEW_MS - 1 }),
     msg("SMnodate", { createdAt: Number.NaN }),
   ];
-  assert.deepEqual(rankCandidates(list, req()).map((m) => m.providerId), ["SMfirst", "SMnewest", "SMsecond", "SMmargin"]);
+  assert.deepEqual(
+    rankCandidates(list, req()).map((m) => m.providerId),
+    ["SMfirst", "SMnewest", "SMsecond", "SMmargin"],
+  );
 });
 
 test("pick: the first unclaimed match is ours — an identical earlier text belongs to its own record", async () => {

@@ -61,7 +61,13 @@ test("a permanent refusal is not retried; a transient one is, three times", asyn
 });
 
 test("the answer's content type wins over the webhook's; stopping leaves the item queued", async () => {
-  const gif = harness(async () => ({ contentType: "image/gif", body: (async function* () { yield new Uint8Array(10); })(), discard() {} }));
+  const gif = harness(async () => ({
+    contentType: "image/gif",
+    body: (async function* () {
+      yield new Uint8Array(10);
+    })(),
+    discard() {},
+  }));
   const p = await gif.preparer.prepare(item, {});
   assert.ok(p.kind === "chat" && /^https:\/\/gw\.example\/media\/TMM10x+\/picture\.gif$/.test(p.mediaUrls[0]!));
 

@@ -42,10 +42,7 @@ test("unknown codes fall back on the HTTP status and the provider's message", ()
     text: "Twilio 21999: Something odd",
   });
   assert.equal(mapProviderError({ httpStatus: 429 }).condition, "resource-constraint");
-  assert.deepEqual(
-    [mapProviderError({ httpStatus: 503 }).condition, mapProviderError({ httpStatus: 503 }).type],
-    ["remote-server-timeout", "wait"],
-  );
+  assert.deepEqual([mapProviderError({ httpStatus: 503 }).condition, mapProviderError({ httpStatus: 503 }).type], ["remote-server-timeout", "wait"]);
   const e500 = mapProviderError({ code: 20500, httpStatus: 500, message: "An internal server error has occurred" });
   assert.deepEqual([e500.condition, e500.type], ["undefined-condition", "cancel"]);
   assert.equal(e500.text, "Twilio 20500: An internal server error has occurred");

@@ -46,14 +46,7 @@ test("unknown or path-like template names are refused", () => {
 
 test("CLI: prints the rendered template; a missing variable exits 1 naming it", async () => {
   const run = promisify(execFile);
-  const { stdout } = await run(process.execPath, [
-    RENDER,
-    "prosody-component.cfg.lua.tmpl",
-    "COMPONENT_PORT=5347",
-    "COMPONENT_INTERFACE=127.0.0.1",
-    "XMPP_DOMAIN=sms.example.com",
-    "XMPP_SECRET=a=b",
-  ]);
+  const { stdout } = await run(process.execPath, [RENDER, "prosody-component.cfg.lua.tmpl", "COMPONENT_PORT=5347", "COMPONENT_INTERFACE=127.0.0.1", "XMPP_DOMAIN=sms.example.com", "XMPP_SECRET=a=b"]);
   assert.equal(stdout, render("prosody-component.cfg.lua.tmpl", { ...VARS, XMPP_SECRET: "a=b" }));
   await assert.rejects(run(process.execPath, [RENDER, "ejabberd-component.yml.tmpl", "COMPONENT_PORT=1"]), (err: unknown) => {
     const e = err as { code?: number; stderr?: string };

@@ -27,8 +27,14 @@ test("Retry-After: absent or unreadable → undefined", () => {
 const busy = (retryAfterMs?: number): ProviderFailure => ({ kind: "retry", httpStatus: 429, code: 20429, message: "Too Many Requests", ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) });
 
 test("retryDelay: our backoff without Retry-After", () => {
-  assert.equal(retryDelay(busy(), 1, 1000, () => 0), 500);
-  assert.equal(retryDelay(busy(), 3, 1000, () => 0.999), backoff(1000, 3, MAX_BACKOFF_MS, () => 0.999));
+  assert.equal(
+    retryDelay(busy(), 1, 1000, () => 0),
+    500,
+  );
+  assert.equal(
+    retryDelay(busy(), 3, 1000, () => 0.999),
+    backoff(1000, 3, MAX_BACKOFF_MS, () => 0.999),
+  );
   assert.ok(retryDelay(busy(), 30, 1000, () => 0.999) <= MAX_BACKOFF_MS, "capped");
 });
 
@@ -38,6 +44,9 @@ test("retryDelay: Retry-After is a minimum, with a little jitter on top, and cap
     assert.ok(d >= 1000 && d <= 1200, `honours 1 s: ${d}`);
   }
   // Our own backoff still grows under a short Retry-After.
-  assert.equal(retryDelay(busy(1000), 5, 1000, () => 0.5), 12_000);
+  assert.equal(
+    retryDelay(busy(1000), 5, 1000, () => 0.5),
+    12_000,
+  );
   assert.ok(retryDelay(busy(86_400_000), 1, 50, () => 0.999) <= RETRY_AFTER_CAP_MS + 1000, "an absurd Retry-After is capped");
 });

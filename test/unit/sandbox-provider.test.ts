@@ -67,7 +67,7 @@ test("a throwing onStatus does not stop the lifecycle and is reported", async ()
   });
   await sb.send({ id: "1", from: "+15550001111", to: "+15552223333", body: "x", mediaUrls: [] });
   // Awaited, not slept on: a loaded machine runs the 5 ms steps late.
-  for (const end = Date.now() + 3000; statuses.length < 2 && Date.now() < end; ) await sleep(5);
+  for (const end = Date.now() + 3000; statuses.length < 2 && Date.now() < end;) await sleep(5);
   assert.deepEqual(statuses, ["sent", "delivered"]);
   assert.equal(errors.length, 1);
   await sb.close();
@@ -146,7 +146,10 @@ test("onMessage hears each new message and each status change, until unsubscribe
     ["out", "OUT1", "sent"],
     ["out", "OUT1", "delivered"],
   ]);
-  assert.deepEqual(sb.messages().map((m) => m.body), ["hello", "hi"]);
+  assert.deepEqual(
+    sb.messages().map((m) => m.body),
+    ["hello", "hi"],
+  );
   off();
   throwing();
   sb.recordInbound({ id: "IN2", from: "+15552223333", to: "+15550001111", body: "again" });

@@ -136,10 +136,13 @@ test("contact events: one introduction per pair with a nickname; a note only whe
   assert.equal(optOuts.rows.get("+15550001111|+15552223333"), "keyword");
   await events.consent({ ...base, id: "SM5", body: "hello" });
   await events.consent({ ...base, id: "SM6", body: "Start" });
-  assert.deepEqual(queued.map((q) => (q.kind === "chat" ? [q.id, q.from, q.body.slice(0, 30)] : q.kind)), [
-    ["SM3-opt-out", "+15552223333@sms.example.com", "ℹ️ +1 555 222 3333 replied STO"],
-    ["SM6-opt-in", "+15552223333@sms.example.com", "ℹ️ +1 555 222 3333 opted back "],
-  ]);
+  assert.deepEqual(
+    queued.map((q) => (q.kind === "chat" ? [q.id, q.from, q.body.slice(0, 30)] : q.kind)),
+    [
+      ["SM3-opt-out", "+15552223333@sms.example.com", "ℹ️ +1 555 222 3333 replied STO"],
+      ["SM6-opt-in", "+15552223333@sms.example.com", "ℹ️ +1 555 222 3333 opted back "],
+    ],
+  );
   await events.consent({ ...base, id: "SM7", body: "whatever", optOutType: "STOP" });
   assert.equal(optOuts.rows.get("+15550001111|+15552223333"), "optout-type");
 });
@@ -154,5 +157,8 @@ test("xmpp: corrections, reactions and retractions are read; a subscribe carries
   assert.deepEqual(readExtensions(msg()), { drop: false });
 
   const el = deliveryStanza({ kind: "subscribe", id: "sub-SM1", from: "+15552223333@sms.example.com", to: "alice@example.com", nick: "+1 555 222 3333" }, { domain: "sms.example.com", late: false });
-  assert.equal(el.toString(), `<presence from="+15552223333@sms.example.com" to="alice@example.com" type="subscribe" id="sub-SM1"><nick xmlns="http://jabber.org/protocol/nick">+1 555 222 3333</nick></presence>`);
+  assert.equal(
+    el.toString(),
+    `<presence from="+15552223333@sms.example.com" to="alice@example.com" type="subscribe" id="sub-SM1"><nick xmlns="http://jabber.org/protocol/nick">+1 555 222 3333</nick></presence>`,
+  );
 });

@@ -62,7 +62,13 @@ async function setup(opts: { dir?: string } = {}) {
   return { dir, journal, store, spool };
 }
 
-const sms = (sid: string, body = `body of ${sid}`): InboundSms => ({ providerId: sid, from: "+15552223333", to: "+15550001111", body, media: [{ url: "https://x.test/a.jpg", contentType: "image/jpeg" }] });
+const sms = (sid: string, body = `body of ${sid}`): InboundSms => ({
+  providerId: sid,
+  from: "+15552223333",
+  to: "+15550001111",
+  body,
+  media: [{ url: "https://x.test/a.jpg", contentType: "image/jpeg" }],
+});
 
 test("Redis up: accepted directly, nothing journaled", async () => {
   const { store, spool, journal } = await setup();
@@ -100,7 +106,10 @@ test("a Redis that stays down does not leave a journal file per replay attempt",
   assert.ok(readdirSync(dir).filter((f) => f.startsWith("replay-")).length <= 1, readdirSync(dir).join(", "));
   store.state.mode = "up";
   await spool.replay();
-  assert.deepEqual(store.state.stored.map((s) => s.providerId), ["SMd0", "SMd1", "SMd2", "SMd3", "SMd4"]);
+  assert.deepEqual(
+    store.state.stored.map((s) => s.providerId),
+    ["SMd0", "SMd1", "SMd2", "SMd3", "SMd4"],
+  );
   assert.deepEqual(readdirSync(dir), []);
 });
 
@@ -132,7 +141,10 @@ test("while the journal holds older SMS, newer ones queue behind them (order kep
   assert.equal((await spool.accept(sms("SM5b"))).outcome, "journaled");
   await spool.replay();
   assert.equal(journal.pending(), 0);
-  assert.deepEqual(store.state.stored.map((s) => s.providerId), ["SM5a", "SM5b"]);
+  assert.deepEqual(
+    store.state.stored.map((s) => s.providerId),
+    ["SM5a", "SM5b"],
+  );
 });
 
 test("a crash mid-replay: the next start replays the file again without storing anything twice", async () => {
@@ -154,7 +166,10 @@ test("a crash mid-replay: the next start replays the file again without storing 
   second.spool.start();
   await second.spool.replay();
   assert.equal(second.journal.pending(), 0);
-  assert.deepEqual(second.store.state.stored.map((s) => s.providerId), ["SM6a", "SM6b"]);
+  assert.deepEqual(
+    second.store.state.stored.map((s) => s.providerId),
+    ["SM6a", "SM6b"],
+  );
 });
 
 test("an entry the store refuses for good is set aside; the rest still goes through", async () => {
@@ -212,6 +227,9 @@ test("with the real inbound flow on the in-memory adapters: a store that is down
   pipeline.queues.down = false;
   await spool.replay();
   assert.equal(journal.pending(), 0);
-  assert.deepEqual(pipeline.toXmpp().map((i) => `${i.kind} ${i.id}`), ["chat SMr1"]);
+  assert.deepEqual(
+    pipeline.toXmpp().map((i) => `${i.kind} ${i.id}`),
+    ["chat SMr1"],
+  );
   assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "duplicate");
 });

@@ -6,7 +6,10 @@ import { deliveryStanza, errorReply } from "../../src/xmpp/stanzas.js";
 test("error reply swaps addresses, keeps the id, carries condition and English text", () => {
   const original = xml("message", { from: "a@x/r", to: "+15552223333@sms.x", id: "m1", type: "chat" }, xml("body", {}, "hi"));
   const el = errorReply(original, "auth", "registration-required", "Not linked");
-  assert.equal(el.toString(), `<message type="error" id="m1" from="+15552223333@sms.x" to="a@x/r"><error type="auth"><registration-required xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" xml:lang="en">Not linked</text></error></message>`);
+  assert.equal(
+    el.toString(),
+    `<message type="error" id="m1" from="+15552223333@sms.x" to="a@x/r"><error type="auth"><registration-required xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas" xml:lang="en">Not linked</text></error></message>`,
+  );
 });
 
 test("inbound chat: body, OOB per media URL, delay only when late", () => {
@@ -28,7 +31,10 @@ test("receipt names the original id and requests nothing", () => {
 });
 
 test("error delivery answers the original stanza id", () => {
-  const el = deliveryStanza({ kind: "error", id: "01J", from: "+1@s", to: "a@x/r", replyTo: "orig", condition: "jid-malformed", type: "modify", text: "Twilio 21211: bad" }, { domain: "s", late: false });
+  const el = deliveryStanza(
+    { kind: "error", id: "01J", from: "+1@s", to: "a@x/r", replyTo: "orig", condition: "jid-malformed", type: "modify", text: "Twilio 21211: bad" },
+    { domain: "s", late: false },
+  );
   assert.equal(el.attrs.type, "error");
   assert.equal(el.attrs.id, "orig");
   assert.equal(el.getChild("error")?.getChildText("text", "urn:ietf:params:xml:ns:xmpp-stanzas"), "Twilio 21211: bad");

@@ -47,10 +47,17 @@ const junk: fc.Arbitrary<unknown> = fc.oneof(fc.anything(), hostileText(), fc.co
 
 test("verifySignature: junk of any type is refused, never thrown", () => {
   fc.assert(
-    fc.property(junk, fc.oneof(junk, fc.constant(String(Math.floor(Date.now() / 1000)))), junk, junk, fc.option(fc.oneof(fc.double(), fc.integer()), { nil: undefined }), (secret, timestamp, body, signature, toleranceS) => {
-      const r = verifySignature({ secret, timestamp, body, signature, ...(toleranceS === undefined ? {} : { toleranceS }) } as never);
-      assert.equal(typeof r, "boolean");
-    }),
+    fc.property(
+      junk,
+      fc.oneof(junk, fc.constant(String(Math.floor(Date.now() / 1000)))),
+      junk,
+      junk,
+      fc.option(fc.oneof(fc.double(), fc.integer()), { nil: undefined }),
+      (secret, timestamp, body, signature, toleranceS) => {
+        const r = verifySignature({ secret, timestamp, body, signature, ...(toleranceS === undefined ? {} : { toleranceS }) } as never);
+        assert.equal(typeof r, "boolean");
+      },
+    ),
     RUNS,
   );
 });
@@ -59,7 +66,10 @@ test("verifySignature: accepts what was signed (any secret, any body), refuses a
   fc.assert(
     fc.property(
       hostileText(30).filter((s) => s.length > 0),
-      fc.oneof(anyText(3000), fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a))),
+      fc.oneof(
+        anyText(3000),
+        fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a)),
+      ),
       fc.integer({ min: 0, max: 4_000_000_000 }),
       fc.nat(),
       (secret, body, now, flip) => {

@@ -52,13 +52,25 @@ test("a user's own account signs with its own token and speaks only for its numb
   const hooks = createTwilioWebhooks({ mainAccountSid: MAIN, mainAuthToken: MAIN_TOKEN, accounts });
   const mine = params({ AccountSid: OWN, To: "+15550002222" });
   assert.equal(await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, mine, sign(URL_AS_RECEIVED, mine, OWN_TOKEN)))), `ok:${OWN}`);
-  assert.equal(await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, mine, sign(URL_AS_RECEIVED, mine)))), "refused:forbidden", "the gateway's token does not sign for a user's account");
+  assert.equal(
+    await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, mine, sign(URL_AS_RECEIVED, mine)))),
+    "refused:forbidden",
+    "the gateway's token does not sign for a user's account",
+  );
   const elsewhere = params({ AccountSid: OWN, To: "+15550001111" });
   assert.equal(await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, elsewhere, sign(URL_AS_RECEIVED, elsewhere, OWN_TOKEN)))), "refused:forbidden", "not its number");
   const status = { MessageSid: `SM${"b".repeat(32)}`, MessageStatus: "delivered", AccountSid: OWN, From: "+15550001111" };
-  assert.equal(await outcome(hooks.authenticate("status", request(URL_AS_RECEIVED, status, sign(URL_AS_RECEIVED, status, OWN_TOKEN)))), "refused:forbidden", "a status callback's From must be its number");
+  assert.equal(
+    await outcome(hooks.authenticate("status", request(URL_AS_RECEIVED, status, sign(URL_AS_RECEIVED, status, OWN_TOKEN)))),
+    "refused:forbidden",
+    "a status callback's From must be its number",
+  );
   const unknown = params({ AccountSid: `AC${"f".repeat(32)}` });
-  assert.equal(await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, unknown, sign(URL_AS_RECEIVED, unknown)))), `ok:${MAIN}`, "an account nobody registered: the gateway's token decides, and the gateway is the signer");
+  assert.equal(
+    await outcome(hooks.authenticate("inbound", request(URL_AS_RECEIVED, unknown, sign(URL_AS_RECEIVED, unknown)))),
+    `ok:${MAIN}`,
+    "an account nobody registered: the gateway's token decides, and the gateway is the signer",
+  );
   const down = createTwilioWebhooks({ mainAccountSid: MAIN, mainAuthToken: MAIN_TOKEN, accounts: { get: () => Promise.reject(new Error("redis away")) } });
   assert.equal(await outcome(down.authenticate("inbound", request(URL_AS_RECEIVED, mine, sign(URL_AS_RECEIVED, mine, OWN_TOKEN)))), "refused:unavailable");
 });
@@ -68,7 +80,20 @@ test("an inbound webhook is read with its media, OptOutType and signer; a status
     { ...params({ MediaUrl0: "https://api.twilio.com/m/0", MediaContentType0: "image/png", MediaUrl1: "javascript:alert(1)", OptOutType: "STOP" }), NumMedia: 2, Body: "hi" },
     OWN,
   );
-  assert.deepEqual(sms, { providerId: `SM${"a".repeat(32)}`, account: OWN, from: "+15552223333", to: "+15550001111", body: "hi", media: [{ url: "https://api.twilio.com/m/0", contentType: "image/png" }], optOutType: "STOP" });
-  assert.deepEqual(readTwilioStatus({ MessageSid: `SM${"b".repeat(32)}`, MessageStatus: "Delivered", ErrorCode: 30003 }, { id: "01JABC" }), { providerId: `SM${"b".repeat(32)}`, status: "delivered", id: "01JABC", errorCode: 30003 });
+  assert.deepEqual(sms, {
+    providerId: `SM${"a".repeat(32)}`,
+    account: OWN,
+    from: "+15552223333",
+    to: "+15550001111",
+    body: "hi",
+    media: [{ url: "https://api.twilio.com/m/0", contentType: "image/png" }],
+    optOutType: "STOP",
+  });
+  assert.deepEqual(readTwilioStatus({ MessageSid: `SM${"b".repeat(32)}`, MessageStatus: "Delivered", ErrorCode: 30003 }, { id: "01JABC" }), {
+    providerId: `SM${"b".repeat(32)}`,
+    status: "delivered",
+    id: "01JABC",
+    errorCode: 30003,
+  });
   assert.deepEqual(readTwilioStatus({ MessageSid: `SM${"b".repeat(32)}`, MessageStatus: "sent" }, {}), { providerId: `SM${"b".repeat(32)}`, status: "sent" });
 });

@@ -53,7 +53,18 @@ test("mixed notation of IPv4-compatible addresses is refused too", () => {
 });
 
 test("public addresses are allowed, including public IPv4 inside IPv6 forms", () => {
-  for (const address of ["93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1", "2a00:1450:4001:82a::200e", "::ffff:93.184.216.34", "64:ff9b::8.8.8.8", "2002:5db8:d822::1"]) {
+  for (const address of [
+    "93.184.216.34",
+    "8.8.8.8",
+    "1.1.1.1",
+    "172.32.0.1",
+    "100.128.0.1",
+    "2606:4700::1",
+    "2a00:1450:4001:82a::200e",
+    "::ffff:93.184.216.34",
+    "64:ff9b::8.8.8.8",
+    "2002:5db8:d822::1",
+  ]) {
     assert.equal(classifyAddress(address).allowed, true, address);
   }
 });
@@ -71,9 +82,15 @@ test("localhost names", () => {
 
 const fakeDns: Resolver = async (host) => {
   const table: Record<string, { address: string; family: number }[]> = {
-    "hooks.example.com": [{ address: "93.184.216.34", family: 4 }, { address: "2606:4700::1", family: 6 }],
+    "hooks.example.com": [
+      { address: "93.184.216.34", family: 4 },
+      { address: "2606:4700::1", family: 6 },
+    ],
     "internal.example.com": [{ address: "10.1.2.3", family: 4 }],
-    "split.example.com": [{ address: "93.184.216.34", family: 4 }, { address: "::ffff:127.0.0.1", family: 6 }],
+    "split.example.com": [
+      { address: "93.184.216.34", family: 4 },
+      { address: "::ffff:127.0.0.1", family: 6 },
+    ],
   };
   const found = table[host];
   if (!found) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });

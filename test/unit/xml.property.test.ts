@@ -57,17 +57,19 @@ test("xmlSafe: removes exactly what XML forbids, keeps the length, is idempotent
 
 const jidText = hostileText(20);
 const delivery: fc.Arbitrary<XmppDelivery> = fc.oneof(
-  fc.record({
-    kind: fc.constant("chat" as const),
-    id: hostileText(30),
-    from: jidText,
-    to: jidText,
-    body: anyText(5000),
-    mediaUrls: fc.array(hostileText(30), { maxLength: 3 }),
-    acceptedAt: fc.integer({ min: 0, max: 4_102_444_800_000 }),
-    subject: fc.option(hostileText(), { nil: undefined }),
-    type: fc.option(fc.constantFrom("chat" as const, "normal" as const, "headline" as const), { nil: undefined }),
-  }).map((d) => JSON.parse(JSON.stringify(d)) as XmppDelivery),
+  fc
+    .record({
+      kind: fc.constant("chat" as const),
+      id: hostileText(30),
+      from: jidText,
+      to: jidText,
+      body: anyText(5000),
+      mediaUrls: fc.array(hostileText(30), { maxLength: 3 }),
+      acceptedAt: fc.integer({ min: 0, max: 4_102_444_800_000 }),
+      subject: fc.option(hostileText(), { nil: undefined }),
+      type: fc.option(fc.constantFrom("chat" as const, "normal" as const, "headline" as const), { nil: undefined }),
+    })
+    .map((d) => JSON.parse(JSON.stringify(d)) as XmppDelivery),
   fc.record({ kind: fc.constant("receipt" as const), id: hostileText(), from: jidText, to: jidText, receiptFor: hostileText() }),
   fc.record({ kind: fc.constant("subscribe" as const), id: hostileText(), from: jidText, to: jidText, nick: hostileText() }),
   fc.record({
@@ -94,7 +96,10 @@ test("deliveryStanza: any delivery, as written (xmlSafe), is well-formed and rea
       assert.equal(back.attrs.from, xmlSafe(item.from));
       if (item.kind === "chat") {
         assert.equal(back.getChildText("body"), xmlSafe(item.body));
-        assert.deepEqual(back.getChildren("x", NS.oob).map((x) => x.getChildText("url")), item.mediaUrls.map(xmlSafe));
+        assert.deepEqual(
+          back.getChildren("x", NS.oob).map((x) => x.getChildText("url")),
+          item.mediaUrls.map(xmlSafe),
+        );
       }
       if (item.kind === "error") assert.equal(back.getChild("error")?.getChildText("text", NS.stanzas), xmlSafe(item.text) || null);
     }),
@@ -113,7 +118,10 @@ test("errorReply: swaps the addresses, keeps the id, drops the original's childr
       assert.equal(reply.attrs.id, id);
       assert.equal(reply.attrs.to, "alice@example.com/phone");
       assert.equal(reply.attrs.from, original.attrs.to);
-      assert.deepEqual(reply.getChildElements().map((c) => c.name), ["error"]);
+      assert.deepEqual(
+        reply.getChildElements().map((c) => c.name),
+        ["error"],
+      );
       parseOne(xmlSafe(reply.toString()));
       const err = errorElement("cancel", "item-not-found", text);
       assert.ok(err.getChild("item-not-found", NS.stanzas));
@@ -230,7 +238,10 @@ test("stream guard: characters split between socket reads arrive whole", () => {
       connect();
       const wire = `<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>${bodies.map((b, i) => xml("message", { id: String(i) }, xml("body", {}, b)).toString()).join("")}`;
       for (const chunk of cut(Buffer.from(wire, "utf8"), at)) conn._onData(chunk);
-      assert.deepEqual(elements.map((e) => e.getChildText("body")), bodies);
+      assert.deepEqual(
+        elements.map((e) => e.getChildText("body")),
+        bodies,
+      );
     }),
     RUNS,
   );
@@ -260,11 +271,17 @@ const { node: genNode } = fc.letrec<{ node: GenNode; text: { text: string; cdata
  * attribute values, '>' raw in text, CDATA sections, either quote.
  */
 function render(n: GenNode): string {
-  const attrs = n.attrs.map(([k, v, q]) => ` ${k}=${q}${v.replace(/&/g, "&amp;").replace(/</g, "&lt;").replaceAll(q, q === "'" ? "&apos;" : "&quot;")}${q}`).join("");
-  if (n.children.length === 0) return `<${n.name}${attrs}/>`;
-  const inner = n.children
-    .map((c) => ("name" in c ? render(c) : c.cdata ? `<![CDATA[${c.text.replaceAll("]]>", "]]&gt;")}]]>` : c.text.replace(/&/g, "&amp;").replace(/</g, "&lt;")))
+  const attrs = n.attrs
+    .map(
+      ([k, v, q]) =>
+        ` ${k}=${q}${v
+          .replace(/&/g, "&amp;")
+          .replace(/</g, "&lt;")
+          .replaceAll(q, q === "'" ? "&apos;" : "&quot;")}${q}`,
+    )
     .join("");
+  if (n.children.length === 0) return `<${n.name}${attrs}/>`;
+  const inner = n.children.map((c) => ("name" in c ? render(c) : c.cdata ? `<![CDATA[${c.text.replaceAll("]]>", "]]&gt;")}]]>` : c.text.replace(/&/g, "&amp;").replace(/</g, "&lt;"))).join("");
   return `<${n.name}${attrs}>${inner}</${n.name}>`;
 }
 
@@ -292,7 +309,10 @@ test("stream guard: any split of the stream into reads (in tags, attribute value
       const { conn, elements, connect, warnings } = fakeLink(1 << 20);
       const socket = connect();
       for (const chunk of cut(Buffer.from(wire, "utf8"), at)) conn._onData(chunk);
-      assert.deepEqual(elements.map((e) => e.toString()), expected);
+      assert.deepEqual(
+        elements.map((e) => e.toString()),
+        expected,
+      );
       assert.equal(socket.destroyed, false);
       assert.deepEqual(warnings, []);
     }),
@@ -326,7 +346,11 @@ test("stanza framer: the parser is only ever handed whole elements, and at most 
         assert.ok(framer.heldSize <= limit, `held ${framer.heldSize} > ${limit}`);
       }
       const sizes = stanzas.map((s) => Buffer.byteLength(s));
-      assert.deepEqual(dropped, sizes.filter((b) => b > limit), "each stanza over the limit is dropped whole, with its size");
+      assert.deepEqual(
+        dropped,
+        sizes.filter((b) => b > limit),
+        "each stanza over the limit is dropped whole, with its size",
+      );
       assert.deepEqual(seen, parseWhole(STREAM_HEADER + stanzas.filter((_, i) => sizes[i]! <= limit).join("")), "the others arrive as sent, in order");
     }),
     { numRuns: 150 },
@@ -368,7 +392,11 @@ test("stream guard: a stanza over the limit anywhere in the stream is dropped, a
       conn.written.length = 0;
       for (const chunk of cut(Buffer.from(wire, "utf8"), at)) conn._onData(chunk);
 
-      assert.deepEqual(elements.map((e) => e.attrs.id), ids, "the others arrive whole, in order");
+      assert.deepEqual(
+        elements.map((e) => e.attrs.id),
+        ids,
+        "the others arrive whole, in order",
+      );
       assert.equal(socket.destroyed, false, "the link stays up");
       assert.deepEqual(socket.written, [], "no stream error");
       assert.equal(warnings.length, 1, "one warning");
@@ -383,7 +411,10 @@ test("stream guard: a stanza over the limit anywhere in the stream is dropped, a
         assert.equal(error?.attrs.type, "modify");
         assert.ok(error?.getChild("policy-violation", NS.stanzas));
         const what = { message: "message", iq: "request", presence: "presence" }[c.name];
-        assert.equal(error?.getChildText("text", NS.stanzas), `This ${what} was ${bigBytes.toLocaleString("en-US")} bytes when it reached the gateway, which accepts at most 4,096 bytes (XMPP_MAX_STANZA_BYTES); it was dropped and nothing was sent.`);
+        assert.equal(
+          error?.getChildText("text", NS.stanzas),
+          `This ${what} was ${bigBytes.toLocaleString("en-US")} bytes when it reached the gateway, which accepts at most 4,096 bytes (XMPP_MAX_STANZA_BYTES); it was dropped and nothing was sent.`,
+        );
       }
     }),
     { numRuns: 200 },
@@ -401,10 +432,16 @@ test("stream guard: a stanza of exactly the limit is read; one byte more is drop
   conn._onData(Buffer.from(make("exact", n)));
   conn._onData(Buffer.from(make("over!", n + 1)));
   conn._onData(Buffer.from("<message id='next'/>"));
-  assert.deepEqual(elements.map((e) => e.attrs.id), ["exact", "next"]);
+  assert.deepEqual(
+    elements.map((e) => e.attrs.id),
+    ["exact", "next"],
+  );
   assert.equal(socket.destroyed, false);
   assert.equal(conn.written.length, 1);
-  assert.match(parseOne(conn.written[0]!).getChild("error")?.getChildText("text", NS.stanzas) ?? "", /^This message was 16,385 bytes when it reached the gateway, which accepts at most 16,384 bytes \(XMPP_MAX_STANZA_BYTES\); it was dropped and nothing was sent\.$/);
+  assert.match(
+    parseOne(conn.written[0]!).getChild("error")?.getChildText("text", NS.stanzas) ?? "",
+    /^This message was 16,385 bytes when it reached the gateway, which accepts at most 16,384 bytes \(XMPP_MAX_STANZA_BYTES\); it was dropped and nothing was sent\.$/,
+  );
 });
 
 test("stream guard: what cannot be framed closes the stream (restricted-xml, bad-format, policy-violation for a header over the limit); the next connection starts afresh", () => {

@@ -101,7 +101,10 @@ export function createDiskMediaStore(dir: string): DiskMediaStore {
     async remove(token) {
       if (!isMediaToken(token)) return false;
       // Metadata first: from then on it is never served, even if the bytes outlive a crash (swept later).
-      const had = await stat(metaPath(token)).then(() => true, () => false);
+      const had = await stat(metaPath(token)).then(
+        () => true,
+        () => false,
+      );
       await rm(metaPath(token), { force: true });
       await rm(dataPath(token), { force: true });
       return had;

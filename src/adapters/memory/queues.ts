@@ -136,7 +136,10 @@ export function createMemoryQueues(opts: { now?: () => number; hasRecord?: (mess
           const p = part(queue, partition);
           if (cursor !== ">") {
             const out: QueueEntry[] = [];
-            const ids = [...p.pending].filter(([id, h]) => h.consumer === consumer && compareIds(id, cursor) > 0).map(([id]) => id).sort(compareIds);
+            const ids = [...p.pending]
+              .filter(([id, h]) => h.consumer === consumer && compareIds(id, cursor) > 0)
+              .map(([id]) => id)
+              .sort(compareIds);
             for (const id of ids) {
               if (out.length >= count) break;
               const data = p.entries.get(id);
@@ -217,7 +220,10 @@ export function createMemoryQueues(opts: { now?: () => number; hasRecord?: (mess
     },
     async deadLetters(limit) {
       check();
-      return [...dead.values()].reverse().slice(0, limit).map(({ partition: _p, ...row }) => row);
+      return [...dead.values()]
+        .reverse()
+        .slice(0, limit)
+        .map(({ partition: _p, ...row }) => row);
     },
     async deadLetter(id) {
       check();

@@ -138,7 +138,16 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     async callback(id, cb) {
       const res = (await runScript(redis, CALLBACK, {
         keys: [keys.message(id), keys.providerId(cb.providerId)],
-        arguments: [cb.status, String(statusRank(cb.status)), isFinal(cb.status) ? "1" : "0", cb.providerId, cb.errorCode === undefined ? "" : String(cb.errorCode), String(Date.now()), String(opts.retentionS), cb.account ?? ""],
+        arguments: [
+          cb.status,
+          String(statusRank(cb.status)),
+          isFinal(cb.status) ? "1" : "0",
+          cb.providerId,
+          cb.errorCode === undefined ? "" : String(cb.errorCode),
+          String(Date.now()),
+          String(opts.retentionS),
+          cb.account ?? "",
+        ],
       })) as [number, number?, string[]?];
       switch (res[0]) {
         case 0:

@@ -21,7 +21,11 @@ function accountError(e: unknown, doing: string): GatewayError {
   const code = typeof e === "object" && e !== null ? (e as { code?: unknown }).code : undefined;
   const message = e instanceof Error ? e.message : String(e);
   if (status === 401 || status === 403 || code === 20003) {
-    return new GatewayError("unauthorized", "Twilio did not accept this Account SID and Auth Token (Twilio 20003: Authenticate). Copy both from the Account Info box of your Twilio console and try again.", { cause: e });
+    return new GatewayError(
+      "unauthorized",
+      "Twilio did not accept this Account SID and Auth Token (Twilio 20003: Authenticate). Copy both from the Account Info box of your Twilio console and try again.",
+      { cause: e },
+    );
   }
   const what = typeof code === "number" ? `Twilio ${code}: ${message}` : `Twilio answered ${String(status ?? "an error")}: ${message}`;
   return new GatewayError("internal", `Twilio refused the request while ${doing} (${what}).`, { cause: e });

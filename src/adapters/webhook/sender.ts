@@ -35,7 +35,10 @@ export function safeUrl(url: URL): string {
 
 /** Printable one-line excerpt: control and format characters (incl. bidi overrides) become spaces. */
 export function excerptOf(text: string, max = EXCERPT_CHARS): string {
-  const clean = text.replace(/[\p{Cc}\p{Cf}\u2028\u2029]+/gu, " ").replace(/\s+/g, " ").trim();
+  const clean = text
+    .replace(/[\p{Cc}\p{Cf}\u2028\u2029]+/gu, " ")
+    .replace(/\s+/g, " ")
+    .trim();
   return clean.length > max ? clean.slice(0, max - 1) + "…" : clean;
 }
 

@@ -18,19 +18,16 @@ export function checkConfig(env: Env, envFile: string | undefined): ConfigResult
   if (present.length === 0) {
     return {
       absent: true,
-      check: skip("configuration", "no gateway configuration here (no .env, no XMPP_* variables): only what the gateway at --url reports is checked; run doctor where the gateway's environment or .env is for the full check"),
+      check: skip(
+        "configuration",
+        "no gateway configuration here (no .env, no XMPP_* variables): only what the gateway at --url reports is checked; run doctor where the gateway's environment or .env is for the full check",
+      ),
     };
   }
   const source = envFile ? `${envFile} and the environment` : "the environment";
   try {
     const config = loadConfig(env);
-    const parts = [
-      `XMPP_DOMAIN=${config.XMPP_DOMAIN}`,
-      `XMPP_SERVICE=${config.XMPP_SERVICE}`,
-      `REDIS_URL=${safeUrl(config.REDIS_URL)}`,
-      providerNote(config, env),
-      `PUBLIC_URL=${config.PUBLIC_URL}`,
-    ];
+    const parts = [`XMPP_DOMAIN=${config.XMPP_DOMAIN}`, `XMPP_SERVICE=${config.XMPP_SERVICE}`, `REDIS_URL=${safeUrl(config.REDIS_URL)}`, providerNote(config, env), `PUBLIC_URL=${config.PUBLIC_URL}`];
     return { absent: false, config, check: ok("configuration", `valid (from ${source}): ${parts.join(", ")}`) };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

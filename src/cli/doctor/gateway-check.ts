@@ -33,7 +33,9 @@ function isReadyz(v: unknown): v is Readyz {
 
 /** Why /readyz showed only its status, for a check's detail. */
 export function detailsWithheld(g: Extract<GatewayProbe, { state: "running" }>): string {
-  return g.tokenSent ? "the gateway did not accept the admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only" : "no admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only";
+  return g.tokenSent
+    ? "the gateway did not accept the admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only"
+    : "no admin token (SWITCHBOARD_ADMIN_TOKEN or ADMIN_TOKEN), so /readyz showed its status only";
 }
 
 export async function probeGateway(url: string, timeoutMs = 5000, token?: string): Promise<GatewayProbe> {
@@ -60,17 +62,29 @@ export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean):
       : fail("gateway", detail, "start the gateway, or point at it with --url or SWITCHBOARD_URL (or run doctor where its .env is)");
   }
   if (g.state === "unknown") {
-    return fail("gateway", `cannot tell whether a gateway runs at ${url}: ${g.reason}`, "point --url (or SWITCHBOARD_URL) at the gateway's own HTTP listener (HTTP_HOST:HTTP_PORT), not at another service");
+    return fail(
+      "gateway",
+      `cannot tell whether a gateway runs at ${url}: ${g.reason}`,
+      "point --url (or SWITCHBOARD_URL) at the gateway's own HTTP listener (HTTP_HOST:HTTP_PORT), not at another service",
+    );
   }
   const r = g.readyz;
   const parts = r.xmpp ? [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`] : [`status ${r.status}`, detailsWithheld(g)];
   if (r.journal) parts.push(`journal ${r.journal.writable ? "writable" : "NOT writable"}, ${r.journal.pending} pending`);
   if (r.breaker?.tripped) parts.push(`breaker TRIPPED (${r.breaker.note ?? "sending stopped"})`);
   if (r.status === "unavailable") {
-    return fail("gateway", `the gateway at ${url} cannot store messages: ${parts.join(", ")}`, "Redis is unreachable from the gateway and its journal (JOURNAL_DIR) is not writable: bring Redis back (REDIS_URL) and make JOURNAL_DIR writable");
+    return fail(
+      "gateway",
+      `the gateway at ${url} cannot store messages: ${parts.join(", ")}`,
+      "Redis is unreachable from the gateway and its journal (JOURNAL_DIR) is not writable: bring Redis back (REDIS_URL) and make JOURNAL_DIR writable",
+    );
   }
   if (r.breaker?.tripped) {
-    return fail("gateway", `the gateway at ${url} runs but its breaker stopped all sending: ${parts.join(", ")}`, "wait for the hour to end, or reset it: curl -X DELETE -H \"Authorization: Bearer $ADMIN_TOKEN\" " + url + "/api/v1/breaker (and check BREAKER_SEGMENTS_PER_HOUR)");
+    return fail(
+      "gateway",
+      `the gateway at ${url} runs but its breaker stopped all sending: ${parts.join(", ")}`,
+      'wait for the hour to end, or reset it: curl -X DELETE -H "Authorization: Bearer $ADMIN_TOKEN" ' + url + "/api/v1/breaker (and check BREAKER_SEGMENTS_PER_HOUR)",
+    );
   }
   if (r.status === "degraded") {
     return fail("gateway", `the gateway at ${url} runs without Redis (inbound SMS wait in the journal): ${parts.join(", ")}`, "bring Redis back at REDIS_URL; the journal is replayed once it answers");

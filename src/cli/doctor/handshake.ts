@@ -56,7 +56,17 @@ export function componentHandshake(opts: { service: string; domain: string; secr
       resolve(r);
     };
     const timer = setTimeout(
-      () => finish({ ok: false, kind: "protocol", message: connected ? `no ${streamId === undefined ? "stream header" : "handshake answer"} within ${Math.round(timeoutMs / 1000)} s: is XMPP_SERVICE the server's component port?` : `no TCP connection within ${Math.round(timeoutMs / 1000)} s` }, true),
+      () =>
+        finish(
+          {
+            ok: false,
+            kind: "protocol",
+            message: connected
+              ? `no ${streamId === undefined ? "stream header" : "handshake answer"} within ${Math.round(timeoutMs / 1000)} s: is XMPP_SERVICE the server's component port?`
+              : `no TCP connection within ${Math.round(timeoutMs / 1000)} s`,
+          },
+          true,
+        ),
       timeoutMs,
     );
     socket.setEncoding("utf8");
@@ -70,7 +80,15 @@ export function componentHandshake(opts: { service: string; domain: string; secr
       // A client or server-to-server listener answers with its own stream namespace (and usually an error).
       const opened = streamId === undefined ? /<(?:stream:)?stream\b[^>]*>/.exec(buf)?.[0] : undefined;
       const wrongNs = opened && /\sxmlns=(['"])jabber:(client|server)\1/.exec(opened)?.[2];
-      if (wrongNs) return finish({ ok: false, kind: "protocol", message: `the server opened a jabber:${wrongNs} stream: XMPP_SERVICE points at a ${wrongNs === "client" ? "client" : "server-to-server"} port, not the component port` }, false);
+      if (wrongNs)
+        return finish(
+          {
+            ok: false,
+            kind: "protocol",
+            message: `the server opened a jabber:${wrongNs} stream: XMPP_SERVICE points at a ${wrongNs === "client" ? "client" : "server-to-server"} port, not the component port`,
+          },
+          false,
+        );
       const err = streamError(buf);
       if (err) return finish({ ok: false, kind: "stream-error", ...err }, false);
       if (streamId === undefined) {
@@ -78,10 +96,20 @@ export function componentHandshake(opts: { service: string; domain: string; secr
         if (!header) return;
         const id = /\sid=(['"])(.*?)\1/.exec(header)?.[2];
         if (id === undefined) return finish({ ok: false, kind: "protocol", message: "the server's stream header has no id: is XMPP_SERVICE a component (XEP-0114) port?" }, true);
-        if (!/jabber:component:accept/.test(header)) return finish({ ok: false, kind: "protocol", message: "the server did not open a component stream (jabber:component:accept): XMPP_SERVICE points at a client or server-to-server port, not the component port" }, true);
+        if (!/jabber:component:accept/.test(header))
+          return finish(
+            {
+              ok: false,
+              kind: "protocol",
+              message: "the server did not open a component stream (jabber:component:accept): XMPP_SERVICE points at a client or server-to-server port, not the component port",
+            },
+            true,
+          );
         streamId = id;
         buf = buf.slice(buf.indexOf(header) + header.length);
-        const digest = createHash("sha1").update(streamId + opts.secret).digest("hex");
+        const digest = createHash("sha1")
+          .update(streamId + opts.secret)
+          .digest("hex");
         socket.write(`<handshake>${digest}</handshake>`);
         return;
       }

@@ -5,7 +5,8 @@ import { probe } from "../api-client.js";
 import type { Env } from "../context.js";
 import { fail, ok, skip, type Check } from "./types.js";
 
-const FIX = "PUBLIC_URL must be the address Twilio reaches this gateway at: scheme, host and any path prefix your reverse proxy adds (e.g. https://sms.example.com or https://example.com/switchboard); check the value, its DNS record, the proxy's route to HTTP_HOST:HTTP_PORT, and that the gateway runs";
+const FIX =
+  "PUBLIC_URL must be the address Twilio reaches this gateway at: scheme, host and any path prefix your reverse proxy adds (e.g. https://sms.example.com or https://example.com/switchboard); check the value, its DNS record, the proxy's route to HTTP_HOST:HTTP_PORT, and that the gateway runs";
 
 export async function checkPublicUrl(config: Config, env: Env, timeoutMs = 5000): Promise<Check> {
   if (config.SMS_PROVIDER === "sandbox" && !env.PUBLIC_URL) {

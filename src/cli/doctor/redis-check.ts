@@ -43,7 +43,11 @@ export async function checkRedis(url: string, timeoutMs = 3000): Promise<RedisRe
   } catch (e) {
     return {
       redis,
-      check: fail("redis", `Redis at ${shown} refuses commands: ${(e as Error).message}`, "REDIS_URL needs the user and password Redis expects (redis://user:password@host:port), and a Redis that is not loading or read-only"),
+      check: fail(
+        "redis",
+        `Redis at ${shown} refuses commands: ${(e as Error).message}`,
+        "REDIS_URL needs the user and password Redis expects (redis://user:password@host:port), and a Redis that is not loading or read-only",
+      ),
     };
   }
   try {

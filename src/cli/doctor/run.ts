@@ -86,14 +86,18 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
     const publicUrlCheck = config ? await checkPublicUrl(config, ctx.env, timeoutMs) : needsConfig("public-url");
     checks.push(publicUrlCheck);
     // Numbers are only ever pointed at a PUBLIC_URL that answers as this gateway.
-    const blockedFix = publicUrlCheck.ok && !publicUrlCheck.skipped ? undefined : "PUBLIC_URL does not answer as this gateway (see the public-url check): fix it first (doctor --fix never points numbers at it until it does)";
+    const blockedFix =
+      publicUrlCheck.ok && !publicUrlCheck.skipped
+        ? undefined
+        : "PUBLIC_URL does not answer as this gateway (see the public-url check): fix it first (doctor --fix never points numbers at it until it does)";
 
     // Each linked number's webhook
     if (!config) checks.push(needsConfig("numbers"));
     else if (!twilioDoctor) checks.push(skip("numbers", `SMS_PROVIDER=${config.SMS_PROVIDER}: no number webhooks to check`));
     else {
       const listed = await linkedUsers(ctx, running, redis);
-      if ("error" in listed) checks.push(fail("numbers", `cannot list the linked users (${listed.error})`, "let doctor reach the gateway's admin API (--url and SWITCHBOARD_ADMIN_TOKEN) or Redis (REDIS_URL)"));
+      if ("error" in listed)
+        checks.push(fail("numbers", `cannot list the linked users (${listed.error})`, "let doctor reach the gateway's admin API (--url and SWITCHBOARD_ADMIN_TOKEN) or Redis (REDIS_URL)"));
       else if (listed.links.length === 0) checks.push(ok("numbers", `no user is linked to a number yet (listed from ${listed.source})`));
       else {
         const byo = config.REGISTRATION === "byo" && redis ? createRedisAccountStore(redis, createSecretBox(config.SECRETS_KEY)) : undefined;
@@ -105,7 +109,13 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
             const creds = own ? await byo?.credentials(own) : undefined;
             if (own && creds) n = { ...link, creds: { accountSid: own, authToken: creds.authToken }, accountLabel: `${link.jid}'s own Twilio account` };
           } catch (e) {
-            checks.push(fail(`number ${link.phone}`, `${link.phone} (linked to ${link.jid}) was registered with the user's own Twilio account, whose credentials cannot be read: ${(e as Error).message}`, "set the same SECRETS_KEY the gateway uses"));
+            checks.push(
+              fail(
+                `number ${link.phone}`,
+                `${link.phone} (linked to ${link.jid}) was registered with the user's own Twilio account, whose credentials cannot be read: ${(e as Error).message}`,
+                "set the same SECRETS_KEY the gateway uses",
+              ),
+            );
             continue;
           }
           // A number on the gateway's account cannot be checked with credentials Twilio refused.
@@ -123,4 +133,3 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
   }
   return checks;
 }
-

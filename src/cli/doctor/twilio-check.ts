@@ -53,19 +53,31 @@ export function createTwilioDoctor(config: Config) {
     try {
       const account = await clientFor({ accountSid: sid, authToken: config.TWILIO_AUTH_TOKEN! }).api.v2010.accounts(sid).fetch();
       if (account.status !== "active") {
-        return fail("twilio", `Twilio account ${sid} ("${account.friendlyName}") is ${account.status}: it cannot send`, "reactivate the account in the Twilio console (Billing / account status), or use another account's TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN");
+        return fail(
+          "twilio",
+          `Twilio account ${sid} ("${account.friendlyName}") is ${account.status}: it cannot send`,
+          "reactivate the account in the Twilio console (Billing / account status), or use another account's TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+        );
       }
       return ok("twilio", `credentials accepted: account ${sid} ("${account.friendlyName}", ${account.type ?? "?"}) is active`);
     } catch (e) {
       const status = statusOf(e);
       if (status === 401 || status === 403) {
-        return fail("twilio", `Twilio refused TWILIO_ACCOUNT_SID ${sid} with this TWILIO_AUTH_TOKEN (${describe(e)})`, "TWILIO_AUTH_TOKEN is wrong (or belongs to another account, or was rotated): copy the Account SID and Auth Token from the Account Info box of the Twilio console");
+        return fail(
+          "twilio",
+          `Twilio refused TWILIO_ACCOUNT_SID ${sid} with this TWILIO_AUTH_TOKEN (${describe(e)})`,
+          "TWILIO_AUTH_TOKEN is wrong (or belongs to another account, or was rotated): copy the Account SID and Auth Token from the Account Info box of the Twilio console",
+        );
       }
       if (status === 404) {
         return fail("twilio", `Twilio knows no account ${sid} (${describe(e)})`, "TWILIO_ACCOUNT_SID is wrong: copy it (AC…) from the Twilio console");
       }
       if (e instanceof TwilioTransportError) {
-        return fail("twilio", `Twilio could not be reached (${e.message})`, `check this machine's network and proxy settings${apiBaseUrl ? `; TWILIO_API_URL=${apiBaseUrl} is set (leave it unset in production)` : ""}`);
+        return fail(
+          "twilio",
+          `Twilio could not be reached (${e.message})`,
+          `check this machine's network and proxy settings${apiBaseUrl ? `; TWILIO_API_URL=${apiBaseUrl} is set (leave it unset in production)` : ""}`,
+        );
       }
       return fail("twilio", `fetching account ${sid} failed: ${describe(e)}`, "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN, and Twilio's status page");
     }
@@ -77,7 +89,9 @@ export function createTwilioDoctor(config: Config) {
       const s = await clientFor(creds).messaging.v1.services(serviceSid).fetch();
       if (s.useInboundWebhookOnNumber) return undefined;
       if (s.inboundRequestUrl && s.inboundRequestUrl.split("#")[0] === expected.base && (s.inboundMethod ?? "POST").toUpperCase() === "POST") return undefined;
-      return { detail: `it is in Messaging Service ${serviceSid} ("${s.friendlyName}"), whose incoming-message setting overrides the number's webhook: it sends them ${s.inboundRequestUrl ? `to ${s.inboundRequestUrl} (${s.inboundMethod ?? "POST"})` : "to no webhook (dropped, or to Studio/Autopilot)"}` };
+      return {
+        detail: `it is in Messaging Service ${serviceSid} ("${s.friendlyName}"), whose incoming-message setting overrides the number's webhook: it sends them ${s.inboundRequestUrl ? `to ${s.inboundRequestUrl} (${s.inboundMethod ?? "POST"})` : "to no webhook (dropped, or to Studio/Autopilot)"}`,
+      };
     } catch (e) {
       return { detail: `it is in Messaging Service ${serviceSid}, whose settings override the number's webhook, and the service could not be read (${describe(e)})` };
     }
@@ -97,10 +111,18 @@ export function createTwilioDoctor(config: Config) {
     try {
       found = await numbers.findNumber(n.creds, n.phone);
     } catch (e) {
-      return fail(name, `${who}: could not be looked up on ${n.accountLabel}: ${isGatewayError(e) ? e.userText : describe(e)}`, "fix the Twilio credentials (see the twilio check) and run doctor again");
+      return fail(
+        name,
+        `${who}: could not be looked up on ${n.accountLabel}: ${isGatewayError(e) ? e.userText : describe(e)}`,
+        "fix the Twilio credentials (see the twilio check) and run doctor again",
+      );
     }
     if (!found) {
-      return fail(name, `${who} is not a number of ${n.accountLabel} (${n.creds.accountSid}): texts to it never reach this gateway, and texts from it are refused`, `buy or port the number into that account, or link ${n.jid} to a number the account has (switchboard users link ${n.jid} +1…)`);
+      return fail(
+        name,
+        `${who} is not a number of ${n.accountLabel} (${n.creds.accountSid}): texts to it never reach this gateway, and texts from it are refused`,
+        `buy or port the number into that account, or link ${n.jid} to a number the account has (switchboard users link ${n.jid} +1…)`,
+      );
     }
     const urlOf = (x: ProviderNumber) => `${x.smsUrl || "(none)"} (${x.smsMethod ?? "POST"})`;
     const webhookWrong = (x: ProviderNumber) => x.smsUrl.split("#")[0] !== expected.base || (x.smsMethod ?? "POST") !== "POST";
@@ -112,7 +134,11 @@ export function createTwilioDoctor(config: Config) {
         found = (await numbers.findNumber(n.creds, n.phone)) ?? found;
         fixed = `messaging webhook of ${n.phone} set to ${expected.full} (POST); it was ${before}`;
       } catch (e) {
-        return fail(name, `${who}: incoming texts go to ${before}, and setting it failed: ${isGatewayError(e) ? e.userText : describe(e)}`, `in the Twilio console: Phone Numbers → Active numbers → ${n.phone} → Messaging Configuration → A message comes in: Webhook ${expected.full}, HTTP POST`);
+        return fail(
+          name,
+          `${who}: incoming texts go to ${before}, and setting it failed: ${isGatewayError(e) ? e.userText : describe(e)}`,
+          `in the Twilio console: Phone Numbers → Active numbers → ${n.phone} → Messaging Configuration → A message comes in: Webhook ${expected.full}, HTTP POST`,
+        );
       }
     }
     const extra = fixed ? { fixed } : {};

@@ -34,16 +34,25 @@ export function explainXmppError(what: string, domain: string | undefined, servi
     };
   }
   if (/invalid-namespace|client port|server-to-server port|has no id/.test(what)) {
-    return { detail: `${s} does not speak the component protocol (${what})`, fix: `XMPP_SERVICE must be xmpp://host:port of the server's component listener (Prosody: component_ports, default 5347; ejabberd: the ejabberd_service listener; Openfire: 5275), not its client port 5222` };
+    return {
+      detail: `${s} does not speak the component protocol (${what})`,
+      fix: `XMPP_SERVICE must be xmpp://host:port of the server's component listener (Prosody: component_ports, default 5347; ejabberd: the ejabberd_service listener; Openfire: 5275), not its client port 5222`,
+    };
   }
   if (/ECONNREFUSED/.test(what)) {
-    return { detail: `nothing listens at ${s} (connection refused)`, fix: `is the XMPP server running? XMPP_SERVICE must be xmpp://host:port of its component listener (Prosody: component_ports and component_interfaces; ejabberd: the ejabberd_service listener)` };
+    return {
+      detail: `nothing listens at ${s} (connection refused)`,
+      fix: `is the XMPP server running? XMPP_SERVICE must be xmpp://host:port of its component listener (Prosody: component_ports and component_interfaces; ejabberd: the ejabberd_service listener)`,
+    };
   }
   if (/ENOTFOUND|EAI_AGAIN/.test(what)) {
     return { detail: `the host of ${s} does not resolve (${what})`, fix: "fix the host name in XMPP_SERVICE (xmpp://host:port)" };
   }
   if (/handshake not completed|within|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/.test(what)) {
-    return { detail: `${s} did not complete a handshake (${what})`, fix: "check XMPP_SERVICE's host and port, and that no firewall drops the connection (the component port is plain TCP: keep it on loopback or a private network)" };
+    return {
+      detail: `${s} did not complete a handshake (${what})`,
+      fix: "check XMPP_SERVICE's host and port, and that no firewall drops the connection (the component port is plain TCP: keep it on loopback or a private network)",
+    };
   }
   return { detail: `the component link failed: ${what}`, fix: "check XMPP_SERVICE, XMPP_DOMAIN and XMPP_SECRET against the server's component configuration, and the server's log" };
 }

@@ -202,7 +202,19 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
         deadLetterSweeper.unref();
       }
       const ctx = processorContext(handlers);
-      const loop = (batch: number) => ({ queues, consumer: opts.consumerName, rules, blockMs, claimIdleMs, batch, claimBatch: BATCH, isRunning: () => running, delay, track: (r: { close(): void }) => void readers.push(r), log });
+      const loop = (batch: number) => ({
+        queues,
+        consumer: opts.consumerName,
+        rules,
+        blockMs,
+        claimIdleMs,
+        batch,
+        claimBatch: BATCH,
+        isRunning: () => running,
+        delay,
+        track: (r: { close(): void }) => void readers.push(r),
+        log,
+      });
       for (let p = 0; p < opts.partitions; p++) {
         if (!opts.holdToXmpp) {
           loops.push(runPartition(loop(TO_XMPP_BATCH), "to-xmpp", p, toXmppBatches(ctx, p, bounceRetry)).catch((err: unknown) => log.error({ err }, "to-xmpp loop died")));

@@ -46,12 +46,15 @@ export function outboundBatches(ctx: ProcessorContext, partition: number): Batch
     const meta: DeliveryMeta = { attempt: attemptNumber(firstTry, failures.count(entry.id)), signal: handling.signal };
     // A long provider backoff must not look abandoned to other consumers. Claiming nothing means the
     // entry is no longer pending: it left its queue.
-    const heartbeat = setInterval(() => {
-      stillPending([entry.id]).then(
-        (ids) => void (ids.size === 0 && gone.abort()),
-        () => undefined,
-      );
-    }, Math.max(1000, ctx.claimIdleMs / 3));
+    const heartbeat = setInterval(
+      () => {
+        stillPending([entry.id]).then(
+          (ids) => void (ids.size === 0 && gone.abort()),
+          () => undefined,
+        );
+      },
+      Math.max(1000, ctx.claimIdleMs / 3),
+    );
     try {
       await ctx.handlers.outbound(job, meta);
     } catch (err) {

@@ -80,7 +80,8 @@ async function loop(ctx: PartitionLoopContext, queue: QueueName, partition: numb
       continue;
     }
     if (entries.length === 0) {
-      if (cursor !== ">") cursor = ">"; // our pending entries are all read: new ones now
+      if (cursor !== ">")
+        cursor = ">"; // our pending entries are all read: new ones now
       else if (Date.now() - lastClaim > ctx.claimIdleMs / 2) {
         lastClaim = Date.now();
         if (await claimAbandoned(ctx, queue, partition)) cursor = "0";

@@ -55,7 +55,10 @@ export function toXmppBatches(ctx: ProcessorContext, partition: number, bounceRe
           continue;
         }
         const verdict = bounces.bounced(entry.id, conversationToXmpp(item));
-        ctx.log.warn({ msgId: item.id, kind: item.kind, reason, bounces: verdict.bounces, ...(verdict.deadLetter ? {} : { retryInMs: verdict.retryAt - Date.now() }) }, "XMPP server bounced a delivery");
+        ctx.log.warn(
+          { msgId: item.id, kind: item.kind, reason, bounces: verdict.bounces, ...(verdict.deadLetter ? {} : { retryInMs: verdict.retryAt - Date.now() }) },
+          "XMPP server bounced a delivery",
+        );
         // Otherwise it stays pending, and its conversation waits (bounces.ts).
         if (verdict.deadLetter) await deadLetter(entry, `bounced by the XMPP server ${verdict.bounces} times: ${reason}`);
       }

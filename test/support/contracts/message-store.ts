@@ -14,7 +14,16 @@ let n = 0;
 /** A record as core/outbound.ts makes one: pending, with a stanza id and the account it goes out with. */
 export function outgoing(extra: Partial<MessageRecord> = {}): MessageRecord {
   n++;
-  const record = newOutgoingRecord({ id: `01CONTRACT${String(n).padStart(16, "0")}`, channel: "sms", jid: "alice@example.com/phone", stanzaId: `s${n}`, contactJid: "+15552223333@sms.example.com", receiptRequested: true, account: ACCOUNT, now: 1_000 });
+  const record = newOutgoingRecord({
+    id: `01CONTRACT${String(n).padStart(16, "0")}`,
+    channel: "sms",
+    jid: "alice@example.com/phone",
+    stanzaId: `s${n}`,
+    contactJid: "+15552223333@sms.example.com",
+    receiptRequested: true,
+    account: ACCOUNT,
+    now: 1_000,
+  });
   return { ...record, ...extra };
 }
 

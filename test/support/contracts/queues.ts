@@ -29,14 +29,28 @@ export function queuesContract(name: string, fresh: () => Promise<QueuesUnderTes
     for (let i = 0; i < 3; i++) assert.equal(await queues.add("to-xmpp", 1, datum(i)), true);
     const reader = queues.reader("to-xmpp", 1, "c1", 50);
     const got = await reader.read(">", 10, 50);
-    assert.deepEqual(got.map((e) => e.data), [datum(0), datum(1), datum(2)]);
+    assert.deepEqual(
+      got.map((e) => e.data),
+      [datum(0), datum(1), datum(2)],
+    );
     assert.deepEqual(await reader.read(">", 10, 20), [], "nothing new");
-    assert.deepEqual((await reader.read("0", 10, 0)).map((e) => e.id), got.map((e) => e.id), "its own pending entries, from 0");
-    assert.deepEqual((await reader.read(got[0]!.id, 10, 0)).map((e) => e.id), got.slice(1).map((e) => e.id), "after an id");
+    assert.deepEqual(
+      (await reader.read("0", 10, 0)).map((e) => e.id),
+      got.map((e) => e.id),
+      "its own pending entries, from 0",
+    );
+    assert.deepEqual(
+      (await reader.read(got[0]!.id, 10, 0)).map((e) => e.id),
+      got.slice(1).map((e) => e.id),
+      "after an id",
+    );
     assert.deepEqual(await readOnce(queues, "to-xmpp", 1, "c2", "0"), [], "another reader's pending entries are not mine");
     await queues.ack("to-xmpp", 1, [got[0]!.id]);
     assert.equal(await queues.length("to-xmpp", 1), 2);
-    assert.deepEqual((await reader.read("0", 10, 0)).map((e) => e.id), got.slice(1).map((e) => e.id));
+    assert.deepEqual(
+      (await reader.read("0", 10, 0)).map((e) => e.id),
+      got.slice(1).map((e) => e.id),
+    );
     reader.close();
   });
 
@@ -47,7 +61,10 @@ export function queuesContract(name: string, fresh: () => Promise<QueuesUnderTes
     const reading = reader.read(">", 10, 2000);
     await new Promise((r) => setTimeout(r, 50));
     await queues.add("outbound", 0, datum(7));
-    assert.deepEqual((await reading).map((e) => e.data), [datum(7)]);
+    assert.deepEqual(
+      (await reading).map((e) => e.data),
+      [datum(7)],
+    );
     assert.ok(Date.now() - started < 1500);
     reader.close();
   });
@@ -59,11 +76,18 @@ export function queuesContract(name: string, fresh: () => Promise<QueuesUnderTes
     const [a, b] = await readOnce(queues, "outbound", 0, "c1", ">");
     await queues.ack("outbound", 0, [a!.id]);
     assert.deepEqual([...(await queues.stillPending("outbound", 0, "c2", [a!.id, b!.id]))], [b!.id]);
-    assert.deepEqual((await readOnce(queues, "outbound", 0, "c2", "0")).map((e) => e.id), [b!.id], "now c2's");
+    assert.deepEqual(
+      (await readOnce(queues, "outbound", 0, "c2", "0")).map((e) => e.id),
+      [b!.id],
+      "now c2's",
+    );
     assert.equal(await queues.claimIdle("outbound", 0, "c3", 3_600_000, 10), 0, "not idle that long");
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(await queues.claimIdle("outbound", 0, "c3", 10, 10), 1);
-    assert.deepEqual((await readOnce(queues, "outbound", 0, "c3", "0")).map((e) => e.id), [b!.id]);
+    assert.deepEqual(
+      (await readOnce(queues, "outbound", 0, "c3", "0")).map((e) => e.id),
+      [b!.id],
+    );
   });
 
   test(`${name}: idempotency keys, legacy keys and markers that are not our ids`, async () => {
@@ -96,18 +120,31 @@ export function queuesContract(name: string, fresh: () => Promise<QueuesUnderTes
     await queues.add("to-xmpp", 3, datum(1));
     await queues.add("to-xmpp", 3, datum(2));
     const [a, b] = await queues.scan("to-xmpp", 3, undefined, 10);
-    assert.deepEqual((await queues.scan("to-xmpp", 3, a!.id, 10)).map((e) => e.id), [b!.id]);
+    assert.deepEqual(
+      (await queues.scan("to-xmpp", 3, a!.id, 10)).map((e) => e.id),
+      [b!.id],
+    );
     assert.equal(await queues.moveToDead("to-xmpp", 3, a!, "first", 1000), true);
     assert.equal(await queues.moveToDead("to-xmpp", 3, a!, "again", 1000), false, "already left its queue");
     assert.equal(await queues.moveToDead("to-xmpp", 3, b!, "second", 2000), true);
     assert.equal(await queues.length("to-xmpp", 3), 0);
     const rows = await queues.deadLetters(10);
-    assert.deepEqual(rows.map((r) => [r.reason, r.queue, r.at, r.data]), [["second", "to-xmpp", 2000, datum(2)], ["first", "to-xmpp", 1000, datum(1)]]);
+    assert.deepEqual(
+      rows.map((r) => [r.reason, r.queue, r.at, r.data]),
+      [
+        ["second", "to-xmpp", 2000, datum(2)],
+        ["first", "to-xmpp", 1000, datum(1)],
+      ],
+    );
     assert.equal(await queues.deadLetterCount(), 2);
     assert.equal((await queues.deadLetter(rows[1]!.id))?.reason, "first");
     assert.equal(await queues.requeue(rows[1]!.id), true);
     assert.equal(await queues.requeue(rows[1]!.id), false);
-    assert.deepEqual((await queues.scan("to-xmpp", 3, undefined, 10)).map((e) => e.data), [datum(1)], "back in partition 3");
+    assert.deepEqual(
+      (await queues.scan("to-xmpp", 3, undefined, 10)).map((e) => e.data),
+      [datum(1)],
+      "back in partition 3",
+    );
     assert.equal(await queues.trimDeadLetters(0), 0);
     assert.equal(await queues.trimDeadLetters(Date.now() + 1000), 1);
     assert.equal(await queues.deadLetterCount(), 0);

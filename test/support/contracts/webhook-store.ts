@@ -46,11 +46,17 @@ export function webhookStoreContract(name: string, fresh: (o: { withKey: boolean
     const s = await fresh({ withKey: true });
     await s.put("zeta", { url: "https://z.example/", allow: [] });
     await s.put("alpha", { url: "https://a.example/", allow: [] });
-    assert.deepEqual((await s.list()).map((t) => t.name), ["alpha", "zeta"]);
+    assert.deepEqual(
+      (await s.list()).map((t) => t.name),
+      ["alpha", "zeta"],
+    );
     assert.equal(await s.delete("zeta"), true);
     assert.equal(await s.delete("zeta"), false);
     assert.equal(await s.signingSecret("zeta"), undefined);
-    assert.deepEqual((await s.list()).map((t) => t.name), ["alpha"]);
+    assert.deepEqual(
+      (await s.list()).map((t) => t.name),
+      ["alpha"],
+    );
     await assert.rejects(s.put("Bad Name", { url: "https://x.example/", allow: [] }), (e: unknown) => e instanceof GatewayError && e.code === "bad_request" && e.field === "name");
   });
 
