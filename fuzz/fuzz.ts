@@ -39,8 +39,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import fc from "fast-check";
 import { createGateway, type Gateway } from "../src/app/gateway.js";
 import { loadConfig } from "../src/config.js";
-import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164 } from "../src/core/addresses.js";
-import { countSegments } from "../src/core/segments.js";
+import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164 } from "../src/core/model/addresses.js";
+import { countSegments } from "../src/core/model/segments.js";
 import { createLogger } from "../src/logger.js";
 import { verifySignature } from "../src/webhooks/verify.js";
 import { deliveryStanza } from "../src/xmpp/stanzas.js";
@@ -314,7 +314,7 @@ async function checkpoint(fuzzer: StanzaFuzzer, reconnectsAtStart: number, n: nu
   // The generated requests may have unlinked alice or rotated the webhook token: restore both.
   await admin("PUT", "/api/v1/users/alice@localhost", { phone: ALICE_NUMBER });
   await refreshToken();
-  // Canaries, both ways, through the whole pipeline.
+  // Canaries, both ways, through the whole delivery.
   const tag = `canary-${++canarySeq}-${randomBytes(4).toString("hex")}`;
   const params = inboundSmsParams({ from: CONTACT, to: ALICE_NUMBER, body: tag, accountSid: SID });
   const inbound = await g.http.inject({

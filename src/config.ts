@@ -3,7 +3,7 @@
 import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { isSupportedCountry } from "libphonenumber-js";
-import { parentDomain } from "./core/access.js";
+import { parentDomain } from "./core/policy/access.js";
 
 const bool = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((v) => v === "true" || v === "1" || v === "yes");
 
@@ -27,7 +27,7 @@ const NUMBER_TYPES = ["PREMIUM_RATE", "SHARED_COST", "UAN", "PAGER", "VOICEMAIL"
 const secretBase64 = z.string().refine((v) => Buffer.from(v, "base64").length === 32, "must be 32 random bytes, base64-encoded (openssl rand -base64 32)");
 
 /**
- * SHORT_CODES: "deny", "allow", or the short codes allowed (3–8 digits each, as src/core/addresses.ts
+ * SHORT_CODES: "deny", "allow", or the short codes allowed (3–8 digits each, as src/core/model/addresses.ts
  * reads a short-code contact).
  */
 const shortCodes = z

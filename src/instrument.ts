@@ -1,9 +1,9 @@
 // Metrics at the edges: each wrapper takes a port, counts and times what passes through it, and
 // behaves exactly like the port it wraps. The core stays unaware of Prometheus.
-import { parseContactLocalpart } from "./core/addresses.js";
-import type { Inbound } from "./core/inbound.js";
-import type { XmppDelivery } from "./core/message.js";
-import type { Outbound } from "./core/outbound.js";
+import { parseContactLocalpart } from "./core/model/addresses.js";
+import type { Inbound } from "./core/flows/sms-in.js";
+import type { XmppDelivery } from "./core/model/message.js";
+import type { Outbound } from "./core/flows/xmpp-out.js";
 import { ProviderError, type SmsProvider, type WebhookSender, type XmppSink } from "./core/ports.js";
 import { isGatewayError } from "./errors.js";
 import type { Channel, Metrics } from "./metrics.js";

@@ -2,7 +2,7 @@
 // run several gateways in one process do not share counters. Counters move where things happen
 // (src/instrument.ts wraps the ports); gauges are read from their sources at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { LimitName } from "./core/limits.js";
+import type { LimitName } from "./core/policy/limits.js";
 
 export type Direction = "in" | "out";
 export type Channel = "sms" | "webhook";

@@ -4,17 +4,17 @@
 import { createMediaFetcher } from "../adapters/media/fetcher.js";
 import { createWebhookSender } from "../adapters/webhook/sender.js";
 import type { Config } from "../config.js";
-import { createAccessPolicy } from "../core/access.js";
-import { createCommands } from "../core/commands.js";
-import { createContactEvents } from "../core/contact-events.js";
-import { createForgetUser } from "../core/forget-user.js";
-import type { Inbound } from "../core/inbound.js";
-import { createSendLimits } from "../core/limits.js";
-import { createMediaPreparer } from "../core/media.js";
-import { createOnNet } from "../core/on-net.js";
-import { createOutbound } from "../core/outbound.js";
-import { createRegistration } from "../core/registration.js";
-import { createWebhookIn } from "../core/webhook-in.js";
+import { createAccessPolicy } from "../core/policy/access.js";
+import { createCommands } from "../core/flows/commands.js";
+import { createContactEvents } from "../core/flows/contact-events.js";
+import { createForgetUser } from "../core/flows/forget-user.js";
+import type { Inbound } from "../core/flows/sms-in.js";
+import { createSendLimits } from "../core/policy/limits.js";
+import { createMediaPreparer } from "../core/flows/media.js";
+import { createOnNet } from "../core/flows/on-net.js";
+import { createOutbound } from "../core/flows/xmpp-out.js";
+import { createRegistration } from "../core/flows/registration.js";
+import { createWebhookIn } from "../core/flows/webhook-in.js";
 import { instrumentProvider, instrumentWebhookSender } from "../instrument.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
@@ -49,8 +49,8 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
   const webhookSender = createWebhookSender({ allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const onNet = createOnNet({
     domain,
-    pipeline: stores.delivery,
-    contacts: createContactEvents({ domain, pipeline: stores.delivery, optOuts: stores.optOuts, introductions: stores.introductions, log: log.child({ sub: "on-net" }) }),
+    delivery: stores.delivery,
+    contacts: createContactEvents({ domain, delivery: stores.delivery, optOuts: stores.optOuts, introductions: stores.introductions, log: log.child({ sub: "on-net" }) }),
     log: log.child({ sub: "on-net" }),
   });
   const outbound = createOutbound({
@@ -58,7 +58,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
     limits,
     links: stores.links,
     messages: stores.messages,
-    pipeline: stores.delivery,
+    delivery: stores.delivery,
     provider: instrumentProvider(kit.provider, metrics),
     ...(byo ? { accountOf: (jid: string) => stores.accounts.accountOf(jid) } : {}),
     ...(config.SMS_PROVIDER === "twilio" && config.TWILIO_ACCOUNT_SID ? { mainAccount: config.TWILIO_ACCOUNT_SID } : {}),
@@ -77,7 +77,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
   const webhookIn = createWebhookIn({
     domain,
     webhooks: stores.webhooks,
-    pipeline: stores.delivery,
+    delivery: stores.delivery,
     maxBacklog: config.WEBHOOK_IN_MAX_BACKLOG,
     access,
     rate: stores.counter("webhook-in", config.WEBHOOK_IN_PER_MINUTE, 60),
@@ -92,7 +92,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
   const forgetUser = createForgetUser({
     links: stores.links,
     accounts: stores.accounts,
-    pipeline: stores.delivery,
+    delivery: stores.delivery,
     introductions: stores.introductions,
     media: { index: stores.mediaTokens, files: stores.mediaFiles },
     log: log.child({ sub: "forget" }),
@@ -107,7 +107,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
   });
   const commands = createCommands({ domain, registration });
 
-  // Inbound MMS media are fetched and re-hosted just before delivery (core/media.ts).
+  // Inbound MMS media are fetched and re-hosted just before delivery (core/flows/media.ts).
   const mediaLog = log.child({ sub: "media" });
   const mediaFetcher = createMediaFetcher({ access: kit.media, timeoutMs: config.MEDIA_FETCH_TIMEOUT_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE });
   const media = createMediaPreparer({

@@ -4,9 +4,9 @@ import type { FastifyInstance } from "fastify";
 import { createJournal } from "../adapters/journal/journal.js";
 import { isRedisUnavailable, pingWithin, type Redis } from "../adapters/redis/client.js";
 import { isLoopbackHost, type Config } from "../config.js";
-import { createInbound } from "../core/inbound.js";
-import { withMediaPreparation } from "../core/media.js";
-import { createSpool, parseSpooledSms } from "../core/spool.js";
+import { createInbound } from "../core/flows/sms-in.js";
+import { withMediaPreparation } from "../core/flows/media.js";
+import { createSpool, parseSpooledSms } from "../core/flows/spool.js";
 import { buildHttp } from "../http/server.js";
 import { instrumentInbound, instrumentOutbound, instrumentXmppSink } from "../instrument.js";
 import type { Logger } from "../logger.js";
@@ -52,7 +52,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     domain,
     links: stores.links,
     messages: stores.messages,
-    pipeline: delivery,
+    delivery: delivery,
     optOuts: stores.optOuts,
     introductions: stores.introductions,
     log: log.child({ sub: "inbound" }),
@@ -108,7 +108,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     links: stores.links,
     messages: stores.messages,
     webhooks: stores.webhooks,
-    pipeline: delivery,
+    delivery: delivery,
     media: stores.mediaFiles,
     forgetUser: flows.forgetUser,
     access: flows.access,

@@ -2,10 +2,10 @@
 // looking up, its webhooks, whose credentials its media need, and (REGISTRATION=byo) users' own accounts.
 // A second provider is a second branch here and an adapter of its own.
 import type { Config } from "../config.js";
-import type { Inbound } from "../core/inbound.js";
-import type { MediaAccessPolicy } from "../core/media.js";
+import type { Inbound } from "../core/flows/sms-in.js";
+import type { MediaAccessPolicy } from "../core/flows/media.js";
 import type { AccountStore, ProviderAccounts, ProviderWebhooks, SmsProvider } from "../core/ports.js";
-import { routeByAccount } from "../core/provider-router.js";
+import { routeByAccount } from "../core/policy/provider-router.js";
 import { createSandboxProvider, type SandboxProvider } from "../adapters/sandbox/provider.js";
 import { createSandboxWebhooks } from "../adapters/sandbox/webhooks.js";
 import { createAccountProviders } from "../adapters/twilio/account-providers.js";

@@ -1,7 +1,7 @@
 // Redis away is something to wait out (a restart takes seconds), not an internal error: what a user or
 // an API caller is told when it is.
 import { isRedisUnavailable } from "../adapters/redis/client.js";
-import type { Outbound } from "../core/outbound.js";
+import type { Outbound } from "../core/flows/xmpp-out.js";
 import { GatewayError } from "../errors.js";
 
 /** A failure because Redis is unreachable, as resource-constraint with Retry-After; undefined for any other error. */

@@ -8,7 +8,7 @@ import { createRedisLinkStore } from "../adapters/redis/link-store.js";
 import { createRedisMediaTokens } from "../adapters/redis/media-tokens.js";
 import { createRedisMessageStore } from "../adapters/redis/message-store.js";
 import { createRedisIntroductionStore, createRedisOptOutStore } from "../adapters/redis/opt-out-store.js";
-import { createRedisPipeline } from "../adapters/redis/pipeline.js";
+import { createRedisDelivery } from "../adapters/redis/delivery.js";
 import { createReadCache } from "../adapters/redis/read-cache.js";
 import { createRedisUsageCounter } from "../adapters/redis/usage-counter.js";
 import { createRedisWebhookStore } from "../adapters/redis/webhook-store.js";
@@ -34,7 +34,7 @@ export async function openStores(config: Config, log: Logger) {
     // Re-hosted media: files in MEDIA_DIR, tokens (and the list of each user's) in Redis.
     mediaFiles: createDiskMediaStore(config.MEDIA_DIR),
     mediaTokens: createRedisMediaTokens(redis),
-    delivery: createRedisPipeline(redis, log.child({ sub: "delivery" }), {
+    delivery: createRedisDelivery(redis, log.child({ sub: "delivery" }), {
       partitions: config.PIPELINE_PARTITIONS,
       dedupeTtlS: config.DEDUPE_TTL,
       consumerName: config.INSTANCE_ID ?? hostname(),

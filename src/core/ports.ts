@@ -1,8 +1,8 @@
 // The narrow interfaces the core talks through. Adapters (Redis, Twilio, the sandbox, the XMPP
 // component) implement them at the edges; nothing in core/ imports a driver.
 import type { ZodType } from "zod";
-import type { InboundSms } from "./inbound.js";
-import type { MessageRecord, MessageStatus, OutboundJob, XmppDelivery } from "./message.js";
+import type { InboundSms } from "./flows/sms-in.js";
+import type { MessageRecord, MessageStatus, OutboundJob, XmppDelivery } from "./model/message.js";
 
 /** A send request handed to an SMS provider. */
 export interface SmsSendRequest {
@@ -294,7 +294,7 @@ export interface AttemptState {
   firstAt?: number;
 }
 
-/** What the pipeline knows about an item it hands to a handler. */
+/** What the delivery engine knows about an item it hands to a handler. */
 export interface DeliveryMeta {
   /** 1 on the first try; more after the next hop was away or a crash left it pending. */
   attempt: number;
@@ -302,7 +302,7 @@ export interface DeliveryMeta {
   signal?: AbortSignal;
 }
 
-/** The XMPP side of the pipeline: write stanzas, then prove the server processed them. */
+/** The XMPP side of delivery: write stanzas, then prove the server processed them. */
 export interface XmppSink {
   /** Writes the stanza; throws RetryLater while the server is away. */
   deliver(item: XmppDelivery, meta: DeliveryMeta): Promise<void>;
@@ -315,14 +315,14 @@ export interface XmppSink {
 
 export interface DeadLetter {
   id: string;
-  /** Which pipeline it fell out of. */
+  /** Which queue it fell out of. */
   queue: "to-xmpp" | "outbound";
   reason: string;
   at: number;
   item: XmppDelivery | OutboundJob;
 }
 
-/** An idempotency key of an item toward XMPP (core/message.ts builds them). */
+/** An idempotency key of an item toward XMPP (core/model/message.ts builds them). */
 export interface DedupeKey {
   key: string;
   /** The same item's key in the layout before keys had a namespace: seen there also counts as seen. */
@@ -335,10 +335,10 @@ export interface DedupeKey {
 }
 
 /**
- * Durable pipeline. Inbound items are recorded with an idempotency key so a repeated webhook stores
+ * Durable delivery (the engine: core/delivery/engine.ts). Inbound items are recorded with an idempotency key so a repeated webhook stores
  * nothing. Items wait in Redis streams until a consumer has handled them.
  */
-export interface Pipeline {
+export interface Delivery {
   /** Toward XMPP. Returns false when `dedupe` was already seen (nothing stored). */
   enqueueToXmpp(item: XmppDelivery, dedupe?: DedupeKey): Promise<boolean>;
   /** The id of the item first stored under `dedupeKey`, while the key is remembered. */
@@ -374,12 +374,12 @@ export interface Pipeline {
   retryDeadLetter(id: string, refuse?: (dl: DeadLetter) => Promise<string | undefined>): Promise<{ outcome: "queued" | "not-found" } | { outcome: "refused"; reason: string }>;
 }
 
-/** A pipeline handler throws this to give up on an item now: it becomes a dead letter with this reason. */
+/** A handler of the delivery engine throws this to give up on an item now: it becomes a dead letter with this reason. */
 export class GiveUp extends Error {
   override name = "GiveUp";
 }
 
-/** A pipeline handler throws this when the next hop is away (XMPP offline): retry later, never dead-letter. */
+/** A handler of the delivery engine throws this when the next hop is away (XMPP offline): retry later, never dead-letter. */
 export class RetryLater extends Error {
   override name = "RetryLater";
 }

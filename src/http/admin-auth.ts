@@ -3,7 +3,7 @@
 // whatever it sends, so the token cannot be guessed at speed.
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { UsageCounter } from "../core/limits.js";
+import type { UsageCounter } from "../core/policy/limits.js";
 import { sendProblem, setRetryAfter } from "./problem.js";
 
 export interface AuthFailureLimit {

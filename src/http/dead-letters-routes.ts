@@ -1,9 +1,9 @@
-// Admin API: what the pipeline gave up on, and putting it back.
+// Admin API: what the delivery engine gave up on, and putting it back.
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { retryRefusal } from "../core/forget-user.js";
-import type { LinkStore, MessageStore, Pipeline } from "../core/ports.js";
+import { retryRefusal } from "../core/flows/forget-user.js";
+import type { LinkStore, MessageStore, Delivery } from "../core/ports.js";
 import { sendProblem } from "./problem.js";
 
 const deadLetter = z.object({
@@ -22,7 +22,7 @@ const isStreamId = (id: string) => /^\d{1,20}-\d{1,20}$/.test(id) && id.split("-
 
 export function deadLettersRoutes(
   app: FastifyInstance,
-  deps: { pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">; links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> },
+  deps: { delivery: Pick<Delivery, "deadLetters" | "retryDeadLetter">; links: Pick<LinkStore, "phoneOf" | "jidOf">; messages: Pick<MessageStore, "get"> },
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 
@@ -30,7 +30,7 @@ export function deadLettersRoutes(
     "/api/v1/dead-letters",
     { schema: { querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }), response: { 200: z.object({ deadLetters: z.array(deadLetter) }) } } },
     async (request) => {
-      const list = await deps.pipeline.deadLetters(request.query.limit);
+      const list = await deps.delivery.deadLetters(request.query.limit);
       // Bodies stay out of the listing: the admin needs to know what and why, not what was said.
       return {
         deadLetters: list.map((d) => ({
@@ -48,7 +48,7 @@ export function deadLettersRoutes(
   );
 
   r.post("/api/v1/dead-letters/:id/retry", { schema: { params: z.object({ id: z.string().refine(isStreamId, "must be a dead-letter id such as 1732600000000-0") }) } }, async (request, reply) => {
-    const r = await deps.pipeline.retryDeadLetter(request.params.id, (dl) => retryRefusal(dl, deps));
+    const r = await deps.delivery.retryDeadLetter(request.params.id, (dl) => retryRefusal(dl, deps));
     if (r.outcome === "not-found") return sendProblem(reply, { title: "Not Found", status: 404, detail: `No dead letter ${request.params.id}.` });
     if (r.outcome === "refused") return sendProblem(reply, { title: "Conflict", status: 409, detail: r.reason });
     return reply.code(202).send({ id: request.params.id, status: "queued" });

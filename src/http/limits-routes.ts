@@ -1,6 +1,6 @@
 // Admin API: the gateway-wide breaker (read it, reset it early) and the Prometheus metrics.
 import type { FastifyInstance } from "fastify";
-import type { SendLimits } from "../core/limits.js";
+import type { SendLimits } from "../core/policy/limits.js";
 import type { Metrics } from "../metrics.js";
 
 export function limitsRoutes(app: FastifyInstance, deps: { limits?: Pick<SendLimits, "breakerStatus" | "resetBreaker">; metrics?: Metrics }): void {

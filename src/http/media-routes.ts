@@ -1,10 +1,10 @@
-// Re-hosted MMS media (core/media.ts): GET /media/<token>/<name>. No authentication on purpose: the
+// Re-hosted MMS media (core/flows/media.ts): GET /media/<token>/<name>. No authentication on purpose: the
 // clients that open these links (XMPP clients, browsers) have no gateway credentials. The 256-bit
 // token is the key, as Twilio's own media links are; anything that is not exactly a stored token and
 // its file name is a plain 404, so the route tells nothing about what exists.
 import type { FastifyInstance } from "fastify";
 import type { Readable } from "node:stream";
-import type { StoredMedia } from "../core/media.js";
+import type { StoredMedia } from "../core/flows/media.js";
 import { sendProblem } from "./problem.js";
 
 export interface MediaReader {

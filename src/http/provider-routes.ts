@@ -3,7 +3,7 @@
 // Twilio: adapters/twilio/webhooks.ts); this only passes them in and answers.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
-import type { Inbound } from "../core/inbound.js";
+import type { Inbound } from "../core/flows/sms-in.js";
 import type { ProviderWebhooks } from "../core/ports.js";
 import { isGatewayError } from "../errors.js";
 
@@ -42,7 +42,7 @@ export function providerRoutes(app: FastifyInstance, deps: ProviderRoutesDeps): 
 
   r.post(webhooks.paths.status, { preValidation: authenticate("status"), schema: { body: webhooks.schemas.status } }, async (request, reply) => {
     const signer = signers.get(request);
-    // Applied only when the signing account sent this message and names its provider id (core/inbound.ts).
+    // Applied only when the signing account sent this message and names its provider id (core/flows/sms-in.ts).
     await deps.inbound.applyCallback({ ...webhooks.readStatus(request.body, request.query), ...(signer ? { signer } : {}) });
     return answer(reply);
   });

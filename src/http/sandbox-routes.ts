@@ -4,8 +4,8 @@ import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { SandboxMessage, SandboxProvider } from "../adapters/sandbox/provider.js";
-import { toE164 } from "../core/addresses.js";
-import type { Inbound } from "../core/inbound.js";
+import { toE164 } from "../core/model/addresses.js";
+import type { Inbound } from "../core/flows/sms-in.js";
 import { SANDBOX_PAGE, SANDBOX_PAGE_CSP } from "./sandbox-page.js";
 
 const e164 = (field: string) =>

@@ -5,14 +5,14 @@ import type { Socket } from "node:net";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import type { SandboxProvider } from "../adapters/sandbox/provider.js";
-import type { ForgetUser } from "../core/forget-user.js";
-import type { Inbound } from "../core/inbound.js";
-import type { Outbound } from "../core/outbound.js";
-import type { WebhookIn } from "../core/webhook-in.js";
-import type { LinkStore, MessageStore, Pipeline, ProviderWebhooks } from "../core/ports.js";
+import type { ForgetUser } from "../core/flows/forget-user.js";
+import type { Inbound } from "../core/flows/sms-in.js";
+import type { Outbound } from "../core/flows/xmpp-out.js";
+import type { WebhookIn } from "../core/flows/webhook-in.js";
+import type { LinkStore, MessageStore, Delivery, ProviderWebhooks } from "../core/ports.js";
 import type { Logger } from "../logger.js";
-import type { AccessPolicy } from "../core/access.js";
-import type { SendLimits, UsageCounter } from "../core/limits.js";
+import type { AccessPolicy } from "../core/policy/access.js";
+import type { SendLimits, UsageCounter } from "../core/policy/limits.js";
 import type { Metrics } from "../metrics.js";
 import { adminTokenCheck, bearerAuth, type AuthFailureLimit } from "./admin-auth.js";
 import { docsRoutes, installDocs } from "./docs.js";
@@ -41,14 +41,14 @@ export interface HttpDeps extends WebhooksRoutesDeps {
   forgetUser?: ForgetUser;
   messages: MessageStore;
   inbound: Inbound;
-  /** The XMPP → outside path (core/outbound.ts): POST /api/v1/test-messages queues through it. */
+  /** The XMPP → outside path (core/flows/xmpp-out.ts): POST /api/v1/test-messages queues through it. */
   outbound?: Pick<Outbound, "accept">;
   /** The SMS provider's webhooks, proven and read by its adapter. */
   providerWebhooks: ProviderWebhooks;
   sandbox?: SandboxProvider;
   /** The dead letters: listed and retried by the admin API. */
-  pipeline: Pick<Pipeline, "deadLetters" | "retryDeadLetter">;
-  /** Message in (core/webhook-in.ts): POST /api/v1/webhooks/{name}/messages. */
+  delivery: Pick<Delivery, "deadLetters" | "retryDeadLetter">;
+  /** Message in (core/flows/webhook-in.ts): POST /api/v1/webhooks/{name}/messages. */
   webhookIn: Pick<WebhookIn, "authenticate" | "accept">;
   domain: string;
   health: HealthSource;
@@ -130,7 +130,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
     limitsRoutes(admin, { ...(deps.limits ? { limits: deps.limits } : {}), ...(deps.metrics ? { metrics: deps.metrics } : {}) });
     usersRoutes(admin, { links: deps.links, ...(deps.forgetUser ? { forgetUser: deps.forgetUser } : {}), ...(deps.access ? { access: deps.access } : {}) });
     webhooksRoutes(admin, { webhooks: deps.webhooks, checkWebhookUrl: deps.checkWebhookUrl });
-    deadLettersRoutes(admin, { pipeline: deps.pipeline, links: deps.links, messages: deps.messages });
+    deadLettersRoutes(admin, { delivery: deps.delivery, links: deps.links, messages: deps.messages });
     if (deps.outbound) testMessagesRoute(admin, { domain: deps.domain, links: deps.links, outbound: deps.outbound, inbound: deps.inbound });
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
   });

@@ -1,15 +1,15 @@
 // Admin API: a test message either way (the `switchboard send` command), through the very paths real
 // traffic takes. From a linked user's bare JID to a number: queued as if that user had written to the
-// contact over XMPP (core/outbound.ts accept: access, limits, opt-outs, segments, the provider). From a
+// contact over XMPP (core/flows/xmpp-out.ts accept: access, limits, opt-outs, segments, the provider). From a
 // number to a linked user's bare JID: accepted as if that SMS had reached the user's number (the same
 // inbound path as POST /twilio/sms and POST /sandbox/sms), so it arrives in the user's client.
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { parseUserBareJid, toE164 } from "../core/addresses.js";
-import type { Inbound } from "../core/inbound.js";
-import type { Outbound } from "../core/outbound.js";
+import { parseUserBareJid, toE164 } from "../core/model/addresses.js";
+import type { Inbound } from "../core/flows/sms-in.js";
+import type { Outbound } from "../core/flows/xmpp-out.js";
 import type { LinkStore } from "../core/ports.js";
 import { sendProblem } from "./problem.js";
 

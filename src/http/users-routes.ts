@@ -2,9 +2,9 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { parseUserBareJid, toE164 } from "../core/addresses.js";
-import type { ForgetUser } from "../core/forget-user.js";
-import type { AccessPolicy } from "../core/access.js";
+import { parseUserBareJid, toE164 } from "../core/model/addresses.js";
+import type { ForgetUser } from "../core/flows/forget-user.js";
+import type { AccessPolicy } from "../core/policy/access.js";
 import type { LinkStore } from "../core/ports.js";
 import { sendGatewayError, sendProblem } from "./problem.js";
 
@@ -32,7 +32,7 @@ const phoneBody = z.object({
 
 const link = z.object({ jid: z.string(), phone: z.string() });
 
-/** `forgetUser`: what DELETE runs (core/forget-user.ts); without it, DELETE removes the link only. */
+/** `forgetUser`: what DELETE runs (core/flows/forget-user.ts); without it, DELETE removes the link only. */
 export function usersRoutes(app: FastifyInstance, deps: { links: LinkStore; forgetUser?: ForgetUser; access?: AccessPolicy }): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
 

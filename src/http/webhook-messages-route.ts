@@ -1,12 +1,12 @@
 // Message in: a bot, CI job or alert adapter POSTs a message that arrives from `name@D`
 // (docs/developers/design.md "Outside → XMPP" 6). The flow and its decisions are the core's
-// (core/webhook-in.ts); this route parses the request, checks the target's own token (not the admin
+// (core/flows/webhook-in.ts); this route parses the request, checks the target's own token (not the admin
 // token) before the body is looked at, and answers the outcome or the refusal as problem+json.
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { parseUserBareJid, WEBHOOK_NAME } from "../core/addresses.js";
-import type { WebhookIn } from "../core/webhook-in.js";
+import { parseUserBareJid, WEBHOOK_NAME } from "../core/model/addresses.js";
+import type { WebhookIn } from "../core/flows/webhook-in.js";
 import { isGatewayError } from "../errors.js";
 import { sendGatewayError, sendProblem } from "./problem.js";
 

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from "fastify";
 import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { parseJid, parseUserBareJid, webhookNameProblem } from "../core/addresses.js";
+import { parseJid, parseUserBareJid, webhookNameProblem } from "../core/model/addresses.js";
 import type { WebhookStore, WebhookTarget } from "../core/ports.js";
 import { GatewayError, isGatewayError } from "../errors.js";
 import { sendProblem } from "./problem.js";

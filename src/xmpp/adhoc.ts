@@ -1,11 +1,11 @@
 // XEP-0050 ad-hoc commands on the gateway's domain, rendered from the command definitions
-// (core/commands.ts). Sessions keep no state on the server: the form carries everything, so any
+// (core/flows/commands.ts). Sessions keep no state on the server: the form carries everything, so any
 // gateway instance can finish a session another one started (ejabberd spreads stanzas over instances).
 import { randomUUID } from "node:crypto";
 import xml, { type Element } from "@xmpp/xml";
 import type { Component } from "@xmpp/component";
-import type { Command } from "../core/commands.js";
-import type { Note } from "../core/registration.js";
+import type { Command } from "../core/flows/commands.js";
+import type { Note } from "../core/flows/registration.js";
 import { isGatewayError } from "../errors.js";
 import { readForm, renderForm, NS_DATA } from "./forms.js";
 import { errorElement, NS } from "./stanzas.js";

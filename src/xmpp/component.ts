@@ -4,11 +4,11 @@
 // deliveries it writes to the server (delivery.ts). This file only puts them together.
 import type { Element } from "@xmpp/xml";
 import type { Component } from "@xmpp/component";
-import type { AccessPolicy } from "../core/access.js";
-import type { Command } from "../core/commands.js";
-import type { Outbound } from "../core/outbound.js";
+import type { AccessPolicy } from "../core/policy/access.js";
+import type { Command } from "../core/flows/commands.js";
+import type { Outbound } from "../core/flows/xmpp-out.js";
 import type { WebhookStore, XmppOut } from "../core/ports.js";
-import type { Registration } from "../core/registration.js";
+import type { Registration } from "../core/flows/registration.js";
 import type { Logger } from "../logger.js";
 import { installAdhoc } from "./adhoc.js";
 import type { Connection } from "./connection.js";
@@ -29,7 +29,7 @@ export interface ComponentOptions {
   webhooks: Pick<WebhookStore, "get" | "list">;
   log: Logger;
   version: string;
-  /** User commands (core/commands.ts): served as XEP-0077, XEP-0050 and chat to the domain itself. */
+  /** User commands (core/flows/commands.ts): served as XEP-0077, XEP-0050 and chat to the domain itself. */
   commands?: { list: Command[]; registration: Pick<Registration, "status" | "mode"> };
   /** ALLOWED_DOMAINS: who may send, register and run commands (everyone may still disco and ping). */
   access?: AccessPolicy;

@@ -1,7 +1,7 @@
 // What a JID on the gateway's domain stands for, as the person asking may see it.
-import { parseContactLocalpart, type ContactAddress } from "../core/addresses.js";
+import { parseContactLocalpart, type ContactAddress } from "../core/model/addresses.js";
 import type { WebhookStore } from "../core/ports.js";
-import { isAllowed } from "../core/webhook-out.js";
+import { isAllowed } from "../core/flows/webhook-out.js";
 import { GatewayError } from "../errors.js";
 
 /**

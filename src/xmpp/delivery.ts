@@ -4,7 +4,7 @@
 // (<message type='error'>) arrived before it (core/delivery/bounces.ts keeps them per write).
 import xml, { type Element } from "@xmpp/xml";
 import { createBounceLedger } from "../core/delivery/bounces.js";
-import { deliveryKey, type XmppDelivery } from "../core/message.js";
+import { deliveryKey, type XmppDelivery } from "../core/model/message.js";
 import { GiveUp, RetryLater, type DeliveryMeta, type XmppOut } from "../core/ports.js";
 import type { Logger } from "../logger.js";
 import type { Connection } from "./connection.js";

@@ -3,10 +3,10 @@
 // version (XEP-0092). Exactly one reply per IQ: iqCallee answers service-unavailable for the rest.
 import xml from "@xmpp/xml";
 import type { Component } from "@xmpp/component";
-import { normalizeNumber } from "../core/addresses.js";
-import type { Command } from "../core/commands.js";
+import { normalizeNumber } from "../core/model/addresses.js";
+import type { Command } from "../core/flows/commands.js";
 import type { WebhookStore } from "../core/ports.js";
-import { isAllowed } from "../core/webhook-out.js";
+import { isAllowed } from "../core/flows/webhook-out.js";
 import { commandItems, commandNodeInfo } from "./adhoc.js";
 import type { ContactResolver } from "./contacts.js";
 import { answeringErrors } from "./errors.js";

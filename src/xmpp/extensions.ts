@@ -1,6 +1,6 @@
 // Reads the XMPP-only parts of a user's message that change what it means for SMS: a correction
 // (XEP-0308), reactions (XEP-0444), a retraction (XEP-0424, also its older XEP-0422 fastening form).
-// The core decides what they become (core/chat-extensions.ts); here they are only read.
+// The core decides what they become (core/model/chat-extensions.ts); here they are only read.
 import type { Element } from "@xmpp/xml";
 import { NS } from "./stanzas.js";
 

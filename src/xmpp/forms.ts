@@ -1,6 +1,6 @@
 // XEP-0004 data forms: rendering the core's field descriptions and reading submitted values.
 import xml, { type Element } from "@xmpp/xml";
-import type { CommandField } from "../core/commands.js";
+import type { CommandField } from "../core/flows/commands.js";
 
 export const NS_DATA = "jabber:x:data";
 

@@ -1,11 +1,11 @@
-// Messages from users: to a contact they become outbound work (core/outbound.ts), to the gateway's
+// Messages from users: to a contact they become outbound work (core/flows/xmpp-out.ts), to the gateway's
 // own JID they are chat commands; a bounce of one of ours goes to the deliveries' bookkeeping.
 import xml, { type Element } from "@xmpp/xml";
 import type { IncomingContext } from "@xmpp/component";
-import type { AccessPolicy } from "../core/access.js";
-import { runChatCommand, type Command } from "../core/commands.js";
-import type { ChatFromUser, Outbound } from "../core/outbound.js";
-import type { Note } from "../core/registration.js";
+import type { AccessPolicy } from "../core/policy/access.js";
+import { runChatCommand, type Command } from "../core/flows/commands.js";
+import type { ChatFromUser, Outbound } from "../core/flows/xmpp-out.js";
+import type { Note } from "../core/flows/registration.js";
 import { isGatewayError } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { errorReplyFor } from "./errors.js";
@@ -46,7 +46,7 @@ export function messageHandler(opts: MessageHandlerOptions) {
     if (!ctx.to.local) return onMessageToGateway(ctx);
     try {
       // Reactions, retractions, corrections: their fallback bodies (XEP-0428) are for old clients, not
-      // text a person wrote; the core renders them (readExtensions, core/chat-extensions.ts).
+      // text a person wrote; the core renders them (readExtensions, core/model/chat-extensions.ts).
       const ext = readExtensions(stanza);
       if (ext.drop) return;
       const res = await opts.outbound.accept(readChat(ctx, ext));

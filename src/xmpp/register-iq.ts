@@ -1,9 +1,9 @@
 // XEP-0077 in-band registration on the gateway's domain, driven by the register and unregister
-// command definitions (core/commands.ts), so it behaves exactly like the ad-hoc and chat versions.
+// command definitions (core/flows/commands.ts), so it behaves exactly like the ad-hoc and chat versions.
 import xml from "@xmpp/xml";
 import type { Component, IncomingContext } from "@xmpp/component";
-import type { Command } from "../core/commands.js";
-import type { Note, Registration } from "../core/registration.js";
+import type { Command } from "../core/flows/commands.js";
+import type { Note, Registration } from "../core/flows/registration.js";
 import { answeringErrors } from "./errors.js";
 import { readForm, renderForm, NS_DATA } from "./forms.js";
 import { errorElement, NS } from "./stanzas.js";

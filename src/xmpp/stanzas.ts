@@ -1,6 +1,6 @@
 // Every stanza the gateway sends is built here, with xml() (never template strings).
 import xml, { type Element } from "@xmpp/xml";
-import type { XmppDelivery } from "../core/message.js";
+import type { XmppDelivery } from "../core/model/message.js";
 import type { StanzaErrorType } from "../errors.js";
 
 export const NS = {

@@ -142,7 +142,7 @@ test("after the XMPP server restarts, the gateway reconnects and delivers what a
   // Inbound SMS while the server is away: accepted (sandbox route = same inbound path) and kept.
   const inject = await gw.admin("POST", "/sandbox/sms", { from: "+15552223333", to: "+15550001111", body: "while you were out" });
   assert.equal(inject.status, 202);
-  await new Promise((r) => setTimeout(r, 500)); // the pipeline tries, finds the server away, waits
+  await new Promise((r) => setTimeout(r, 500)); // the delivery tries, finds the server away, waits
   await server.restart();
   await gw.waitOnline(15_000);
   const reconnects = gw.gateway.xmppState().reconnects;

@@ -191,7 +191,7 @@ async function allKeys(): Promise<string[]> {
   return out.sort();
 }
 
-/** Every stream entry of the pipeline toward XMPP and the provider, parsed. */
+/** Every stream entry of the delivery toward XMPP and the provider, parsed. */
 async function queued(): Promise<{ stream: string; item: { to: string; from: string; body?: string; kind?: string; channel?: string } }[]> {
   const out: { stream: string; item: { to: string; from: string; body?: string } }[] = [];
   for (const key of await allKeys()) {
@@ -202,7 +202,7 @@ async function queued(): Promise<{ stream: string; item: { to: string; from: str
 }
 
 async function drained(): Promise<void> {
-  await waitUntil(async () => (await queued()).length === 0, { timeoutMs: 15_000, what: "the pipeline streams to be empty" });
+  await waitUntil(async () => (await queued()).length === 0, { timeoutMs: 15_000, what: "the delivery streams to be empty" });
 }
 
 /** The kinds of key documented (keys.ts, docs/operators/operations.md) as living until removed. */
@@ -396,7 +396,7 @@ function assertCleanLog(lines: string[], extraBodies: string[] = []): void {
 // ---- dead letters: kept with their bodies (so they can be retried), trimmed after DEAD_LETTER_RETENTION
 
 describe("dead-letter retention", () => {
-  test("dead letters older than DEAD_LETTER_RETENTION are trimmed when the pipeline starts (and periodically)", async () => {
+  test("dead letters older than DEAD_LETTER_RETENTION are trimmed when the delivery starts (and periodically)", async () => {
     await gw?.stop();
     gw = undefined;
     const direct = await startRedisClient();

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, test } from "node:test";
 import { createRedisMessageStore } from "../../src/adapters/redis/message-store.js";
-import type { MessageRecord } from "../../src/core/message.js";
+import type { MessageRecord } from "../../src/core/model/message.js";
 import type { MessageStore } from "../../src/core/ports.js";
 import { statusCallbackParams, type FakeTwilio, type RecordedRequest } from "../fakes/fake-twilio.js";
 import type { TestGateway } from "../support/gateway.js";

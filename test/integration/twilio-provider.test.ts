@@ -5,7 +5,7 @@ import { createTwilioProvider, type TwilioProvider } from "../../src/adapters/tw
 import { isTwilioSignature } from "../../src/adapters/twilio/webhooks.js";
 import { TwilioTransportError, UndiciRequestClient } from "../../src/adapters/twilio/request-client.js";
 import { ProviderError, type ProviderFailure, type SmsSendRequest } from "../../src/core/ports.js";
-import { mapProviderFailure } from "../../src/core/provider-errors.js";
+import { mapProviderFailure } from "../../src/core/policy/provider-errors.js";
 import { inboundSmsParams, signTwilioRequest, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 
 const SID = "AC" + "0123456789abcdef".repeat(2);

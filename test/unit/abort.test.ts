@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { getEventListeners } from "node:events";
 import { test } from "node:test";
-import { follow, timedOut } from "../../src/core/abort.js";
+import { follow, timedOut } from "../../src/core/util/abort.js";
 
 test("aborted with the reason of the first source that aborts", () => {
   const stop = new AbortController();

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { getCountries } from "libphonenumber-js";
-import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164, webhookNameProblem, WEBHOOK_NAME, type ContactAddress } from "../../src/core/addresses.js";
+import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164, webhookNameProblem, WEBHOOK_NAME, type ContactAddress } from "../../src/core/model/addresses.js";
 import { GatewayError } from "../../src/errors.js";
 import { contactLocal, hostileText, jidLike, longText, phoneLike } from "../support/hostile.js";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164 } from "../../src/core/addresses.js";
+import { normalizeNumber, parseContactLocalpart, parseJid, parseUserBareJid, senderLocalpart, toE164 } from "../../src/core/model/addresses.js";
 import { GatewayError } from "../../src/errors.js";
 
 test("phone localparts: any possible E.164 number, including fictional 555 ones", () => {

@@ -6,10 +6,10 @@ import xml from "@xmpp/xml";
 import { createMemoryAccountStore } from "../../src/adapters/memory/account-store.js";
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createAccountProviders } from "../../src/adapters/twilio/account-providers.js";
-import { createCommands, runChatCommand, type Command } from "../../src/core/commands.js";
+import { createCommands, runChatCommand, type Command } from "../../src/core/flows/commands.js";
 import { ProviderError, type AccountCredentials, type ProviderAccounts, type ProviderNumber, type SmsProvider } from "../../src/core/ports.js";
-import { routeByAccount } from "../../src/core/provider-router.js";
-import { createRegistration, type RegistrationMode } from "../../src/core/registration.js";
+import { routeByAccount } from "../../src/core/policy/provider-router.js";
+import { createRegistration, type RegistrationMode } from "../../src/core/flows/registration.js";
 import { GatewayError } from "../../src/errors.js";
 import { readForm, renderForm } from "../../src/xmpp/forms.js";
 

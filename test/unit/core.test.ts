@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { canAdvance, isFinal, newMessageId } from "../../src/core/message.js";
-import { backoff, splitMedia } from "../../src/core/outbound.js";
+import { canAdvance, isFinal, newMessageId } from "../../src/core/model/message.js";
+import { backoff, splitMedia } from "../../src/core/flows/xmpp-out.js";
 import { reconnectDelay } from "../../src/xmpp/connection.js";
 
 test("statuses only move forward and final states never change", () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { createMemoryQueues, type MemoryQueues } from "../../src/adapters/memory/queues.js";
 import { createDeliveryEngine, type DeliveryEngine, type DeliveryOptions } from "../../src/core/delivery/engine.js";
-import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../src/core/message.js";
+import { deliveryKey, type OutboundJob, type XmppDelivery } from "../../src/core/model/message.js";
 import { GiveUp, RetryLater, type DeadLetter, type DeliveryMeta, type XmppSink } from "../../src/core/ports.js";
 import { waitUntil } from "../support/wait.js";
 

@@ -1,5 +1,5 @@
 // The size limit on what the gateway writes to the XMPP server (MAX_DELIVERY_BYTES): a delivery
-// that would render larger is given up on (a dead letter after the pipeline's tries) instead of being
+// that would render larger is given up on (a dead letter after the delivery's tries) instead of being
 // written, because Prosody closes a component stream over 512 KiB, and would again at every retry.
 // No valid input reaches it (message-in and webhook replies are bounded well below); this checks the
 // last line of defence on a component with a stand-in connection.

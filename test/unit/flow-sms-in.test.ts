@@ -1,4 +1,4 @@
-// SMS → XMPP and provider status → receipts (core/inbound.ts) on the in-memory adapters: routing, the
+// SMS → XMPP and provider status → receipts (core/flows/sms-in.ts) on the in-memory adapters: routing, the
 // repeat check and its namespaced keys, introductions, opt-out keywords, media carrying their signer;
 // then status callbacks: the signing account, the provider id, a callback held until the create's
 // answer, forward-only statuses, one receipt and one error per message. No Redis, no XMPP server.
@@ -8,10 +8,10 @@ import { createMemoryIntroductionStore } from "../../src/adapters/memory/introdu
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
 import { createMemoryOptOutStore } from "../../src/adapters/memory/opt-out-store.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
-import { createInbound, type InboundSms } from "../../src/core/inbound.js";
-import { inboundSmsKey, legacyInboundSmsKey, newOutgoingRecord, type XmppDelivery } from "../../src/core/message.js";
-import { consentNote } from "../../src/core/opt-out.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
+import { createInbound, type InboundSms } from "../../src/core/flows/sms-in.js";
+import { inboundSmsKey, legacyInboundSmsKey, newOutgoingRecord, type XmppDelivery } from "../../src/core/model/message.js";
+import { consentNote } from "../../src/core/policy/opt-out.js";
 
 const DOMAIN = "sms.example.com";
 const ALICE = "alice@example.com";
@@ -24,12 +24,12 @@ const quiet = { info() {}, warn() {} };
 function setup() {
   const links = createMemoryLinkStore({ [ALICE]: OURS });
   const messages = createMemoryMessageStore();
-  const pipeline = createMemoryPipeline({ messages });
+  const delivery = createMemoryDelivery({ messages });
   const optOuts = createMemoryOptOutStore();
   const introductions = createMemoryIntroductionStore();
-  const inbound = createInbound({ domain: DOMAIN, links, messages, pipeline, log: quiet, optOuts, introductions });
-  const kinds = () => pipeline.toXmpp().map((i) => (i.kind === "chat" ? `chat:${i.body}` : i.kind));
-  return { links, messages, pipeline, optOuts, introductions, inbound, kinds };
+  const inbound = createInbound({ domain: DOMAIN, links, messages, delivery, log: quiet, optOuts, introductions });
+  const kinds = () => delivery.toXmpp().map((i) => (i.kind === "chat" ? `chat:${i.body}` : i.kind));
+  return { links, messages, delivery, optOuts, introductions, inbound, kinds };
 }
 
 const sms = (extra: Partial<InboundSms> = {}): InboundSms => ({ providerId: "SM0001", account: AC1, from: THEM, to: OURS, body: "hello", media: [], ...extra });
@@ -39,7 +39,7 @@ test("routed: the contact introduces itself once, then its text goes to the link
   const t = setup();
   const before = Date.now();
   assert.deepEqual(await t.inbound.accept(sms()), { outcome: "queued", id: "SM0001", jid: ALICE });
-  const [sub, chat] = t.pipeline.toXmpp();
+  const [sub, chat] = t.delivery.toXmpp();
   assert.deepEqual(sub, { kind: "subscribe", id: "sub-SM0001", from: `${THEM}@${DOMAIN}`, to: ALICE, nick: "+1 555 222 3333" });
   assert.ok(chat?.kind === "chat");
   assert.deepEqual({ ...chat, acceptedAt: 0 }, { kind: "chat", id: "SM0001", from: `${THEM}@${DOMAIN}`, to: ALICE, body: "hello", mediaUrls: [], acceptedAt: 0 });
@@ -52,24 +52,24 @@ test("a number's text in national format reaches the user linked to its E.164 fo
   const t = setup();
   const res = await t.inbound.accept(sms({ to: "+1 (555) 000-1111", receivedAt: 1234 }));
   assert.equal(res.outcome, "queued");
-  assert.equal(chats(t.pipeline.toXmpp())[0]?.acceptedAt, 1234);
+  assert.equal(chats(t.delivery.toXmpp())[0]?.acceptedAt, 1234);
 });
 
 test("unrouted: nobody has the number; nothing queued, but a STOP still goes on the ledger", async () => {
   const t = setup();
   await t.links.unlink(ALICE);
   assert.deepEqual(await t.inbound.accept(sms({ body: "STOP" })), { outcome: "unrouted", id: "SM0001" });
-  assert.deepEqual(t.pipeline.toXmpp(), []);
+  assert.deepEqual(t.delivery.toXmpp(), []);
   assert.equal(await t.optOuts.isOptedOut(OURS, THEM), true);
 });
 
 test("a repeated webhook (same signer, same provider id) is a duplicate: nothing queued again, no second note", async () => {
   const t = setup();
   await t.inbound.accept(sms({ body: "STOP" }));
-  const n = t.pipeline.toXmpp().length;
+  const n = t.delivery.toXmpp().length;
   assert.deepEqual(await t.inbound.accept(sms({ body: "STOP" })), { outcome: "duplicate", id: "SM0001", jid: ALICE });
-  assert.equal(t.pipeline.toXmpp().length, n);
-  assert.equal(await t.pipeline.idForDedupeKey(inboundSmsKey(AC1, "SM0001")), "SM0001");
+  assert.equal(t.delivery.toXmpp().length, n);
+  assert.equal(await t.delivery.idForDedupeKey(inboundSmsKey(AC1, "SM0001")), "SM0001");
 });
 
 test("repeat keys are namespaced by signer: another account or the sandbox naming the same id is another text; a key from before namespaces still counts", async () => {
@@ -77,9 +77,9 @@ test("repeat keys are namespaced by signer: another account or the sandbox namin
   await t.inbound.accept(sms());
   assert.equal((await t.inbound.accept(sms({ account: AC2 }))).outcome, "queued", "another account's webhook");
   assert.equal((await t.inbound.accept(sms({ account: undefined }))).outcome, "queued", "the sandbox");
-  assert.equal(await t.pipeline.idForDedupeKey(inboundSmsKey(undefined, "SM0001")), "SM0001");
+  assert.equal(await t.delivery.idForDedupeKey(inboundSmsKey(undefined, "SM0001")), "SM0001");
   // A text taken before keys had a namespace left its marker under the bare id.
-  await t.pipeline.queues.add("to-xmpp", 0, "{}", { key: legacyInboundSmsKey("SMold"), itemId: "SMold", ttlS: 60 });
+  await t.delivery.queues.add("to-xmpp", 0, "{}", { key: legacyInboundSmsKey("SMold"), itemId: "SMold", ttlS: 60 });
   assert.equal((await t.inbound.accept(sms({ providerId: "SMold" }))).outcome, "duplicate");
 });
 
@@ -92,7 +92,7 @@ test("opt-out keywords: STOP and START change the ledger and the user gets a not
   await t.inbound.accept(sms({ providerId: "SM4", body: "Start" }));
   assert.equal(await t.optOuts.isOptedOut(OURS, THEM), false);
   assert.deepEqual(t.kinds(), ["subscribe", "chat: stop ", `chat:${consentNote("opt-out", THEM, OURS)}`, "chat:STOP", "chat:HELP", "chat:Start", `chat:${consentNote("opt-in", THEM, OURS)}`]);
-  const note = chats(t.pipeline.toXmpp())[1]!;
+  const note = chats(t.delivery.toXmpp())[1]!;
   assert.deepEqual([note.id, note.from, note.to], ["SM1-opt-out", `${THEM}@${DOMAIN}`, ALICE]);
 });
 
@@ -103,7 +103,7 @@ test("Twilio's OptOutType wins over the words; an alphanumeric sender has nothin
   await t.inbound.accept(sms({ providerId: "SM2", from: "ACME Bank", body: "STOP" }));
   assert.equal(t.optOuts.entries.size, 1);
   assert.deepEqual(
-    t.pipeline.toXmpp().find((i) => i.kind === "subscribe" && i.from.startsWith("~")),
+    t.delivery.toXmpp().find((i) => i.kind === "subscribe" && i.from.startsWith("~")),
     { kind: "subscribe", id: "sub-SM2", from: `~acmebank@${DOMAIN}`, to: ALICE, nick: "ACME Bank" },
   );
 });
@@ -112,7 +112,7 @@ test("media are left for delivery to re-host, each carrying the account that sig
   const t = setup();
   await t.inbound.accept(sms({ media: [{ url: "https://api.twilio.com/m/1", contentType: "image/jpeg" }, { url: "https://api.twilio.com/m/2" }] }));
   await t.inbound.accept(sms({ providerId: "SM9", account: undefined, media: [{ url: "https://sandbox/m/3" }] }));
-  const [signed, sandbox] = chats(t.pipeline.toXmpp());
+  const [signed, sandbox] = chats(t.delivery.toXmpp());
   assert.deepEqual(signed?.media, [
     { url: "https://api.twilio.com/m/1", contentType: "image/jpeg", account: AC1 },
     { url: "https://api.twilio.com/m/2", account: AC1 },
@@ -120,7 +120,7 @@ test("media are left for delivery to re-host, each carrying the account that sig
   assert.deepEqual(signed?.mediaUrls, [], "the gateway's URLs come when they are re-hosted");
   assert.deepEqual(sandbox?.media, [{ url: "https://sandbox/m/3" }]);
   await t.inbound.accept(sms({ providerId: "SM10" }));
-  assert.equal(chats(t.pipeline.toXmpp())[2]?.media, undefined, "no media, no field");
+  assert.equal(chats(t.delivery.toXmpp())[2]?.media, undefined, "no media, no field");
 });
 
 // Status callbacks.
@@ -150,9 +150,9 @@ test("a callback counts only when signed by the account that sent the message an
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMother", signer: AC1, status: "delivered" }), "unknown");
   assert.equal(await t.inbound.applyCallback({ id: "01JNOSUCH0000000000000000", providerId: "SMout", signer: AC1, status: "delivered" }), "unknown");
   assert.equal((await t.messages.get(r.id))?.status, "queued");
-  assert.deepEqual(t.pipeline.toXmpp(), []);
+  assert.deepEqual(t.delivery.toXmpp(), []);
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "delivered" }), "applied");
-  assert.deepEqual(t.pipeline.toXmpp(), [{ kind: "receipt", id: r.id, from: `${THEM}@${DOMAIN}`, to: `${ALICE}/phone`, receiptFor: "s1" }]);
+  assert.deepEqual(t.delivery.toXmpp(), [{ kind: "receipt", id: r.id, from: `${THEM}@${DOMAIN}`, to: `${ALICE}/phone`, receiptFor: "s1" }]);
 });
 
 test("statuses move forward only: a late or repeated callback is stale and sends nothing; one receipt per message", async () => {
@@ -164,7 +164,7 @@ test("statuses move forward only: a late or repeated callback is stale and sends
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "delivered" }), "stale");
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "undelivered", errorCode: 30003 }), "stale", "final");
   assert.deepEqual(
-    t.pipeline.toXmpp().map((i) => i.kind),
+    t.delivery.toXmpp().map((i) => i.kind),
     ["receipt"],
   );
 });
@@ -174,11 +174,11 @@ test("a callback before the create's answer is held; the answer naming the same 
   const r = await sent(t, { providerId: "" });
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMearly", signer: AC1, status: "delivered" }), "held");
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMforged", signer: AC1, status: "failed", errorCode: 30007 }), "held");
-  assert.deepEqual(t.pipeline.toXmpp(), []);
+  assert.deepEqual(t.delivery.toXmpp(), []);
   assert.equal(await t.inbound.applyStatus({ id: r.id, providerId: "SMearly", status: "queued" }), "applied");
   assert.equal((await t.messages.get(r.id))?.status, "delivered");
   assert.deepEqual(
-    t.pipeline.toXmpp().map((i) => i.kind),
+    t.delivery.toXmpp().map((i) => i.kind),
     ["receipt"],
   );
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMforged", signer: AC1, status: "failed" }), "unknown");
@@ -188,19 +188,19 @@ test("a failure: one error reply to the original stanza, with the provider's rea
   const t = setup();
   const r = await sent(t);
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "undelivered", errorCode: 30003 }), "applied");
-  const [err] = t.pipeline.toXmpp();
+  const [err] = t.delivery.toXmpp();
   assert.ok(err?.kind === "error");
   assert.deepEqual([err.replyTo, err.to, err.from, err.condition, err.type], ["s1", `${ALICE}/phone`, `${THEM}@${DOMAIN}`, "recipient-unavailable", "wait"]);
   assert.match(err.text, /unreachable/);
   assert.equal(await t.inbound.applyStatus({ id: r.id, status: "failed" }), "stale");
-  assert.equal(t.pipeline.toXmpp().length, 1);
+  assert.equal(t.delivery.toXmpp().length, 1);
 });
 
 test("a failure without a code says the provider gave no reason; no stanza id or no receipt asked: nothing to send", async () => {
   const a = setup();
   const r = await sent(a);
   await a.inbound.applyStatus({ id: r.id, status: "failed" });
-  const [err] = a.pipeline.toXmpp();
+  const [err] = a.delivery.toXmpp();
   assert.ok(err?.kind === "error" && err.condition === "undefined-condition" && /the provider gave no reason/.test(err.text));
   const b = setup();
   const noId = await sent(b, { stanzaId: "" });
@@ -208,17 +208,17 @@ test("a failure without a code says the provider gave no reason; no stanza id or
   const c = setup();
   const noReceipt = await sent(c, { receipt: false });
   await c.inbound.applyCallback({ id: noReceipt.id, providerId: "SMout", signer: AC1, status: "delivered" });
-  assert.deepEqual([...b.pipeline.toXmpp(), ...c.pipeline.toXmpp()], []);
+  assert.deepEqual([...b.delivery.toXmpp(), ...c.delivery.toXmpp()], []);
   assert.equal(await c.inbound.applyStatus({ id: "01JNOSUCH0000000000000000", status: "sent" }), "unknown");
 });
 
 test("one error per message across paths: after the sender was told it may not have gone out, a late failure changes the status but sends no second error", async () => {
   const t = setup();
   const r = await sent(t);
-  // What the send path does when it cannot tell (core/outbound-send.ts, via outbound.reportError).
+  // What the send path does when it cannot tell (core/flows/sms-send.ts, via outbound.reportError).
   await t.messages.advance(r.id, "unknown");
   assert.equal(await t.messages.markOnce(r.id, "error"), true);
   assert.equal(await t.inbound.applyCallback({ id: r.id, providerId: "SMout", signer: AC1, status: "failed", errorCode: 30005 }), "applied");
   assert.equal((await t.messages.get(r.id))?.status, "failed");
-  assert.deepEqual(t.pipeline.toXmpp(), []);
+  assert.deepEqual(t.delivery.toXmpp(), []);
 });

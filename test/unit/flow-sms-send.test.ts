@@ -1,19 +1,19 @@
-// Sending one queued text (core/outbound-send.ts) on the in-memory adapters: what a redelivered job does
+// Sending one queued text (core/flows/sms-send.ts) on the in-memory adapters: what a redelivered job does
 // after a crash (inflight vs clear), Retry-After, the deadline, that an ambiguous outcome is never
 // resent blindly, and every delivery outcome the sender hears of. No Redis, no provider.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMessageStore, type MemoryMessageStore } from "../../src/adapters/memory/message-store.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
 import { createScriptedSmsProvider, type SendStep } from "../../src/adapters/memory/sms-provider.js";
 import { createScriptedWebhookSender } from "../../src/adapters/memory/webhook-sender.js";
 import { createMemoryWebhookStore } from "../../src/adapters/memory/webhook-store.js";
 import { createRecordingXmppOut } from "../../src/adapters/memory/xmpp-out.js";
-import { createInbound } from "../../src/core/inbound.js";
-import { createOutbound } from "../../src/core/outbound.js";
-import type { MessageStatus, OutboundJob } from "../../src/core/message.js";
-import { createSender, SendInterrupted } from "../../src/core/outbound-send.js";
+import { createInbound } from "../../src/core/flows/sms-in.js";
+import { createOutbound } from "../../src/core/flows/xmpp-out.js";
+import type { MessageStatus, OutboundJob } from "../../src/core/model/message.js";
+import { createSender, SendInterrupted } from "../../src/core/flows/sms-send.js";
 import type { AttemptState, ProviderFailure, SmsLookupResult } from "../../src/core/ports.js";
 import { waitUntil } from "../support/wait.js";
 
@@ -226,14 +226,14 @@ const until = (what: string, ok: () => boolean | Promise<boolean>): Promise<void
 
 test("through the engine: a sent text gets its receipt from the delivered callback; a refused one an error reply; both reach the user over XMPP", async () => {
   const messages = createMemoryMessageStore();
-  const pipeline = createMemoryPipeline({ messages });
+  const delivery = createMemoryDelivery({ messages });
   const links = createMemoryLinkStore({ "alice@example.com": "+15550001111" });
   const provider = createScriptedSmsProvider([{ ok: "SMok" }, { fail: { kind: "permanent", code: 21211, httpStatus: 400, message: "Invalid 'To' Phone Number" } }]);
-  const inbound = createInbound({ domain: "sms.example.com", links, messages, pipeline, log: silent });
+  const inbound = createInbound({ domain: "sms.example.com", links, messages, delivery, log: silent });
   const outbound = createOutbound({
     links,
     messages,
-    pipeline,
+    delivery,
     provider,
     log: { ...silent, error() {} },
     retry: { baseMs: 10, deadlineMs: 60_000 },
@@ -242,7 +242,7 @@ test("through the engine: a sent text gets its receipt from the delivered callba
     domain: "sms.example.com",
   });
   const xmpp = createRecordingXmppOut();
-  pipeline.consume({ toXmpp: xmpp, outbound: (job, meta) => outbound.process(job, meta) });
+  delivery.consume({ toXmpp: xmpp, outbound: (job, meta) => outbound.process(job, meta) });
   try {
     const msg = { from: "alice@example.com/phone", fromBare: "alice@example.com", to: "+15552223333@sms.example.com", type: "chat" as const, oobUrls: [], encrypted: false, receiptRequested: true };
     const ok = await outbound.accept({ ...msg, toLocal: "+15552223333", stanzaId: "s-ok", body: "hello" });
@@ -259,6 +259,6 @@ test("through the engine: a sent text gets its receipt from the delivered callba
       ["hello", "hello again"],
     );
   } finally {
-    await pipeline.stop();
+    await delivery.stop();
   }
 });

@@ -1,16 +1,16 @@
-// The message-in flow (core/webhook-in.ts) on the in-memory adapters: the token, every refusal and its
+// The message-in flow (core/flows/webhook-in.ts) on the in-memory adapters: the token, every refusal and its
 // order, what is queued toward XMPP, the overload answer and Idempotency-Key. Then the route's mapping
 // of each outcome to HTTP (http/webhook-messages-route.ts through http/problem.ts), still without Redis.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import Fastify from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
 import { createMemoryUsageCounter } from "../../src/adapters/memory/usage-counter.js";
 import { createMemoryWebhookStore } from "../../src/adapters/memory/webhook-store.js";
-import { createAccessPolicy } from "../../src/core/access.js";
-import { messageInKey } from "../../src/core/message.js";
-import { createWebhookIn, type WebhookInDeps, type WebhookInMessage } from "../../src/core/webhook-in.js";
+import { createAccessPolicy } from "../../src/core/policy/access.js";
+import { messageInKey } from "../../src/core/model/message.js";
+import { createWebhookIn, type WebhookInDeps, type WebhookInMessage } from "../../src/core/flows/webhook-in.js";
 import { GatewayError } from "../../src/errors.js";
 import { installProblemHandlers } from "../../src/http/problem.js";
 import { webhookMessagesRoute } from "../../src/http/webhook-messages-route.js";
@@ -21,13 +21,13 @@ const ALICE = "alice@example.com";
 async function setup(o: Partial<WebhookInDeps> & { allow?: string[]; perMinute?: number } = {}) {
   const webhooks = createMemoryWebhookStore();
   const { token } = await webhooks.put("deploybot", { url: "https://bot.example/in", allow: o.allow ?? ["*@example.com"] });
-  const pipeline = createMemoryPipeline();
+  const delivery = createMemoryDelivery();
   let clock = 1_700_000_000_000;
   const events = { rateLimited: 0, accepted: [] as boolean[] };
   const flow = createWebhookIn({
     domain: DOMAIN,
     webhooks,
-    pipeline,
+    delivery,
     maxBacklog: 100,
     access: createAccessPolicy(["example.com"]),
     rate: createMemoryUsageCounter({ limit: o.perMinute ?? 600, windowS: 60, now: () => clock }),
@@ -35,7 +35,7 @@ async function setup(o: Partial<WebhookInDeps> & { allow?: string[]; perMinute?:
     now: () => clock,
     ...o,
   });
-  return { flow, webhooks, pipeline, token: token!, events, tick: (ms: number) => void (clock += ms) };
+  return { flow, webhooks, delivery, token: token!, events, tick: (ms: number) => void (clock += ms) };
 }
 
 const msg = (extra: Partial<WebhookInMessage> = {}): WebhookInMessage => ({ name: "deploybot", to: ALICE, text: "build 42 passed", media: [], ...extra });
@@ -60,7 +60,7 @@ test("queued: a chat from name@domain to the recipient, media in the body and as
   const res = await t.flow.accept(msg({ media: ["https://ci.example/log.txt"], type: "headline", subject: "CI" }));
   assert.equal(res.outcome, "queued");
   assert.match(res.id, /^[0-9A-HJKMNP-TV-Z]{26}$/, "one of the gateway's ids (a ULID)");
-  assert.deepEqual(t.pipeline.toXmpp(), [
+  assert.deepEqual(t.delivery.toXmpp(), [
     {
       kind: "chat",
       id: res.id,
@@ -75,7 +75,7 @@ test("queued: a chat from name@domain to the recipient, media in the body and as
   ]);
   assert.deepEqual(t.events.accepted, [true]);
   await t.flow.accept(msg({ text: "", media: ["https://ci.example/a.png"] }));
-  const second = t.pipeline.toXmpp()[1];
+  const second = t.delivery.toXmpp()[1];
   assert.equal(second?.kind === "chat" ? second.body : undefined, "https://ci.example/a.png", "media only: the body is the URL");
 });
 
@@ -86,7 +86,7 @@ test("a target deleted after its token was checked: 401, nothing queued", async 
     t.flow.accept(msg()),
     refusedWith("unauthorized", (e) => e.httpStatus === 401),
   );
-  assert.deepEqual(t.pipeline.toXmpp(), []);
+  assert.deepEqual(t.delivery.toXmpp(), []);
 });
 
 test("a recipient outside ALLOWED_DOMAINS: 403 on body.to, before the rate is charged", async () => {
@@ -96,7 +96,7 @@ test("a recipient outside ALLOWED_DOMAINS: 403 on body.to, before the rate is ch
     refusedWith("forbidden", (e) => e.field === "body.to" && /not a user of a domain this gateway serves \(example\.com\)/.test(e.userText)),
   );
   assert.equal((await t.flow.accept(msg())).outcome, "queued", "the refused one cost nothing");
-  assert.equal(t.pipeline.toXmpp().length, 1);
+  assert.equal(t.delivery.toXmpp().length, 1);
 });
 
 test("the token's rate: past it 429 with the window's time left, counted per token, nothing queued", async () => {
@@ -109,12 +109,12 @@ test("the token's rate: past it 429 with the window's time left, counted per tok
     refusedWith("rate_limited", (e) => e.httpStatus === 429 && e.retryAfterMs === 50_000 && /at most 2 messages a minute/.test(e.userText)),
   );
   assert.equal(t.events.rateLimited, 1);
-  assert.equal(t.pipeline.toXmpp().length, 2);
+  assert.equal(t.delivery.toXmpp().length, 2);
   t.tick(50_000);
   assert.equal((await t.flow.accept(msg())).outcome, "queued", "a new minute");
   const unlimited = await setup({ perMinute: 0 });
   for (let i = 0; i < 5; i++) await unlimited.flow.accept(msg());
-  assert.equal(unlimited.pipeline.toXmpp().length, 5, "0 = no limit");
+  assert.equal(unlimited.delivery.toXmpp().length, 5, "0 = no limit");
 });
 
 test("the target's allow list: an exact JID or *@domain; anyone else 403 on body.to", async () => {
@@ -125,7 +125,7 @@ test("the target's allow list: an exact JID or *@domain; anyone else 403 on body
   );
   assert.equal((await t.flow.accept(msg({ to: "bob@example.com" }))).outcome, "queued");
   assert.deepEqual(
-    t.pipeline.toXmpp().map((i) => i.to),
+    t.delivery.toXmpp().map((i) => i.to),
     ["bob@example.com"],
   );
 });
@@ -139,7 +139,7 @@ test("overload: past WEBHOOK_IN_MAX_BACKLOG waiting in the partition, 503 with a
     t.flow.accept(msg()),
     refusedWith("resource_constraint", (e) => e.httpStatus === 503 && e.retryAfterMs === 30_000 && /waiting for delivery; retry later/.test(e.userText)),
   );
-  assert.equal(t.pipeline.toXmpp().length, 2);
+  assert.equal(t.delivery.toXmpp().length, 2);
 });
 
 test("Idempotency-Key: a repeat answers the first id and queues nothing; keys are per target; none: every post is new", async () => {
@@ -152,12 +152,12 @@ test("Idempotency-Key: a repeat answers the first id and queues nothing; keys ar
   assert.equal((await t.flow.accept(msg({ name: "pager", idempotencyKey: "deploy-42" }))).outcome, "queued", "another target's key");
   await t.flow.accept(msg());
   await t.flow.accept(msg());
-  assert.equal(t.pipeline.toXmpp().length, 4);
+  assert.equal(t.delivery.toXmpp().length, 4);
 });
 
 test("Idempotency-Key: a marker another source left under the key (not one of our ids) is replaced, not honoured", async () => {
   const t = await setup();
-  await t.pipeline.queues.add("to-xmpp", 0, "{}", { key: messageInKey("deploybot", "k1"), itemId: "SMforged", ttlS: 60 });
+  await t.delivery.queues.add("to-xmpp", 0, "{}", { key: messageInKey("deploybot", "k1"), itemId: "SMforged", ttlS: 60 });
   assert.equal((await t.flow.accept(msg({ idempotencyKey: "k1" }))).outcome, "queued");
   assert.equal((await t.flow.accept(msg({ idempotencyKey: "k1" }))).outcome, "repeat");
 });
@@ -179,7 +179,7 @@ test("HTTP: 202 with the id; 401 with WWW-Authenticate before the body is read; 
   const post = await http(t);
   const ok = await post({ to: ALICE, body: "hi" }, t.token, { "idempotency-key": "a" });
   assert.equal(ok.statusCode, 202);
-  assert.deepEqual(ok.json(), { id: t.pipeline.toXmpp()[0]?.id });
+  assert.deepEqual(ok.json(), { id: t.delivery.toXmpp()[0]?.id });
   const stranger = await post({ nonsense: true }, "sbt_wrong");
   assert.equal(stranger.statusCode, 401);
   assert.equal(stranger.headers["www-authenticate"], 'Bearer realm="switchboard-webhook"');

@@ -1,4 +1,4 @@
-// XMPP → webhook target, the delivering side (core/webhook-out.ts through core/outbound.ts) on the
+// XMPP → webhook target, the delivering side (core/flows/webhook-out.ts through core/flows/xmpp-out.ts) on the
 // in-memory adapters: what is POSTed and signed, and every outcome — delivered (a receipt, or the bot's
 // reply), refused (an error reply naming why), unreachable until the deadline (a dead letter), the target
 // removed meanwhile, a job already settled. No HTTP, no Redis, no XMPP server.
@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
 import { createScriptedSmsProvider } from "../../src/adapters/memory/sms-provider.js";
 import { createScriptedWebhookSender } from "../../src/adapters/memory/webhook-sender.js";
 import { createMemoryWebhookStore } from "../../src/adapters/memory/webhook-store.js";
-import type { WebhookJob, XmppDelivery } from "../../src/core/message.js";
-import { createOutbound } from "../../src/core/outbound.js";
+import type { WebhookJob, XmppDelivery } from "../../src/core/model/message.js";
+import { createOutbound } from "../../src/core/flows/xmpp-out.js";
 import { GiveUp, type WebhookResult } from "../../src/core/ports.js";
-import { SendInterrupted } from "../../src/core/sleep.js";
+import { SendInterrupted } from "../../src/core/util/sleep.js";
 
 const DOMAIN = "sms.example.com";
 const ALICE = "alice@example.com";
@@ -21,7 +21,7 @@ const quiet = { info() {}, warn() {}, error() {} };
 
 async function setup(answers: WebhookResult[] = [], o: { deadlineMs?: number; receipt?: boolean; realSleep?: boolean } = {}) {
   const messages = createMemoryMessageStore();
-  const pipeline = createMemoryPipeline({ messages });
+  const delivery = createMemoryDelivery({ messages });
   const webhooks = createMemoryWebhookStore();
   const { secret } = await webhooks.put("deploybot", { url: "https://bot.example/in", allow: [ALICE] });
   const sender = createScriptedWebhookSender({ answers });
@@ -29,7 +29,7 @@ async function setup(answers: WebhookResult[] = [], o: { deadlineMs?: number; re
   const outbound = createOutbound({
     links: createMemoryLinkStore(),
     messages,
-    pipeline,
+    delivery,
     provider: createScriptedSmsProvider(),
     log: quiet,
     retry: { baseMs: 100, deadlineMs: 60_000 },
@@ -50,10 +50,10 @@ async function setup(answers: WebhookResult[] = [], o: { deadlineMs?: number; re
     encrypted: false,
     receiptRequested: o.receipt ?? true,
   });
-  const [job] = pipeline.outbound() as WebhookJob[];
+  const [job] = delivery.outbound() as WebhookJob[];
   assert.ok(accepted.outcome === "queued" && job);
-  const toXmpp = () => pipeline.toXmpp().filter((i) => i.kind !== "chat" || i.from === `deploybot@${DOMAIN}`);
-  return { outbound, messages, pipeline, webhooks, sender, sleeps, job, secret: secret!, toXmpp };
+  const toXmpp = () => delivery.toXmpp().filter((i) => i.kind !== "chat" || i.from === `deploybot@${DOMAIN}`);
+  return { outbound, messages, delivery, webhooks, sender, sleeps, job, secret: secret!, toXmpp };
 }
 
 const errorOf = (items: XmppDelivery[]) => items.find((i): i is Extract<XmppDelivery, { kind: "error" }> => i.kind === "error");

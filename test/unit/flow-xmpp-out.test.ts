@@ -1,4 +1,4 @@
-// XMPP → SMS and XMPP → webhook, the accepting side (core/outbound.ts accept) on the in-memory
+// XMPP → SMS and XMPP → webhook, the accepting side (core/flows/xmpp-out.ts accept) on the in-memory
 // adapters: every check a user's message passes or fails, in order, and what is recorded and queued.
 // No Redis, no XMPP server, no provider call.
 import assert from "node:assert/strict";
@@ -7,19 +7,19 @@ import { createMemoryIntroductionStore } from "../../src/adapters/memory/introdu
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
 import { createMemoryOptOutStore } from "../../src/adapters/memory/opt-out-store.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
 import { createScriptedSmsProvider } from "../../src/adapters/memory/sms-provider.js";
 import { createMemoryUsageCounter } from "../../src/adapters/memory/usage-counter.js";
 import { createScriptedWebhookSender } from "../../src/adapters/memory/webhook-sender.js";
 import { createMemoryWebhookStore } from "../../src/adapters/memory/webhook-store.js";
-import { createAccessPolicy } from "../../src/core/access.js";
-import { CORRECTION_PREFIX } from "../../src/core/chat-extensions.js";
-import { createContactEvents } from "../../src/core/contact-events.js";
-import { createSendLimits, type LimitName, type LimitSettings } from "../../src/core/limits.js";
-import { userStanzaKey, type OutboundJob } from "../../src/core/message.js";
-import { createOnNet } from "../../src/core/on-net.js";
-import { optedOutRefusal } from "../../src/core/opt-out.js";
-import { createOutbound, MAX_BODY_CHARS, type ChatFromUser } from "../../src/core/outbound.js";
+import { createAccessPolicy } from "../../src/core/policy/access.js";
+import { CORRECTION_PREFIX } from "../../src/core/model/chat-extensions.js";
+import { createContactEvents } from "../../src/core/flows/contact-events.js";
+import { createSendLimits, type LimitName, type LimitSettings } from "../../src/core/policy/limits.js";
+import { userStanzaKey, type OutboundJob } from "../../src/core/model/message.js";
+import { createOnNet } from "../../src/core/flows/on-net.js";
+import { optedOutRefusal } from "../../src/core/policy/opt-out.js";
+import { createOutbound, MAX_BODY_CHARS, type ChatFromUser } from "../../src/core/flows/xmpp-out.js";
 import { GatewayError } from "../../src/errors.js";
 
 const DOMAIN = "sms.example.com";
@@ -41,7 +41,7 @@ interface Options {
 async function setup(o: Options = {}) {
   const links = createMemoryLinkStore({ [ALICE]: OURS });
   const messages = createMemoryMessageStore();
-  const pipeline = createMemoryPipeline({ messages });
+  const delivery = createMemoryDelivery({ messages });
   const optOuts = createMemoryOptOutStore();
   const webhooks = createMemoryWebhookStore();
   await webhooks.put("deploybot", { url: "https://bot.example/in", allow: [ALICE] });
@@ -55,13 +55,13 @@ async function setup(o: Options = {}) {
     breaker: counter(o.limits?.breakerPerHour ?? 0, 3600, true),
     events: { refused: (l) => void refused.push(l), breakerTripped: () => undefined },
   });
-  const contacts = createContactEvents({ domain: DOMAIN, pipeline, optOuts, introductions: createMemoryIntroductionStore(), log: quiet });
+  const contacts = createContactEvents({ domain: DOMAIN, delivery, optOuts, introductions: createMemoryIntroductionStore(), log: quiet });
   const outbound = createOutbound({
     access: createAccessPolicy(["example.com"]),
     limits,
     links,
     messages,
-    pipeline,
+    delivery,
     provider,
     log: quiet,
     retry: { baseMs: 10, deadlineMs: 60_000 },
@@ -73,9 +73,9 @@ async function setup(o: Options = {}) {
     mainAccount: MAIN,
     notLinkedHint: "ask its operator to link one.",
     ...(o.byo ? { accountOf: async (jid: string) => (jid === ALICE ? OWN : undefined) } : {}),
-    ...(o.onNet ? { onNet: createOnNet({ domain: DOMAIN, pipeline, contacts, log: quiet }) } : {}),
+    ...(o.onNet ? { onNet: createOnNet({ domain: DOMAIN, delivery, contacts, log: quiet }) } : {}),
   });
-  return { outbound, links, messages, pipeline, optOuts, webhooks, provider, refused };
+  return { outbound, links, messages, delivery, optOuts, webhooks, provider, refused };
 }
 
 let stanzas = 0;
@@ -101,8 +101,8 @@ const refusedWith = (code: string, text?: RegExp | string) => (e: unknown) =>
 /** A message refused before anything was stored or queued. */
 async function refuses(t: Awaited<ReturnType<typeof setup>>, msg: ChatFromUser, code: string, text?: RegExp | string) {
   await assert.rejects(t.outbound.accept(msg), refusedWith(code, text));
-  assert.deepEqual(t.pipeline.outbound(), [], "nothing queued toward the provider");
-  assert.deepEqual(t.pipeline.toXmpp(), [], "nothing queued toward XMPP");
+  assert.deepEqual(t.delivery.outbound(), [], "nothing queued toward the provider");
+  assert.deepEqual(t.delivery.toXmpp(), [], "nothing queued toward XMPP");
   assert.equal(t.provider.calls.send, 0);
 }
 
@@ -112,7 +112,7 @@ test("a text: recorded (pending, the account it goes out with) and queued from t
   const res = await t.outbound.accept(msg);
   assert.equal(res.outcome, "queued");
   const id = (res as { id: string }).id;
-  assert.deepEqual(t.pipeline.outbound(), [{ id, from: OURS, to: THEM, body: "hi there", mediaUrls: [] }]);
+  assert.deepEqual(t.delivery.outbound(), [{ id, from: OURS, to: THEM, body: "hi there", mediaUrls: [] }]);
   const record = await t.messages.get(id);
   assert.deepEqual(
     { ...record, createdAt: 0, updatedAt: 0 },
@@ -130,13 +130,13 @@ test("a text: recorded (pending, the account it goes out with) and queued from t
       updatedAt: 0,
     },
   );
-  assert.equal(await t.pipeline.idForDedupeKey(userStanzaKey(ALICE, msg.stanzaId!)), id);
+  assert.equal(await t.delivery.idForDedupeKey(userStanzaKey(ALICE, msg.stanzaId!)), id);
 });
 
 test("REGISTRATION=byo: the user's own account travels with the job and is the record's", async () => {
   const t = await setup({ byo: true });
   const res = await t.outbound.accept(chat());
-  const [job] = t.pipeline.outbound() as (OutboundJob & { account?: string })[];
+  const [job] = t.delivery.outbound() as (OutboundJob & { account?: string })[];
   assert.equal(job?.account, OWN);
   assert.equal((await t.messages.get((res as { id: string }).id))?.account, OWN);
 });
@@ -146,7 +146,7 @@ test("the same stanza id resent: answered by the first message, nothing sent aga
   const msg = chat();
   const first = await t.outbound.accept(msg);
   assert.deepEqual(await t.outbound.accept({ ...msg, body: "edited?" }), { outcome: "repeat", id: (first as { id: string }).id });
-  assert.equal(t.pipeline.outbound().length, 1);
+  assert.equal(t.delivery.outbound().length, 1);
   assert.deepEqual(t.refused, [], "the repeat was answered before the rate");
   const noId = chat({ stanzaId: undefined });
   await assert.rejects(t.outbound.accept(noId), refusedWith("rate_limited"), "without an id it is a new message");
@@ -201,7 +201,7 @@ test("limits: the per-user rate, the daily segments and the breaker refuse with 
   const daily = await setup({ limits: { segmentsPerDay: 2 } });
   await daily.outbound.accept(chat({ body: "x".repeat(200) }));
   await assert.rejects(daily.outbound.accept(chat()), refusedWith("rate_limited", /daily allowance of 2 SMS segments/));
-  assert.equal(daily.pipeline.outbound().length, 1);
+  assert.equal(daily.delivery.outbound().length, 1);
   const breaker = await setup({ limits: { breakerPerHour: 1 } });
   await breaker.outbound.accept(chat());
   await assert.rejects(breaker.outbound.accept(chat()), refusedWith("resource_constraint", /stopped sending texts for now/));
@@ -228,7 +228,7 @@ test("a webhook target: its allow list decides; an unknown name is not found; al
   await t.webhooks.put("deploybot", { url: "https://bot.example/in", allow: ["*@example.com"] });
   const res = await t.outbound.accept(chat({ toLocal: "deploybot", body: "deploy\nhttps://up.example/log.txt", oobUrls: ["https://up.example/log.txt"] }));
   const id = (res as { id: string }).id;
-  const [job] = t.pipeline.outbound();
+  const [job] = t.delivery.outbound();
   assert.deepEqual({ ...job, acceptedAt: 0 }, { channel: "webhook", id, from: ALICE, to: "deploybot", body: "deploy", mediaUrls: ["https://up.example/log.txt"], acceptedAt: 0 });
   assert.equal((await t.messages.get(id))?.channel, "webhook");
   assert.equal((await t.messages.get(id))?.account, undefined, "no provider account for a webhook");
@@ -240,8 +240,8 @@ test("on-net: both numbers are the gateway's: delivered over XMPP (introduction,
   const msg = chat();
   const res = await t.outbound.accept(msg);
   assert.equal(res.outcome, "queued");
-  assert.deepEqual(t.pipeline.outbound(), []);
-  const items = t.pipeline.toXmpp();
+  assert.deepEqual(t.delivery.outbound(), []);
+  const items = t.delivery.toXmpp();
   assert.deepEqual(
     items.map((i) => `${i.kind} ${i.from} → ${i.to}`),
     [`subscribe ${OURS}@${DOMAIN} → ${BOB}`, `chat ${OURS}@${DOMAIN} → ${BOB}`, `receipt ${THEM}@${DOMAIN} → ${ALICE}/phone`],
@@ -256,7 +256,7 @@ test("nothing to send: chat states, a removed reaction, a retraction (with a not
   assert.deepEqual(await t.outbound.accept(chat({ toLocal: "deploybot", reactions: ["👍"] })), { outcome: "ignored", reason: "reaction" }, "a bot gets no reactions");
   const retraction = await t.outbound.accept(chat({ retracts: "s0" }));
   assert.ok(retraction.outcome === "ignored" && /Texts cannot be unsent: if your earlier message reached \+1 555 222 3333/.test(retraction.notice ?? ""));
-  assert.deepEqual(t.pipeline.outbound(), []);
+  assert.deepEqual(t.delivery.outbound(), []);
 });
 
 test("a reaction becomes a short text, a correction a marked new text, an uploaded file's URL media", async () => {
@@ -265,7 +265,7 @@ test("a reaction becomes a short text, a correction a marked new text, an upload
   await t.outbound.accept(chat({ body: "fixed typo", replaces: "s0" }));
   await t.outbound.accept(chat({ body: "https://up.example/p.jpg", oobUrls: ["https://up.example/p.jpg"] }));
   assert.deepEqual(
-    t.pipeline.outbound().map((j) => [j.body, j.mediaUrls]),
+    t.delivery.outbound().map((j) => [j.body, j.mediaUrls]),
     [
       ["Reacted 👍 🎉", []],
       [`${CORRECTION_PREFIX}fixed typo`, []],

@@ -1,13 +1,13 @@
-// core/forget-user.ts: what unlinking or unregistering deletes, and which queued work it gives up.
+// core/flows/forget-user.ts: what unlinking or unregistering deletes, and which queued work it gives up.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { createMemoryAccountStore } from "../../src/adapters/memory/account-store.js";
 import { createMemoryIntroductionStore } from "../../src/adapters/memory/introduction-store.js";
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMediaTokens } from "../../src/adapters/memory/media-tokens.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
-import { createForgetUser, RECIPIENT_UNLINKED, SENDER_UNLINKED, unlinkedWork } from "../../src/core/forget-user.js";
-import type { OutboundJob, XmppDelivery } from "../../src/core/message.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
+import { createForgetUser, RECIPIENT_UNLINKED, SENDER_UNLINKED, unlinkedWork } from "../../src/core/flows/forget-user.js";
+import type { OutboundJob, XmppDelivery } from "../../src/core/model/message.js";
 
 const JID = "alice@example.com";
 const PHONE = "+15550001111";
@@ -44,10 +44,10 @@ test("forgetting: link first, then credentials, queued work, introductions and m
   const links = createMemoryLinkStore({ [JID]: PHONE });
   const accounts = createMemoryAccountStore();
   await accounts.put(JID, PHONE, { accountSid: "AC1", authToken: "t" });
-  const pipeline = createMemoryPipeline();
-  await pipeline.enqueueToXmpp(chat(JID));
-  await pipeline.enqueueToXmpp(chat("bob@example.com"));
-  await pipeline.enqueueOutbound({ id: "j", from: PHONE, to: "+15552223333", body: "hi", mediaUrls: [] });
+  const delivery = createMemoryDelivery();
+  await delivery.enqueueToXmpp(chat(JID));
+  await delivery.enqueueToXmpp(chat("bob@example.com"));
+  await delivery.enqueueOutbound({ id: "j", from: PHONE, to: "+15552223333", body: "hi", mediaUrls: [] });
   const introductions = createMemoryIntroductionStore();
   await introductions.introduce(JID, "+15552223333");
   const tokens = createMemoryMediaTokens();
@@ -56,7 +56,7 @@ test("forgetting: link first, then credentials, queued work, introductions and m
   const forget = createForgetUser({
     links: recorded("", links, calls),
     accounts: recorded("accounts.", accounts, calls),
-    pipeline: recorded("", pipeline, calls),
+    delivery: recorded("", delivery, calls),
     introductions: recorded("introductions.", introductions, calls),
     media: { index: recorded("media.", tokens, calls), files: { remove: async (t) => files.delete(t) } },
     log: { info: () => undefined },
@@ -66,12 +66,12 @@ test("forgetting: link first, then credentials, queued work, introductions and m
   assert.deepEqual(res, { removed: true, hadCredentials: true, deadLettered: 2, media: 2, phone: PHONE });
   assert.equal(files.size, 0);
   assert.deepEqual(
-    pipeline.toXmpp().map((i) => i.to),
+    delivery.toXmpp().map((i) => i.to),
     ["bob@example.com"],
     "only their work was given up",
   );
-  assert.deepEqual(pipeline.outbound(), []);
-  assert.deepEqual((await pipeline.deadLetters(10)).map((d) => d.reason).sort(), [RECIPIENT_UNLINKED, SENDER_UNLINKED]);
+  assert.deepEqual(delivery.outbound(), []);
+  assert.deepEqual((await delivery.deadLetters(10)).map((d) => d.reason).sort(), [RECIPIENT_UNLINKED, SENDER_UNLINKED]);
   assert.equal(await links.phoneOf(JID), undefined);
   assert.equal(await accounts.credentials("AC1"), undefined);
   assert.equal(await introductions.introduce(JID, "+15552223333"), true, "introductions forgotten");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { LOOKUP_SKEW_MS, pickOwnMessage, rankCandidates, sameContent, type ProviderMessageSummary } from "../../src/core/lookup-match.js";
+import { LOOKUP_SKEW_MS, pickOwnMessage, rankCandidates, sameContent, type ProviderMessageSummary } from "../../src/core/policy/lookup-match.js";
 import type { SmsLookupRequest } from "../../src/core/ports.js";
 
 const SINCE = Date.parse("2026-01-01T12:00:00.700Z");

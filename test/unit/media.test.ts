@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createMediaPreparer, MediaFetchError, mediaTypeOf, type FetchedMedia, type MediaFiles, type StoredMedia } from "../../src/core/media.js";
-import type { XmppDelivery } from "../../src/core/message.js";
+import { createMediaPreparer, MediaFetchError, mediaTypeOf, type FetchedMedia, type MediaFiles, type StoredMedia } from "../../src/core/flows/media.js";
+import type { XmppDelivery } from "../../src/core/model/message.js";
 import { RetryLater } from "../../src/core/ports.js";
 
 test("mediaTypeOf: the allowlist, normalized; types a browser would run are refused", () => {

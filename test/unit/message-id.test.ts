@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
 import { decodeTime } from "ulid";
-import { newMessageId } from "../../src/core/message.js";
+import { newMessageId } from "../../src/core/model/message.js";
 
 const CROCKFORD_ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { classifyProviderFailure, describeProviderCode, mapProviderError, mapProviderFailure } from "../../src/core/provider-errors.js";
+import { classifyProviderFailure, describeProviderCode, mapProviderError, mapProviderFailure } from "../../src/core/policy/provider-errors.js";
 
 test("A5 table: sync and async codes map to RFC 6120 conditions", () => {
   const cases: [number, string, string][] = [

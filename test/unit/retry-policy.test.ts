@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseRetryAfter } from "../../src/adapters/twilio/retry-after.js";
 import type { ProviderFailure } from "../../src/core/ports.js";
-import { backoff, MAX_BACKOFF_MS, RETRY_AFTER_CAP_MS, retryDelay } from "../../src/core/retry-policy.js";
+import { backoff, MAX_BACKOFF_MS, RETRY_AFTER_CAP_MS, retryDelay } from "../../src/core/policy/retry-policy.js";
 
 const NOW = Date.parse("2026-01-01T12:00:00Z");
 

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import Fastify from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { createSandboxProvider, type SandboxMessage } from "../../src/adapters/sandbox/provider.js";
-import type { Inbound } from "../../src/core/inbound.js";
+import type { Inbound } from "../../src/core/flows/sms-in.js";
 import { sandboxRoutes } from "../../src/http/sandbox-routes.js";
 
 async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, pattern: RegExp, timeoutMs = 3000): Promise<string> {

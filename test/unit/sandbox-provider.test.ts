@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createSandboxProvider } from "../../src/adapters/sandbox/provider.js";
 import { createSandboxWebhooks } from "../../src/adapters/sandbox/webhooks.js";
-import type { MessageStatus } from "../../src/core/message.js";
+import type { MessageStatus } from "../../src/core/model/message.js";
 import { ProviderError } from "../../src/core/ports.js";
 
 function recorder() {

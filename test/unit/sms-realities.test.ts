@@ -3,14 +3,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import xml from "@xmpp/xml";
-import { CORRECTION_PREFIX, reactionText, retractionNotice } from "../../src/core/chat-extensions.js";
-import { contactNick, createContactEvents } from "../../src/core/contact-events.js";
-import { displayNumber } from "../../src/core/display.js";
-import type { XmppDelivery } from "../../src/core/message.js";
-import { consentChange, consentNote, optedOutRefusal } from "../../src/core/opt-out.js";
+import { CORRECTION_PREFIX, reactionText, retractionNotice } from "../../src/core/model/chat-extensions.js";
+import { contactNick, createContactEvents } from "../../src/core/flows/contact-events.js";
+import { displayNumber } from "../../src/core/model/display.js";
+import type { XmppDelivery } from "../../src/core/model/message.js";
+import { consentChange, consentNote, optedOutRefusal } from "../../src/core/policy/opt-out.js";
 import type { IntroductionStore, OptOutSource, OptOutStore } from "../../src/core/ports.js";
-import { mapProviderError } from "../../src/core/provider-errors.js";
-import { countSegments, segmentsProblem } from "../../src/core/segments.js";
+import { mapProviderError } from "../../src/core/policy/provider-errors.js";
+import { countSegments, segmentsProblem } from "../../src/core/model/segments.js";
 import { readExtensions } from "../../src/xmpp/extensions.js";
 import { deliveryStanza } from "../../src/xmpp/stanzas.js";
 
@@ -118,7 +118,7 @@ test("contact events: one introduction per pair with a nickname; a note only whe
   const optOuts = memoryLedger();
   const events = createContactEvents({
     domain: "sms.example.com",
-    pipeline: { enqueueToXmpp: async (item) => (queued.push(item), true) },
+    delivery: { enqueueToXmpp: async (item) => (queued.push(item), true) },
     optOuts,
     introductions: memoryIntroductions(),
     log: { info() {} },

@@ -9,9 +9,9 @@ import { afterEach, test } from "node:test";
 import { createJournal } from "../../src/adapters/journal/journal.js";
 import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
-import { createMemoryPipeline } from "../../src/adapters/memory/pipeline.js";
-import { createInbound, type Inbound, type InboundOutcome, type InboundSms } from "../../src/core/inbound.js";
-import { createSpool, parseSpooledSms, type Spool } from "../../src/core/spool.js";
+import { createMemoryDelivery } from "../../src/adapters/memory/delivery.js";
+import { createInbound, type Inbound, type InboundOutcome, type InboundSms } from "../../src/core/flows/sms-in.js";
+import { createSpool, parseSpooledSms, type Spool } from "../../src/core/flows/spool.js";
 import { GatewayError } from "../../src/errors.js";
 
 class Down extends Error {}
@@ -215,20 +215,20 @@ test("with the real inbound flow on the in-memory adapters: a store that is down
   const journal = createJournal({ dir, parse: parseSpooledSms });
   await journal.init();
   const messages = createMemoryMessageStore();
-  const pipeline = createMemoryPipeline({ messages });
-  const inbound = createInbound({ domain: "sms.example.com", links: createMemoryLinkStore({ "alice@localhost": "+15550001111" }), messages, pipeline, log: quiet });
-  const spool = createSpool({ inbound, journal, isStoreDown: (e) => pipeline.queues.isUnavailable(e), deadlineMs: 200, replayIntervalMs: 60_000, log: quiet });
+  const delivery = createMemoryDelivery({ messages });
+  const inbound = createInbound({ domain: "sms.example.com", links: createMemoryLinkStore({ "alice@localhost": "+15550001111" }), messages, delivery, log: quiet });
+  const spool = createSpool({ inbound, journal, isStoreDown: (e) => delivery.queues.isUnavailable(e), deadlineMs: 200, replayIntervalMs: 60_000, log: quiet });
   spools.push(spool);
-  pipeline.queues.down = true;
+  delivery.queues.down = true;
   assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "journaled");
   assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "journaled", "a Twilio retry");
   await spool.replay();
   assert.equal(journal.pending(), 2, "still down");
-  pipeline.queues.down = false;
+  delivery.queues.down = false;
   await spool.replay();
   assert.equal(journal.pending(), 0);
   assert.deepEqual(
-    pipeline.toXmpp().map((i) => `${i.kind} ${i.id}`),
+    delivery.toXmpp().map((i) => `${i.kind} ${i.id}`),
     ["chat SMr1"],
   );
   assert.equal((await spool.accept({ ...sms("SMr1"), account: "AC1" })).outcome, "duplicate");

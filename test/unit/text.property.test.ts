@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import twilio from "twilio";
-import { countSegments, segmentsProblem } from "../../src/core/segments.js";
+import { countSegments, segmentsProblem } from "../../src/core/model/segments.js";
 import { isTwilioSignature, signedUrls } from "../../src/adapters/twilio/webhooks.js";
 import { signPayload, verifySignature } from "../../src/webhooks/verify.js";
 import { anyText, hostileText, longText, mutatedForm } from "../support/hostile.js";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import twilio from "twilio";
 import { createTwilioWebhooks, readTwilioInbound, readTwilioStatus, signedUrls } from "../../src/adapters/twilio/webhooks.js";
-import type { AccountProviders } from "../../src/core/provider-router.js";
+import type { AccountProviders } from "../../src/core/policy/provider-router.js";
 import type { ProviderWebhookRequest, SmsProvider } from "../../src/core/ports.js";
 import { GatewayError } from "../../src/errors.js";
 

@@ -12,7 +12,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import xml, { type Element } from "@xmpp/xml";
 import type { Component } from "@xmpp/component";
-import type { XmppDelivery } from "../../src/core/message.js";
+import type { XmppDelivery } from "../../src/core/model/message.js";
 import { readExtensions } from "../../src/xmpp/extensions.js";
 import { readForm } from "../../src/xmpp/forms.js";
 import { deliveryStanza, errorElement, errorReply, NS } from "../../src/xmpp/stanzas.js";

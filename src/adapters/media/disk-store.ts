@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { MediaTooLargeError, type MediaFiles, type MediaRemover, type StoredMedia } from "../../core/media.js";
+import { MediaTooLargeError, type MediaFiles, type MediaRemover, type StoredMedia } from "../../core/flows/media.js";
 
 /** base64url of 32 bytes, nothing else: the only names ever joined to MEDIA_DIR (no traversal). */
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;

@@ -9,8 +9,8 @@
 // be whom a URL belongs to.
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
-import { follow, timedOut } from "../../core/abort.js";
-import { MediaFetchError, type FetchedMedia, type MediaAccess, type MediaAccessPolicy, type MediaFetcher, type MediaFetchOptions } from "../../core/media.js";
+import { follow, timedOut } from "../../core/util/abort.js";
+import { MediaFetchError, type FetchedMedia, type MediaAccess, type MediaAccessPolicy, type MediaFetcher, type MediaFetchOptions } from "../../core/flows/media.js";
 import { classifyAddress, guardedLookup, isLocalhostName, systemResolver, type Resolver } from "../webhook/ssrf.js";
 
 export interface MediaFetcherOptions {
@@ -57,7 +57,7 @@ export function createMediaFetcher(opts: MediaFetcherOptions): MediaFetcher & { 
   const guarded = new Agent({ ...common, connect: { timeout: opts.timeoutMs, lookup: guardedLookup(allowPrivate, opts.resolve ?? systemResolver) } });
 
   async function fetchMedia(raw: string, o: MediaFetchOptions = {}): Promise<FetchedMedia> {
-    // Released once the body is read or dropped, or the fetch fails (src/core/abort.ts).
+    // Released once the body is read or dropped, or the fetch fails (src/core/util/abort.ts).
     const fetching = follow([o.signal], opts.timeoutMs);
     try {
       return await fetchFollowing(raw, o.account, fetching.signal, fetching.release);

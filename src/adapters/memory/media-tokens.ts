@@ -1,7 +1,7 @@
-// MediaTokens and MediaIndex (core/media.ts) in memory, as adapters/redis/media-tokens.ts keeps them:
+// MediaTokens and MediaIndex (core/flows/media.ts) in memory, as adapters/redis/media-tokens.ts keeps them:
 // the first token reserved for a key wins for `ttlS`, and each token is listed under its owner (the
 // list lives as long as its newest item) until takeOwned hands the list over and forgets it.
-import type { MediaIndex, MediaTokens } from "../../core/media.js";
+import type { MediaIndex, MediaTokens } from "../../core/flows/media.js";
 import { newMediaToken } from "../redis/media-tokens.js";
 
 export function createMemoryMediaTokens(opts: { now?: () => number } = {}): MediaTokens & MediaIndex {

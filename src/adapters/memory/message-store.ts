@@ -5,7 +5,7 @@
 // starting a request is a compare-and-set on the attempt count; one-time marks; lifetimes (a record
 // lives RECORD_MAX_AGE_S, then `retentionS` once final). For unit tests of the flows;
 // test/support/contracts/message-store.ts runs the same cases on both.
-import { isFinal, statusRank, type MessageRecord, type MessageStatus } from "../../core/message.js";
+import { isFinal, statusRank, type MessageRecord, type MessageStatus } from "../../core/model/message.js";
 import type { AttemptState, MessageStore } from "../../core/ports.js";
 import { RECORD_MAX_AGE_S } from "../redis/keys.js";
 

@@ -1,9 +1,9 @@
 // An SmsProvider (core/ports.ts) that answers from a script and counts its calls, for unit tests of
-// the send policy (core/outbound-send.ts): each send takes the next step (a provider id, or a
+// the send policy (core/flows/sms-send.ts): each send takes the next step (a provider id, or a
 // classified failure thrown as ProviderError, as adapters/twilio/provider.ts throws them), each lookup
 // the next answer. A call the script did not expect fails the test.
 import { ProviderError, type ProviderFailure, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest } from "../../core/ports.js";
-import type { MessageStatus } from "../../core/message.js";
+import type { MessageStatus } from "../../core/model/message.js";
 
 export type SendStep = { ok: string; status?: MessageStatus } | { fail: ProviderFailure };
 

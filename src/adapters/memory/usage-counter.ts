@@ -1,9 +1,9 @@
-// UsageCounter (core/limits.ts) in memory, counting like adapters/redis/usage-counter.ts (rate-limiter-
+// UsageCounter (core/policy/limits.ts) in memory, counting like adapters/redis/usage-counter.ts (rate-limiter-
 // flexible's Redis limiter): a key's fixed window starts with the first amount counted under it and
 // lasts `windowS`; a take that would pass the limit is refused with the time left in the window, and
 // given back unless the counter `staysTripped` (a breaker). The clock is injectable, so a test can end
 // a window without waiting for it.
-import type { TakeResult, UsageCounter } from "../../core/limits.js";
+import type { TakeResult, UsageCounter } from "../../core/policy/limits.js";
 
 export interface MemoryCounterOptions {
   limit: number;

@@ -3,7 +3,7 @@
 // the old token fail at once, the signing secret is sealed under the SecretBox bound to the target's
 // name, and a create without a key to seal a secret with is refused (503, naming SECRETS_KEY).
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { webhookNameProblem } from "../../core/addresses.js";
+import { webhookNameProblem } from "../../core/model/addresses.js";
 import type { WebhookStore, WebhookTarget } from "../../core/ports.js";
 import { GatewayError } from "../../errors.js";
 import { createSecretBox, hashToken, NO_SECRETS_KEY, newSecret, newToken, type SecretBox } from "../../secrets.js";

@@ -1,8 +1,8 @@
 // An XmppOut (core/ports.ts) that records what it is handed, for unit tests of what reaches XMPP users:
 // offline it refuses with RetryLater (as xmpp/component.ts does), and its barrier reports the bounces a
 // test asks for.
-import type { XmppDelivery } from "../../core/message.js";
-import { deliveryKey } from "../../core/message.js";
+import type { XmppDelivery } from "../../core/model/message.js";
+import { deliveryKey } from "../../core/model/message.js";
 import { RetryLater, type DeliveryMeta, type XmppOut } from "../../core/ports.js";
 
 export type RecordingXmppOut = XmppOut & {

@@ -44,7 +44,7 @@ export const keys = {
   mediaToken: (key: string) => `${P}:media:${key}`,
   /**
    * STRING idempotency marker, holding the id of the first item stored under it. Keys have one
-   * namespace per source (core/message.ts): `twilio:<AccountSid>:<MessageSid>` (`sandbox:<id>`),
+   * namespace per source (core/model/message.ts): `twilio:<AccountSid>:<MessageSid>` (`sandbox:<id>`),
    * `webhook:<name>:<Idempotency-Key>`, `stanza:<hash of sender and stanza id>`; a bare MessageSid is the
    * layout before namespaces, still honoured for inbound texts. TTL: DEDUPE_TTL.
    */
@@ -67,12 +67,12 @@ export const keys = {
   /**
    * STREAM of items given up on, with the reason and the item (bodies included, so they can be retried).
    * Entries older than DEAD_LETTER_RETENTION are trimmed (XTRIM MINID, run periodically by the
-   * pipeline); also capped (approximately) at DEAD_LETTER_MAX entries.
+   * delivery engine); also capped (approximately) at DEAD_LETTER_MAX entries.
    */
   deadLetters: `${P}:stream:dead`,
 } as const;
 
-/** Consumer group of every pipeline stream. */
+/** Consumer group of every stream of the delivery engine. */
 export const GROUP = "switchboard";
 
 /** Safety net: a record that never reaches a final state still expires. */

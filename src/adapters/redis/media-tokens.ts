@@ -2,7 +2,7 @@
 // because every instance must agree: a redelivery after a crash may be handled by another instance
 // (XAUTOCLAIM), and it must serve the URL the first one may already have shown.
 import { randomBytes } from "node:crypto";
-import type { MediaIndex, MediaTokens } from "../../core/media.js";
+import type { MediaIndex, MediaTokens } from "../../core/flows/media.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
 

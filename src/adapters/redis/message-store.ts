@@ -1,6 +1,6 @@
 // Message records as Redis hashes. Status moves are one script, so concurrent callbacks (which Twilio
 // may send out of order) can never move a message backwards.
-import { isFinal, isMessageStatus, statusRank, type MessageRecord } from "../../core/message.js";
+import { isFinal, isMessageStatus, statusRank, type MessageRecord } from "../../core/model/message.js";
 import type { AttemptState, MessageStore } from "../../core/ports.js";
 import type { Redis } from "./client.js";
 import { keys, RECORD_MAX_AGE_S } from "./keys.js";

@@ -1,7 +1,7 @@
-// UsageCounter (core/limits.ts) on rate-limiter-flexible's Redis limiter: one atomic Lua INCRBY with
+// UsageCounter (core/policy/limits.ts) on rate-limiter-flexible's Redis limiter: one atomic Lua INCRBY with
 // expiry per take, so every gateway instance counts against the same windows.
 import { RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
-import type { TakeResult, UsageCounter } from "../../core/limits.js";
+import type { TakeResult, UsageCounter } from "../../core/policy/limits.js";
 import type { Redis } from "./client.js";
 import { keys } from "./keys.js";
 

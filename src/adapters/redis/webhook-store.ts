@@ -2,7 +2,7 @@
 // kept only as a SHA-256 hash; the signing secret is sealed under SECRETS_KEY, bound to the target's
 // name (so a sealed value copied to another target does not decrypt there).
 import { createHash, timingSafeEqual } from "node:crypto";
-import { webhookNameProblem } from "../../core/addresses.js";
+import { webhookNameProblem } from "../../core/model/addresses.js";
 import type { WebhookStore, WebhookTarget } from "../../core/ports.js";
 import { GatewayError } from "../../errors.js";
 import { hashToken, NO_SECRETS_KEY, newSecret, newToken, type SecretBox } from "../../secrets.js";

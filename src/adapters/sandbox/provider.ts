@@ -1,10 +1,10 @@
 // An in-memory SMS provider for the demo and for tests without Twilio: it records what would have
 // been sent and plays back a delivery lifecycle so receipts can be seen end to end.
 import { randomBytes } from "node:crypto";
-import { pickOwnMessage } from "../../core/lookup-match.js";
-import type { MessageStatus } from "../../core/message.js";
+import { pickOwnMessage } from "../../core/policy/lookup-match.js";
+import type { MessageStatus } from "../../core/model/message.js";
 import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
-import { describeProviderCode } from "../../core/provider-errors.js";
+import { describeProviderCode } from "../../core/policy/provider-errors.js";
 
 export interface SandboxMessage {
   /** Our message id (out) or the inbound message id (in). */

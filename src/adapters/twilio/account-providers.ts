@@ -2,7 +2,7 @@
 // token is unchanged (each provider holds a keep-alive connection pool). The credentials are read from
 // the store every time, so an unregistered account stops working at once; while Redis is unreachable
 // the last known credentials still serve, so inbound webhooks for such accounts are not refused.
-import type { AccountProviders } from "../../core/provider-router.js";
+import type { AccountProviders } from "../../core/policy/provider-router.js";
 import type { AccountStore, SmsProvider } from "../../core/ports.js";
 import { hashToken } from "../../secrets.js";
 

@@ -4,7 +4,7 @@
 // itself: so credentials go only to the signer's own media resource
 // (/2010-04-01/Accounts/<signer>/Messages/<MM…>/Media/<ME…>), a URL of another account gets none, and any
 // other URL on Twilio's API (a message log, say) is refused. URLs elsewhere are fetched like any other.
-import type { MediaAccess, MediaAccessPolicy } from "../../core/media.js";
+import type { MediaAccess, MediaAccessPolicy } from "../../core/flows/media.js";
 
 /** A media resource of a message, the one shape that gets credentials: its account, message and media SIDs. */
 const MEDIA_RESOURCE = /^\/2010-04-01\/Accounts\/(AC[0-9a-fA-F]{32})\/Messages\/(?:MM|SM)[0-9a-fA-F]{32}\/Media\/ME[0-9a-fA-F]{32}$/;
@@ -23,7 +23,7 @@ export function createTwilioMediaAccess(opts: TwilioMediaAccessOptions): MediaAc
     async access(url, signer): Promise<MediaAccess> {
       if (url.origin !== origin) return { provider: false };
       const owner = MEDIA_RESOURCE.exec(url.pathname)?.[1];
-      // No message text says why: the note the user sees stays plain (core/media.ts).
+      // No message text says why: the note the user sees stays plain (core/flows/media.ts).
       if (!owner || url.search) return { refused: "not a media link of a message" };
       if (signer === undefined || owner.toLowerCase() !== signer.toLowerCase()) return { provider: true };
       const token = await opts.authTokenOf(signer);

@@ -2,10 +2,10 @@
 // undici transport (request-client.ts) carries it, so retries and timeouts are ours alone.
 import twilio from "twilio";
 import type { MessageInstance } from "twilio/lib/rest/api/v2010/account/message.js";
-import { pickOwnMessage, type ProviderMessageSummary } from "../../core/lookup-match.js";
-import { isMessageStatus } from "../../core/message.js";
+import { pickOwnMessage, type ProviderMessageSummary } from "../../core/policy/lookup-match.js";
+import { isMessageStatus } from "../../core/model/message.js";
 import { ProviderError, type ProviderFailure, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
-import { classifyProviderFailure } from "../../core/provider-errors.js";
+import { classifyProviderFailure } from "../../core/policy/provider-errors.js";
 import { TwilioTransportError, UndiciRequestClient, type HttpAnswer } from "./request-client.js";
 import { parseRetryAfter } from "./retry-after.js";
 

@@ -5,9 +5,9 @@
 // face only passes requests in and answers out (src/http/provider-routes.ts).
 import twilio from "twilio";
 import { z } from "zod";
-import type { InboundSms } from "../../core/inbound.js";
+import type { InboundSms } from "../../core/flows/sms-in.js";
 import type { ProviderStatusReport, ProviderWebhookRequest, ProviderWebhooks, WebhookSigner } from "../../core/ports.js";
-import type { AccountProviders } from "../../core/provider-router.js";
+import type { AccountProviders } from "../../core/policy/provider-router.js";
 import { GatewayError } from "../../errors.js";
 
 const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';

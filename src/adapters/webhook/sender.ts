@@ -1,10 +1,10 @@
-// POSTs signed message payloads to webhook receivers and classifies the answer for the pipeline:
+// POSTs signed message payloads to webhook receivers and classifies the answer for the delivery engine:
 // ok (maybe with a reply), permanent (do not retry, tell the sender) or retry (5xx, 408/425/429,
 // timeouts, network trouble). Redirects are never followed: a 3xx could point anywhere, including
 // at an address the SSRF guard would refuse.
 import { isIP } from "node:net";
 import { Agent, type Dispatcher } from "undici";
-import { follow, timedOut } from "../../core/abort.js";
+import { follow, timedOut } from "../../core/util/abort.js";
 import type { WebhookPayload, WebhookResult, WebhookSender } from "../../core/ports.js";
 import { signPayload, SIGNATURE_HEADER, TIMESTAMP_HEADER } from "../../webhooks/verify.js";
 import { parseRetryAfter } from "../twilio/retry-after.js";
@@ -153,7 +153,7 @@ export function createWebhookSender(opts: WebhookSenderOptions): WebhookSender {
     }
 
     // One deadline for the whole exchange (undici's per-phase timeouts alone would let a receiver that
-    // trickles bytes hold a worker forever), released when it ends: see src/core/abort.ts.
+    // trickles bytes hold a worker forever), released when it ends: see src/core/util/abort.ts.
     const exchange = follow([signal], opts.timeoutMs);
     let res: Dispatcher.ResponseData;
     let text: string;

@@ -1,5 +1,5 @@
 // What the two batch processors (to-xmpp.ts, outbound.ts) share with the engine that runs them.
-import type { OutboundJob, XmppDelivery } from "../message.js";
+import type { OutboundJob, XmppDelivery } from "../model/message.js";
 import type { DeadLetter, DeliveryMeta, XmppSink } from "../ports.js";
 import type { DeliveryQueues, QueueEntry, QueueName } from "./queues.js";
 import type { DeliveryRules } from "./rules.js";

@@ -1,6 +1,6 @@
 // The delivery engine: every message the gateway accepted waits in a durable queue until its next hop
 // has it, in order per conversation, with attempts, backoff, bounces, a deadline and dead letters. It
-// implements the Pipeline port (../ports.ts) over the narrow queue port (queues.ts); the store behind it
+// implements the Delivery port (../ports.ts) over the narrow queue port (queues.ts); the store behind it
 // is an adapter (adapters/redis/queues.ts; adapters/memory/queues.ts in unit tests).
 //
 // Why this shape: a conversation always hashes to the same partition and a partition is worked by one
@@ -11,9 +11,9 @@
 // it (to-xmpp.ts). Until then it stays pending: a restart of the same consumer resumes it, and another
 // consumer claims what a dead one left.
 import { createHash } from "node:crypto";
-import { remembered } from "../remembered.js";
-import type { OutboundJob, XmppDelivery } from "../message.js";
-import type { DeadLetter, DedupeKey, Pipeline } from "../ports.js";
+import { remembered } from "../util/remembered.js";
+import type { OutboundJob, XmppDelivery } from "../model/message.js";
+import type { DeadLetter, DedupeKey, Delivery } from "../ports.js";
 import type { BounceRetryOptions } from "./bounces.js";
 import { parseEntry, type DeliveryLog, type Handlers, type ProcessorContext } from "./context.js";
 import { outboundBatches } from "./outbound.js";
@@ -68,7 +68,7 @@ export interface QueueStats {
   deadLetters: number;
 }
 
-export type DeliveryEngine = Pipeline & {
+export type DeliveryEngine = Delivery & {
   /** Ends the current backoff waits: the next hop is back. */
   wake(): void;
   /** Deletes dead letters older than deadLetterRetentionS (it also runs periodically); returns how many. */

@@ -2,9 +2,9 @@
 // one after the other, while the batch's other conversations go at the same time (one provider round
 // trip each would otherwise bound a partition to one message per round trip). A job that must wait
 // stops its own conversation only; the batch is then read again after a backoff.
-import type { OutboundJob } from "../message.js";
+import type { OutboundJob } from "../model/message.js";
 import { GiveUp, RetryLater, type DeliveryMeta } from "../ports.js";
-import { follow } from "../abort.js";
+import { follow } from "../util/abort.js";
 import { coalesced, parseEntry, type ProcessorContext } from "./context.js";
 import type { BatchProcessor } from "./partition-loop.js";
 import type { QueueEntry } from "./queues.js";

@@ -1,7 +1,7 @@
 // The delivery engine's rules that are not about bounces (bounces.ts): how often a handler may fail
 // before its item is given up, when a delivery toward XMPP is too late, how long a partition waits after
 // a failed batch. Pure, so each rule is tested without a store or a clock.
-import type { XmppDelivery } from "../message.js";
+import type { XmppDelivery } from "../model/message.js";
 
 export interface DeliveryRules {
   /** Tries of a handler that fails with something other than RetryLater before the item is a dead letter. */

@@ -2,7 +2,7 @@
 // (the sink's round trip through the server): only then are its entries acknowledged. A bounce reported
 // by the barrier holds the delivery's conversation for a backoff (bounces.ts); a write that failed, or a
 // barrier that failed, leaves the entries pending to be read and written again.
-import { deliveryKey, type XmppDelivery } from "../message.js";
+import { deliveryKey, type XmppDelivery } from "../model/message.js";
 import { GiveUp, RetryLater } from "../ports.js";
 import { createBounceRetries, type BounceRetryOptions } from "./bounces.js";
 import { parseEntry, type ProcessorContext } from "./context.js";

@@ -1,8 +1,8 @@
-// What every MediaTokens/MediaIndex adapter must do (core/media.ts). Run against the in-memory one
+// What every MediaTokens/MediaIndex adapter must do (core/flows/media.ts). Run against the in-memory one
 // (test/unit/memory-adapters.test.ts) and the Redis one (test/integration/redis-stores.test.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { MediaIndex, MediaTokens } from "../../../src/core/media.js";
+import type { MediaIndex, MediaTokens } from "../../../src/core/flows/media.js";
 
 export function mediaTokensContract(name: string, fresh: () => Promise<MediaTokens & MediaIndex>): void {
   test(`${name}: the first token reserved for a key wins; tokens are listed under their owner until taken`, async () => {

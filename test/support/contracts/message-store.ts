@@ -4,14 +4,14 @@
 // honest to the real one.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { newOutgoingRecord, type MessageRecord } from "../../../src/core/message.js";
+import { newOutgoingRecord, type MessageRecord } from "../../../src/core/model/message.js";
 import type { MessageStore } from "../../../src/core/ports.js";
 
 const ACCOUNT = `AC${"1".repeat(32)}`;
 const OTHER = `AC${"2".repeat(32)}`;
 
 let n = 0;
-/** A record as core/outbound.ts makes one: pending, with a stanza id and the account it goes out with. */
+/** A record as core/flows/xmpp-out.ts makes one: pending, with a stanza id and the account it goes out with. */
 export function outgoing(extra: Partial<MessageRecord> = {}): MessageRecord {
   n++;
   const record = newOutgoingRecord({

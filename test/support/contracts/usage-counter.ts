@@ -1,9 +1,9 @@
-// What every UsageCounter adapter must do (core/limits.ts): fixed windows per key, refusals with the
+// What every UsageCounter adapter must do (core/policy/limits.ts): fixed windows per key, refusals with the
 // time left, a quota's refused take given back, a breaker's kept. Run against the in-memory counter
 // (test/unit/memory-adapters.test.ts) and the Redis one (test/integration/redis-stores.test.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { UsageCounter } from "../../../src/core/limits.js";
+import type { UsageCounter } from "../../../src/core/policy/limits.js";
 
 export interface CounterFactory {
   /** A fresh counter with an empty store. */

@@ -1,10 +1,10 @@
 // SMS → XMPP (docs/developers/design.md "Outside → XMPP") and provider status → receipts/errors ("XMPP → outside" 6).
-import { senderLocalpart, toE164 } from "./addresses.js";
+import { senderLocalpart, toE164 } from "../model/addresses.js";
 import { createContactEvents } from "./contact-events.js";
-import { GatewayError } from "../errors.js";
-import { inboundMessageId, inboundSmsKey, isMessageStatus, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "./message.js";
-import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Pipeline, ProviderStatusReport } from "./ports.js";
-import { mapProviderError } from "./provider-errors.js";
+import { GatewayError } from "../../errors.js";
+import { inboundMessageId, inboundSmsKey, isMessageStatus, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "../model/message.js";
+import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Delivery, ProviderStatusReport } from "../ports.js";
+import { mapProviderError } from "../policy/provider-errors.js";
 
 export interface InboundSms {
   providerId: string; // MessageSid
@@ -33,7 +33,7 @@ export interface InboundDeps {
   domain: string;
   links: LinkStore;
   messages: MessageStore;
-  pipeline: Pipeline;
+  delivery: Delivery;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
   /** The opt-out ledger (STOP/START keywords); absent in setups that keep none. */
   optOuts?: OptOutStore;
@@ -58,11 +58,11 @@ export function createInbound(deps: InboundDeps) {
       return { outcome: "unrouted", id };
     }
     await contacts.introduce({ id, jid, senderLocal, rawFrom: sms.from });
-    // Media are re-hosted just before delivery (core/media.ts), which adds the gateway's URLs (as OOB
+    // Media are re-hosted just before delivery (core/flows/media.ts), which adds the gateway's URLs (as OOB
     // and to the body); fetching here would hold up the webhook's answer.
     // Each item carries the account that signed the webhook: only that account's media get its credentials.
     const media = sms.media.map((m) => ({ url: m.url, ...(m.contentType ? { contentType: m.contentType } : {}), ...(sms.account ? { account: sms.account } : {}) }));
-    const fresh = await deps.pipeline.enqueueToXmpp(
+    const fresh = await deps.delivery.enqueueToXmpp(
       { kind: "chat", id, from: `${senderLocalpart(sms.from)}@${deps.domain}`, to: jid, body: sms.body, mediaUrls: [], ...(media.length ? { media } : {}), acceptedAt: sms.receivedAt ?? Date.now() },
       { key: inboundSmsKey(sms.account, sms.providerId), legacy: legacyInboundSmsKey(sms.providerId) },
     );
@@ -132,7 +132,7 @@ export function createInbound(deps: InboundDeps) {
   async function tellSender(record: MessageRecord): Promise<void> {
     if (record.status === "delivered" && record.receiptRequested && record.stanzaId) {
       if (await deps.messages.markOnce(record.id, "receipt")) {
-        await deps.pipeline.enqueueToXmpp({ kind: "receipt", id: record.id, from: record.contactJid, to: record.jid, receiptFor: record.stanzaId });
+        await deps.delivery.enqueueToXmpp({ kind: "receipt", id: record.id, from: record.contactJid, to: record.jid, receiptFor: record.stanzaId });
       }
     } else if ((record.status === "failed" || record.status === "undelivered") && record.stanzaId) {
       if (await deps.messages.markOnce(record.id, "error")) {
@@ -141,7 +141,7 @@ export function createInbound(deps: InboundDeps) {
           record.errorCode !== undefined
             ? mapProviderError({ code: record.errorCode }, { to })
             : { condition: "undefined-condition", type: "cancel" as const, text: `The message was ${record.status}; the provider gave no reason.` };
-        await deps.pipeline.enqueueToXmpp({ kind: "error", id: record.id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, ...mapped });
+        await deps.delivery.enqueueToXmpp({ kind: "error", id: record.id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, ...mapped });
       }
     }
   }

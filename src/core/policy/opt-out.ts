@@ -1,7 +1,7 @@
 // Opt-out keywords (docs/facts/twilio.md "Opt-out keywords"): what an inbound SMS says about consent, and the sentences the user
 // reads about it. Pure. Twilio blocks texts to a number that replied STOP (and answers 21610), so the
 // gateway keeps its own ledger to refuse such sends up front and explain them.
-import { displayNumber } from "./display.js";
+import { displayNumber } from "../model/display.js";
 
 export type ConsentChange = "opt-out" | "opt-in";
 

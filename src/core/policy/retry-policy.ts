@@ -1,5 +1,5 @@
 // How long to wait before trying the provider again. Pure, so the policy can be tested without clocks.
-import type { ProviderFailure } from "./ports.js";
+import type { ProviderFailure } from "../ports.js";
 
 /**
  * Upper bound of one backoff wait. Short enough that a provider that recovers is noticed well within

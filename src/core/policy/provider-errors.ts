@@ -1,8 +1,8 @@
 // Provider (Twilio) failures → retry policy and the XMPP stanza error the sender sees.
 // Pure: adapters describe what happened (HTTP answer or transport failure); this module decides.
 // Conditions follow RFC 6120 §8.3.3; codes and meanings follow docs/facts/twilio.md "Errors" and twilio.com/docs/api/errors.
-import type { StanzaErrorType } from "../errors.js";
-import type { ProviderFailure } from "./ports.js";
+import type { StanzaErrorType } from "../../errors.js";
+import type { ProviderFailure } from "../ports.js";
 
 export type { StanzaErrorType };
 

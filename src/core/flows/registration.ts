@@ -2,10 +2,10 @@
 // chosen by the operator: `admin` (the operator links numbers through the admin API; users can see and
 // drop their link) and `byo` (users bring their own Twilio account: the gateway checks the number is
 // theirs, points its webhook here, and keeps their credentials sealed).
-import { GatewayError } from "../errors.js";
-import { normalizeNumber } from "./addresses.js";
+import { GatewayError } from "../../errors.js";
+import { normalizeNumber } from "../model/addresses.js";
 import { createForgetUser, type ForgetUser } from "./forget-user.js";
-import type { AccountStore, LinkStore, ProviderAccounts } from "./ports.js";
+import type { AccountStore, LinkStore, ProviderAccounts } from "../ports.js";
 
 export type RegistrationMode = "admin" | "byo";
 
@@ -20,7 +20,7 @@ export interface RegistrationDeps {
   defaultRegion: string;
   log: { info(o: object, m: string): void };
   /**
-   * Deletes everything kept about a user who unregisters (core/forget-user.ts): link, credentials,
+   * Deletes everything kept about a user who unregisters (core/flows/forget-user.ts): link, credentials,
    * queued work, introductions, media. Default: the link and the credentials only.
    */
   forget?: ForgetUser;

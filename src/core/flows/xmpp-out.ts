@@ -1,21 +1,21 @@
 // XMPP → SMS: decides whether a user's message becomes an SMS (docs/developers/design.md "XMPP → outside"), records
 // it, queues it, and later hands it to the provider at most once (outbound-send.ts).
-import { GatewayError } from "../errors.js";
-import { destinationOf, parseContactLocalpart } from "./addresses.js";
-import { CORRECTION_PREFIX, reactionText, retractionNotice } from "./chat-extensions.js";
-import { displayNumber } from "./display.js";
-import type { AccessPolicy } from "./access.js";
-import type { SendLimits } from "./limits.js";
+import { GatewayError } from "../../errors.js";
+import { destinationOf, parseContactLocalpart } from "../model/addresses.js";
+import { CORRECTION_PREFIX, reactionText, retractionNotice } from "../model/chat-extensions.js";
+import { displayNumber } from "../model/display.js";
+import type { AccessPolicy } from "../policy/access.js";
+import type { SendLimits } from "../policy/limits.js";
 import type { OnNetText } from "./on-net.js";
-import { optedOutRefusal } from "./opt-out.js";
-import { countSegments, segmentsProblem } from "./segments.js";
-import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "./message.js";
-import { createSender, type SenderDeps, type SendPolicy } from "./outbound-send.js";
-import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Pipeline, SmsProvider, WebhookSender, WebhookStore } from "./ports.js";
+import { optedOutRefusal } from "../policy/opt-out.js";
+import { countSegments, segmentsProblem } from "../model/segments.js";
+import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "../model/message.js";
+import { createSender, type SenderDeps, type SendPolicy } from "./sms-send.js";
+import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Delivery, SmsProvider, WebhookSender, WebhookStore } from "../ports.js";
 import { recordAndQueue } from "./queue-outgoing.js";
 import { createWebhookOut } from "./webhook-out.js";
 
-export { backoff } from "./retry-policy.js";
+export { backoff } from "../policy/retry-policy.js";
 
 /** A message from an XMPP user to a contact JID, as the xmpp layer read it. */
 export interface ChatFromUser {
@@ -54,7 +54,7 @@ export type AcceptResult =
 export interface OutboundDeps {
   links: LinkStore;
   messages: MessageStore;
-  pipeline: Pipeline;
+  delivery: Delivery;
   provider: SmsProvider;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void };
   retry: SendPolicy;
@@ -74,11 +74,11 @@ export interface OutboundDeps {
   mainAccount?: string;
   /** What an unlinked user is told to do (depends on REGISTRATION). */
   notLinkedHint?: string;
-  /** Delivers a text to another user of this gateway over XMPP (core/on-net.ts); absent: always SMS. */
+  /** Delivers a text to another user of this gateway over XMPP (core/flows/on-net.ts); absent: always SMS. */
   onNet?: (t: OnNetText) => Promise<void>;
   /** ALLOWED_DOMAINS: users of other servers may not send. */
   access?: AccessPolicy;
-  /** Rate, quota, destination and breaker limits (core/limits.ts); absent: no limits. */
+  /** Rate, quota, destination and breaker limits (core/policy/limits.ts); absent: no limits. */
   limits?: SendLimits;
 }
 
@@ -126,7 +126,7 @@ export function createOutbound(deps: OutboundDeps) {
 
     // A resent stanza (same sender, same id) that was accepted before is answered by the first one.
     const repeatKey = msg.stanzaId ? userStanzaKey(msg.fromBare, msg.stanzaId) : undefined;
-    const first = repeatKey && (await deps.pipeline.idForDedupeKey(repeatKey));
+    const first = repeatKey && (await deps.delivery.idForDedupeKey(repeatKey));
     if (first) {
       deps.log.info({ msgId: first }, "repeat of a message already accepted: not sent again");
       return { outcome: "repeat", id: first };
@@ -170,7 +170,7 @@ export function createOutbound(deps: OutboundDeps) {
       const id = newMessageId();
       await deps.onNet({ id, from: fromNumber, to: destination, jid: peer, body: text, mediaUrls });
       // The receipt comes once the text is queued durably toward its recipient (there is no carrier).
-      if (msg.receiptRequested && msg.stanzaId) await deps.pipeline.enqueueToXmpp({ kind: "receipt", id, from: msg.to, to: msg.from, receiptFor: msg.stanzaId });
+      if (msg.receiptRequested && msg.stanzaId) await deps.delivery.enqueueToXmpp({ kind: "receipt", id, from: msg.to, to: msg.from, receiptFor: msg.stanzaId });
       deps.log.info({ msgId: id }, "on-net text delivered over XMPP, no SMS");
       return { outcome: "queued", id };
     }
@@ -217,7 +217,7 @@ export function createOutbound(deps: OutboundDeps) {
     const record = await deps.messages.get(id);
     if (!record?.stanzaId) return; // nothing to answer to (the client sent no id)
     if (!(await deps.messages.markOnce(id, "error"))) return;
-    await deps.pipeline.enqueueToXmpp({ kind: "error", id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, condition, type, text });
+    await deps.delivery.enqueueToXmpp({ kind: "error", id, from: record.contactJid, to: record.jid, replyTo: record.stanzaId, condition, type, text });
   }
 
   const webhookOut = createWebhookOut({
@@ -225,7 +225,7 @@ export function createOutbound(deps: OutboundDeps) {
     webhooks: deps.webhooks.store,
     sender: deps.webhooks.sender,
     messages: deps.messages,
-    pipeline: deps.pipeline,
+    delivery: deps.delivery,
     log: deps.log,
     retry: { baseMs: deps.retry.baseMs, deadlineMs: deps.webhooks.deadlineMs },
     reportError,

@@ -1,11 +1,11 @@
 // XMPP → webhook target: a user's message to `name@D` is POSTed, signed, to the target's URL; the
-// answer becomes a reply, a receipt or an error reply. The same durable pipeline as SMS carries it.
-import { GatewayError } from "../errors.js";
-import type { WebhookJob, XmppDelivery } from "./message.js";
-import { isFinal, newMessageId, newOutgoingRecord } from "./message.js";
-import { GiveUp, type DeliveryMeta, type MessageStore, type Pipeline, type WebhookSender, type WebhookStore } from "./ports.js";
-import { backoff } from "./retry-policy.js";
-import { abortableSleep, SendInterrupted } from "./sleep.js";
+// answer becomes a reply, a receipt or an error reply. The same delivery engine as SMS carries it.
+import { GatewayError } from "../../errors.js";
+import type { WebhookJob, XmppDelivery } from "../model/message.js";
+import { isFinal, newMessageId, newOutgoingRecord } from "../model/message.js";
+import { GiveUp, type DeliveryMeta, type MessageStore, type Delivery, type WebhookSender, type WebhookStore } from "../ports.js";
+import { backoff } from "../policy/retry-policy.js";
+import { abortableSleep, SendInterrupted } from "../util/sleep.js";
 import { recordAndQueue } from "./queue-outgoing.js";
 
 /** Whether `bareJid` matches an allow entry: the exact bare JID, or `*@domain`. */
@@ -23,7 +23,7 @@ export interface WebhookOutDeps {
   webhooks: WebhookStore;
   sender: WebhookSender;
   messages: MessageStore;
-  pipeline: Pipeline;
+  delivery: Delivery;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
   retry: { baseMs: number; deadlineMs: number };
   reportError(id: string, type: Extract<XmppDelivery, { kind: "error" }>["type"], condition: string, text: string): Promise<void>;
@@ -67,7 +67,7 @@ export function createWebhookOut(deps: WebhookOutDeps) {
 
   /**
    * POSTs until the receiver answers or the deadline passes. Throws GiveUp at the deadline (the
-   * pipeline dead-letters it and the sender hears of it), and lets a stop interrupt a wait.
+   * delivery engine dead-letters it and the sender hears of it), and lets a stop interrupt a wait.
    */
   async function process(job: WebhookJob, meta?: Pick<DeliveryMeta, "signal">): Promise<void> {
     const record = await deps.messages.get(job.id);
@@ -98,9 +98,9 @@ export function createWebhookOut(deps: WebhookOutDeps) {
         await deps.messages.advance(job.id, "delivered");
         if (result.reply !== undefined && result.reply.length > 0) {
           // Replies go to the bare JID: every client of the user sees the bot's answer.
-          await deps.pipeline.enqueueToXmpp({ kind: "chat", id: newMessageId(), from: contact(job.to), to: job.from, body: result.reply, mediaUrls: [], acceptedAt: Date.now() });
+          await deps.delivery.enqueueToXmpp({ kind: "chat", id: newMessageId(), from: contact(job.to), to: job.from, body: result.reply, mediaUrls: [], acceptedAt: Date.now() });
         } else if (record.receiptRequested && record.stanzaId && (await deps.messages.markOnce(job.id, "receipt"))) {
-          await deps.pipeline.enqueueToXmpp({ kind: "receipt", id: job.id, from: contact(job.to), to: record.jid, receiptFor: record.stanzaId });
+          await deps.delivery.enqueueToXmpp({ kind: "receipt", id: job.id, from: contact(job.to), to: record.jid, receiptFor: record.stanzaId });
         }
         deps.log.info({ msgId: job.id, webhook: job.to, status: result.status, attempt }, "webhook delivered");
         return;

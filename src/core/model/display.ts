@@ -1,6 +1,6 @@
 // How numbers are shown to people (notes, errors, nicknames). Pure.
 import { parsePhoneNumberFromString } from "libphonenumber-js/max";
-import { remembered } from "./remembered.js";
+import { remembered } from "../util/remembered.js";
 
 const international = remembered((number: string): string => {
   const n = parsePhoneNumberFromString(number);

@@ -7,11 +7,11 @@
 // - ambiguous (no answer, 5xx other than 503, or `inflight` found after a restart): the message is
 //   looked up at the provider first. Found → adopted, never resent; certainly not found → resent;
 //   cannot tell → not resent, and the sender is told it may or may not have gone out.
-import { abortableSleep, SendInterrupted } from "./sleep.js";
-import type { MessageStatus, OutboundJob, XmppDelivery } from "./message.js";
-import { ProviderError, type AttemptState, type DeliveryMeta, type MessageStore, type ProviderFailure, type SmsProvider, type SmsSendRequest } from "./ports.js";
-import { mapProviderFailure } from "./provider-errors.js";
-import { backoff, retryDelay } from "./retry-policy.js";
+import { abortableSleep, SendInterrupted } from "../util/sleep.js";
+import type { MessageStatus, OutboundJob, XmppDelivery } from "../model/message.js";
+import { ProviderError, type AttemptState, type DeliveryMeta, type MessageStore, type ProviderFailure, type SmsProvider, type SmsSendRequest } from "../ports.js";
+import { mapProviderFailure } from "../policy/provider-errors.js";
+import { backoff, retryDelay } from "../policy/retry-policy.js";
 
 type ErrorType = Extract<XmppDelivery, { kind: "error" }>["type"];
 

@@ -2,7 +2,7 @@
 // registration, XEP-0050 ad-hoc commands (forms) and text commands chatted to the gateway itself, for
 // clients that show neither (most do not offer registration with a component). A secret is never
 // asked for in chat: chat lands in server archives and is copied to every device (carbons).
-import { GatewayError, isGatewayError } from "../errors.js";
+import { GatewayError, isGatewayError } from "../../errors.js";
 import type { Note, Registration } from "./registration.js";
 
 export type FieldType = "text-single" | "text-private" | "boolean" | "fixed";

@@ -1,16 +1,16 @@
 // Webhook → XMPP (the message-in API): a bot, CI job or alert adapter posts a message that arrives from
 // `name@D`, authenticated by the target's own token. The decisions, in order: the token; the target
-// still exists; the recipient is a user of a served domain (ALLOWED_DOMAINS, core/access.ts); the
+// still exists; the recipient is a user of a served domain (ALLOWED_DOMAINS, core/policy/access.ts); the
 // token's rate (WEBHOOK_IN_PER_MINUTE); the target's allow list; the backlog of the recipient's
 // partition (its callers can retry, so under overload it may say "later"); then one durable enqueue,
 // stored once per Idempotency-Key. The HTTP route (http/webhook-messages-route.ts) parses the request
 // and maps the outcome or the GatewayError to the wire; nothing here knows HTTP.
-import { GatewayError } from "../errors.js";
-import type { AccessPolicy } from "./access.js";
-import { WEBHOOK_NAME } from "./addresses.js";
-import type { UsageCounter } from "./limits.js";
-import { messageInKey, newMessageId, type XmppDelivery } from "./message.js";
-import type { Pipeline, WebhookStore } from "./ports.js";
+import { GatewayError } from "../../errors.js";
+import type { AccessPolicy } from "../policy/access.js";
+import { WEBHOOK_NAME } from "../model/addresses.js";
+import type { UsageCounter } from "../policy/limits.js";
+import { messageInKey, newMessageId, type XmppDelivery } from "../model/message.js";
+import type { Delivery, WebhookStore } from "../ports.js";
 import { isAllowed } from "./webhook-out.js";
 
 /** A message posted to the message-in API, as the route parsed it. */
@@ -41,7 +41,7 @@ export interface WebhookInEvents {
 export interface WebhookInDeps {
   domain: string;
   webhooks: Pick<WebhookStore, "get" | "checkToken">;
-  pipeline: Pick<Pipeline, "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
+  delivery: Pick<Delivery, "enqueueToXmpp" | "idForDedupeKey" | "backlogFor">;
   /** Above this many waiting deliveries in the recipient's partition, "try again later" (WEBHOOK_IN_MAX_BACKLOG). */
   maxBacklog: number;
   /** ALLOWED_DOMAINS: recipients must be users of a served domain; absent: anyone. */
@@ -97,16 +97,16 @@ export function createWebhookIn(deps: WebhookInDeps) {
       ...(msg.type ? { type: msg.type } : {}),
       ...(msg.subject ? { subject: msg.subject } : {}),
     };
-    if ((await deps.pipeline.backlogFor(item)) > deps.maxBacklog) {
+    if ((await deps.delivery.backlogFor(item)) > deps.maxBacklog) {
       throw new GatewayError("resource_constraint", "Too many messages are waiting for delivery; retry later.", { retryAfterMs: BACKLOG_RETRY_AFTER_MS });
     }
     // Only a marker holding one of our ids counts: one written under this key by another source
     // before keys had namespaces (e.g. a forged MessageSid) is replaced, not honoured.
     const dedupe = msg.idempotencyKey ? { key: messageInKey(msg.name, msg.idempotencyKey), ownIdsOnly: true } : undefined;
-    const fresh = await deps.pipeline.enqueueToXmpp(item, dedupe);
+    const fresh = await deps.delivery.enqueueToXmpp(item, dedupe);
     deps.events?.accepted?.(fresh);
     if (fresh || !dedupe) return { outcome: "queued", id: item.id };
-    return { outcome: "repeat", id: (await deps.pipeline.idForDedupeKey(dedupe.key)) ?? item.id };
+    return { outcome: "repeat", id: (await deps.delivery.idForDedupeKey(dedupe.key)) ?? item.id };
   }
 
   return { authenticate, accept };

@@ -5,10 +5,6 @@ import type { Logger } from "../../logger.js";
 import type { Redis } from "./client.js";
 import { createRedisQueues } from "./queues.js";
 
-export type { QueueStats } from "../../core/delivery/engine.js";
-export type PipelineOptions = DeliveryOptions;
-export type RedisPipeline = DeliveryEngine;
-
-export function createRedisPipeline(redis: Redis, log: Logger, opts: DeliveryOptions): DeliveryEngine {
+export function createRedisDelivery(redis: Redis, log: Logger, opts: DeliveryOptions): DeliveryEngine {
   return createDeliveryEngine(createRedisQueues(redis), log, opts);
 }

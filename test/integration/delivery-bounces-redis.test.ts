@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { keys } from "../../src/adapters/redis/keys.js";
-import { createRedisPipeline, type RedisPipeline } from "../../src/adapters/redis/pipeline.js";
-import { deliveryKey, type XmppDelivery } from "../../src/core/message.js";
+import { createRedisDelivery } from "../../src/adapters/redis/delivery.js";
+import type { DeliveryEngine } from "../../src/core/delivery/engine.js";
+import { deliveryKey, type XmppDelivery } from "../../src/core/model/message.js";
 import type { XmppSink } from "../../src/core/ports.js";
 import { createLogger } from "../../src/logger.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
@@ -16,7 +17,7 @@ import { startRedis, type RedisServer } from "../support/redis.js";
 const RETRY_MS = 700;
 let server: RedisServer;
 let redis: Redis;
-let pipeline: RedisPipeline;
+let delivery: DeliveryEngine;
 
 const chat = (id: string, to: string): XmppDelivery => ({ kind: "chat", id, from: "+15552223333@sms.example.com", to, body: id, mediaUrls: [], acceptedAt: Date.now() });
 
@@ -50,20 +51,20 @@ const recorded = recordingSink(bounceOnce);
 before(async () => {
   server = await startRedis();
   redis = await connectRedis(server.url, () => undefined);
-  pipeline = createRedisPipeline(redis, createLogger("silent"), { partitions: 1, dedupeTtlS: 60, consumerName: "gw-1", blockMs: 300, maxBounces: 3, bounceRetryMs: RETRY_MS });
-  pipeline.consume({ toXmpp: recorded.sink, outbound: async () => undefined });
+  delivery = createRedisDelivery(redis, createLogger("silent"), { partitions: 1, dedupeTtlS: 60, consumerName: "gw-1", blockMs: 300, maxBounces: 3, bounceRetryMs: RETRY_MS });
+  delivery.consume({ toXmpp: recorded.sink, outbound: async () => undefined });
 });
 
 after(async () => {
-  await pipeline?.stop();
+  await delivery?.stop();
   redis?.destroy();
   await server?.stop();
 });
 
 test("a bounced entry waits its backoff with its conversation, is written once more, and is acknowledged", async () => {
-  await pipeline.enqueueToXmpp(chat("x", "alice@example.com"));
-  await pipeline.enqueueToXmpp(chat("y", "alice@example.com")); // after x in the same conversation
-  await pipeline.enqueueToXmpp(chat("z", "bob@example.com")); // another conversation
+  await delivery.enqueueToXmpp(chat("x", "alice@example.com"));
+  await delivery.enqueueToXmpp(chat("y", "alice@example.com")); // after x in the same conversation
+  await delivery.enqueueToXmpp(chat("z", "bob@example.com")); // another conversation
   const end = Date.now() + 10_000;
   const writesOf = (id: string) => recorded.writes.filter((w) => w.id === id);
   while (writesOf("x").length < 2 || writesOf("y").length < 1) {

@@ -3,8 +3,8 @@
 // idempotency key, so the match is by content and time: same sender, recipient, body and media count,
 // created after our first request started — and not already owned by another of our records, since a
 // user may legitimately send the same text twice.
-import type { MessageStatus } from "./message.js";
-import type { SmsLookupRequest, SmsLookupResult } from "./ports.js";
+import type { MessageStatus } from "../model/message.js";
+import type { SmsLookupRequest, SmsLookupResult } from "../ports.js";
 
 /** One message as the provider lists it. */
 export interface ProviderMessageSummary {

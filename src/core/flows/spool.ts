@@ -1,11 +1,11 @@
 // Inbound SMS when Redis is away (issue 3, "Redis trouble"). Twilio never redelivers an inbound
 // webhook, so when Redis cannot take an SMS in time it goes to a local journal (on disk before the 200)
 // and is replayed through the normal accept path once Redis is back. Replay is idempotent by MessageSid
-// (the pipeline's dedupe marker), so "replay, then delete the journal file" is crash-safe: a crash in
+// (the delivery engine's dedupe marker), so "replay, then delete the journal file" is crash-safe: a crash in
 // between replays again and stores nothing twice.
-import { GatewayError } from "../errors.js";
-import type { Inbound, InboundOutcome, InboundSms } from "./inbound.js";
-import { inboundMessageId } from "./message.js";
+import { GatewayError } from "../../errors.js";
+import type { Inbound, InboundOutcome, InboundSms } from "./sms-in.js";
+import { inboundMessageId } from "../model/message.js";
 
 /** What the journal keeps of an inbound SMS. */
 export interface SpooledSms extends InboundSms {

@@ -1,6 +1,6 @@
 // Forgetting a user (issue 6 item 3, "Data lifecycle"): what unlinking or unregistering deletes. Every
 // path that ends a user's link goes through here — the admin API's DELETE /api/v1/users/{jid}, and
-// XEP-0077 <remove/>, the ad-hoc and the chat `unregister` (core/registration.ts) — so they all delete
+// XEP-0077 <remove/>, the ad-hoc and the chat `unregister` (core/flows/registration.ts) — so they all delete
 // the same things:
 //
 //  1. the link (user ⇄ number), first, so that nothing new is routed to or sent for them;
@@ -18,8 +18,8 @@
 // MESSAGE_RETENTION / DEDUPE_TTL), and the opt-out ledger of the number (a contact's STOP belongs to the
 // number, and the carrier keeps blocking texts to them whoever holds it next).
 import type { MediaIndex, MediaRemover } from "./media.js";
-import type { OutboundJob, XmppDelivery } from "./message.js";
-import type { AccountStore, DeadLetter, IntroductionStore, LinkStore, MessageStore, Pipeline } from "./ports.js";
+import type { OutboundJob, XmppDelivery } from "../model/message.js";
+import type { AccountStore, DeadLetter, IntroductionStore, LinkStore, MessageStore, Delivery } from "../ports.js";
 
 export const RECIPIENT_UNLINKED = "recipient unlinked";
 export const SENDER_UNLINKED = "sender unlinked";
@@ -28,7 +28,7 @@ export interface ForgetUserDeps {
   links: Pick<LinkStore, "phoneOf" | "unlink">;
   /** Stored provider credentials (REGISTRATION=byo, or left from a time the gateway ran so). */
   accounts?: Pick<AccountStore, "remove">;
-  pipeline?: Pick<Pipeline, "deadLetterWhere">;
+  delivery?: Pick<Delivery, "deadLetterWhere">;
   introductions?: Pick<IntroductionStore, "forget">;
   media?: { index: MediaIndex; files: MediaRemover };
   log: { info(o: object, m: string): void };
@@ -92,9 +92,9 @@ export function createForgetUser(deps: ForgetUserDeps) {
     // gone and queue an error reply to the user being forgotten. A second sweep takes what a job that
     // was finishing meanwhile queued.
     const select = unlinkedWork(jid, phone);
-    let deadLettered = (await deps.pipeline?.deadLetterWhere(select)) ?? 0;
+    let deadLettered = (await deps.delivery?.deadLetterWhere(select)) ?? 0;
     const { accountSid } = (await deps.accounts?.remove(jid)) ?? {};
-    deadLettered += (await deps.pipeline?.deadLetterWhere(select)) ?? 0;
+    deadLettered += (await deps.delivery?.deadLetterWhere(select)) ?? 0;
     await deps.introductions?.forget(jid);
     let media = 0;
     if (deps.media) {

@@ -1,6 +1,6 @@
 // One SmsProvider in front of many accounts: a message accepted for a user's own account
 // (REGISTRATION=byo) goes out with that account's credentials, everything else with the gateway's.
-import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "./ports.js";
+import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../ports.js";
 
 /** Providers of users' own accounts, by AccountSid. */
 export interface AccountProviders {

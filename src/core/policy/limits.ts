@@ -2,9 +2,9 @@
 // segments, a destination-country allow list, refused number types and short codes, and a gateway-wide
 // breaker on segments per hour. The counters live behind a port (Redis in production) so every instance shares them.
 import { parsePhoneNumberFromString, type NumberType } from "libphonenumber-js/max";
-import { GatewayError } from "../errors.js";
-import { displayNumber } from "./display.js";
-import { remembered } from "./remembered.js";
+import { GatewayError } from "../../errors.js";
+import { displayNumber } from "../model/display.js";
+import { remembered } from "../util/remembered.js";
 
 export type TakeResult = { ok: true } | { ok: false; retryAfterMs: number; /** this take is the one that tripped the counter */ tripped: boolean };
 

@@ -1,4 +1,4 @@
-// The message model: records, status ranks, and the items that travel through the pipeline.
+// The message model: records, status ranks, and the items that travel through the delivery engine.
 import { createHash, randomBytes, randomFillSync } from "node:crypto";
 
 import { monotonicFactory } from "ulid";
@@ -161,7 +161,7 @@ export type XmppDelivery =
       body: string;
       mediaUrls: string[];
       /**
-       * Inbound MMS media not yet re-hosted (provider URLs): core/media.ts fetches them just before
+       * Inbound MMS media not yet re-hosted (provider URLs): core/flows/media.ts fetches them just before
        * delivery and adds the gateway's URLs to mediaUrls and the body. Absent once prepared.
        */
       media?: InboundMedia[];

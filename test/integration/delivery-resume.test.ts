@@ -1,12 +1,13 @@
-// The pipeline on a real Redis: an entry handed to this consumer by a read whose reply never arrived
+// The delivery engine on a real Redis: an entry handed to this consumer by a read whose reply never arrived
 // (Redis died, or the link broke, after XREADGROUP ran) is picked up as soon as reading works again,
 // not only when XAUTOCLAIM (PIPELINE_CLAIM_IDLE_MS, 60 s here) would hand it over.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
 import { GROUP, keys } from "../../src/adapters/redis/keys.js";
-import { createRedisPipeline, type RedisPipeline } from "../../src/adapters/redis/pipeline.js";
-import type { XmppDelivery } from "../../src/core/message.js";
+import { createRedisDelivery } from "../../src/adapters/redis/delivery.js";
+import type { DeliveryEngine } from "../../src/core/delivery/engine.js";
+import type { XmppDelivery } from "../../src/core/model/message.js";
 import { createLogger } from "../../src/logger.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { waitUntil } from "../support/wait.js";
@@ -14,7 +15,7 @@ import { waitUntil } from "../support/wait.js";
 let server: RedisServer;
 let redis: Redis;
 let admin: Redis;
-let pipeline: RedisPipeline;
+let delivery: DeliveryEngine;
 const delivered: string[] = [];
 
 const chat = (id: string): XmppDelivery => ({ kind: "chat", id, from: "+15552223333@sms.example.com", to: "alice@example.com", body: id, mediaUrls: [], acceptedAt: Date.now() });
@@ -23,22 +24,22 @@ before(async () => {
   server = await startRedis();
   redis = await connectRedis(server.url, () => undefined);
   admin = await connectRedis(server.url, () => undefined);
-  pipeline = createRedisPipeline(redis, createLogger("silent"), { partitions: 1, dedupeTtlS: 60, consumerName: "gw-1", blockMs: 300, claimIdleMs: 60_000 });
-  pipeline.consume({
+  delivery = createRedisDelivery(redis, createLogger("silent"), { partitions: 1, dedupeTtlS: 60, consumerName: "gw-1", blockMs: 300, claimIdleMs: 60_000 });
+  delivery.consume({
     toXmpp: { deliver: async (item) => void delivered.push(item.id), barrier: async () => new Map() },
     outbound: async () => undefined,
   });
 });
 
 after(async () => {
-  await pipeline?.stop();
+  await delivery?.stop();
   redis?.destroy();
   admin?.destroy();
   await server?.stop();
 });
 
 test("an entry whose read reply was lost is delivered once reading resumes", async () => {
-  await pipeline.enqueueToXmpp(chat("first"));
+  await delivery.enqueueToXmpp(chat("first"));
   await waitUntil(() => delivered.includes("first"), { what: "the consumer runs", timeoutMs: 5000, intervalMs: 20 });
 
   // What a lost reply leaves behind: the entry is pending for gw-1, which never saw it. XADD and the

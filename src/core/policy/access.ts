@@ -2,7 +2,7 @@
 // the federated network, so anything that can cost money or reach a bot is for the served domains only.
 // The one place that decides it, and what each face answers a JID it does not serve: the XMPP face
 // (sending, registering, commands), the admin API's link, and the message-in API's recipient.
-import { GatewayError } from "../errors.js";
+import { GatewayError } from "../../errors.js";
 
 export interface AccessPolicy {
   /** Whether the bare JID's domain is served ("*" serves every domain). */

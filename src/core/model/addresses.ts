@@ -1,8 +1,8 @@
 // JIDs on the component's domain ⇄ the things they stand for (docs/developers/design.md "Addresses").
 // Pure functions: no I/O, no XMPP library.
 import { parsePhoneNumberFromString, type CountryCode } from "libphonenumber-js/max";
-import { GatewayError } from "../errors.js";
-import { remembered } from "./remembered.js";
+import { GatewayError } from "../../errors.js";
+import { remembered } from "../util/remembered.js";
 
 export type ContactAddress = { kind: "phone"; e164: string } | { kind: "shortcode"; digits: string } | { kind: "alphanumeric"; name: string } | { kind: "webhook"; name: string };
 

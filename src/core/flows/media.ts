@@ -3,12 +3,12 @@
 // user's address to whoever hosts them; so before a chat item is rendered, the gateway fetches each
 // item once and serves it from its own HTTP surface under an unguessable URL.
 //
-// Why in the pipeline and not in the webhook: fetching can take seconds and Twilio waits at most 15 s
+// Why in the delivery engine and not in the webhook: fetching can take seconds and Twilio waits at most 15 s
 // for the webhook's answer, which must follow the durable write at once. The toXmpp handler calls
 // prepare() just before rendering; a crash in between redelivers the item and prepare() runs again,
 // reusing the token first reserved for (message, index), so the URL the user sees never changes.
-import type { InboundMedia, XmppDelivery } from "./message.js";
-import { RetryLater, type DeliveryMeta, type XmppOut } from "./ports.js";
+import type { InboundMedia, XmppDelivery } from "../model/message.js";
+import { RetryLater, type DeliveryMeta, type XmppOut } from "../ports.js";
 
 /** A media item as the provider announced it (MediaUrlN, MediaContentTypeN), with the account that signed it. */
 export type MediaSource = InboundMedia;
@@ -210,7 +210,7 @@ type Rehosted = { url: string } | { note: string };
 
 const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
-    // The signal lives as long as the pipeline: take the listener off again, or they pile up.
+    // The signal lives as long as the delivery engine: take the listener off again, or they pile up.
     const onAbort = () => (clearTimeout(t), resolve());
     const t = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), ms);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -246,7 +246,7 @@ export function createMediaPreparer(deps: MediaPreparerDeps) {
         fetched = await deps.fetcher.fetch(src.url, { ...(src.account ? { account: src.account } : {}), ...(signal ? { signal } : {}) });
       } catch (err) {
         if (signal?.aborted) throw new RetryLater("stopping while fetching media");
-        // Not about the media (the credentials lookup failed, e.g. Redis is away): the pipeline retries.
+        // Not about the media (the credentials lookup failed, e.g. Redis is away): the delivery engine retries.
         if (!(err instanceof MediaFetchError)) throw err;
         reason = err.message;
         deps.log.warn({ msgId: messageId, index, attempt, reason }, "media fetch failed");

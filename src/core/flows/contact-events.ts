@@ -1,14 +1,14 @@
 // What a user hears about a contact besides its texts: a subscription request with a nickname the
 // first time a number writes (so clients offer to add it), and a note when it opts out or back in.
-// Both travel the toXmpp pipeline in the contact's conversation partition, so they keep their order
+// Both travel the to-xmpp queue in the contact's conversation partition, so they keep their order
 // with that contact's messages.
-import { displayNumber } from "./display.js";
-import { consentChange, consentNote } from "./opt-out.js";
-import type { IntroductionStore, OptOutStore, Pipeline } from "./ports.js";
+import { displayNumber } from "../model/display.js";
+import { consentChange, consentNote } from "../policy/opt-out.js";
+import type { IntroductionStore, OptOutStore, Delivery } from "../ports.js";
 
 export interface ContactEventsDeps {
   domain: string;
-  pipeline: Pick<Pipeline, "enqueueToXmpp">;
+  delivery: Pick<Delivery, "enqueueToXmpp">;
   /** Absent: no ledger (nothing recorded, nothing told). */
   optOuts?: OptOutStore;
   /** Absent: no introductions. */
@@ -31,7 +31,7 @@ export function createContactEvents(deps: ContactEventsDeps) {
     if (!deps.introductions) return;
     const bare = p.jid.split("/")[0]!;
     if (!(await deps.introductions.introduce(bare, p.senderLocal))) return;
-    await deps.pipeline.enqueueToXmpp({ kind: "subscribe", id: `sub-${p.id}`, from: `${p.senderLocal}@${deps.domain}`, to: bare, nick: contactNick(p.senderLocal, p.rawFrom) });
+    await deps.delivery.enqueueToXmpp({ kind: "subscribe", id: `sub-${p.id}`, from: `${p.senderLocal}@${deps.domain}`, to: bare, nick: contactNick(p.senderLocal, p.rawFrom) });
     deps.log.info({ msgId: p.id }, "new contact introduced with a subscription request");
   }
 
@@ -48,7 +48,7 @@ export function createContactEvents(deps: ContactEventsDeps) {
     const changed = change === "opt-out" ? await deps.optOuts.optOut(p.ourNumber, p.theirNumber, byType ? "optout-type" : "keyword") : await deps.optOuts.optIn(p.ourNumber, p.theirNumber);
     deps.log.info({ msgId: p.id, change, changed }, "consent keyword received");
     if (!changed || !p.jid) return;
-    await deps.pipeline.enqueueToXmpp({
+    await deps.delivery.enqueueToXmpp({
       kind: "chat",
       id: `${p.id}-${change}`,
       from: `${p.theirNumber}@${deps.domain}`,
