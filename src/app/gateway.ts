@@ -17,7 +17,7 @@ import { createFlows } from "./flows.js";
 import { createProviderKit } from "./provider.js";
 import { explainStoreDown, storeDown } from "./store-down.js";
 import { openStores } from "./stores.js";
-import { VERSION } from "./version.js";
+import { VERSION } from "../version.js";
 
 export { VERSION };
 

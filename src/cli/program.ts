@@ -1,6 +1,5 @@
 // The command tree (commander): global options, one module per command group, exit codes.
 import { Command, CommanderError } from "commander";
-import { readFileSync } from "node:fs";
 import { Context, type CliIo, type GlobalOptions } from "./context.js";
 import { deadLettersCommand } from "./dead-letters.js";
 import { doctorCommand } from "./doctor/index.js";
@@ -8,19 +7,7 @@ import { CliError, EXIT } from "./errors.js";
 import { sendCommand } from "./send.js";
 import { usersCommand } from "./users.js";
 import { webhooksCommand } from "./webhooks.js";
-
-/** From package.json, found from src/cli/ (tsx) or dist/src/cli/ (built). */
-function version(): string {
-  for (const rel of ["../../package.json", "../../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8")) as { name?: string; version?: string };
-      if (pkg.name === "switchboard" && pkg.version) return pkg.version;
-    } catch {
-      // try the next level
-    }
-  }
-  return "0.0.0";
-}
+import { VERSION } from "../version.js";
 
 /** A command's body: the context, its positional arguments (variadic ones flattened), its own options. Returns the exit code (default 0). */
 export type Action = <O>(fn: (ctx: Context, args: string[], opts: O, cmd: Command) => Promise<number | void>) => (...commanderArgs: unknown[]) => Promise<void>;
@@ -32,7 +19,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   program.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr }).configureHelp({ showGlobalOptions: true, sortSubcommands: false }).showHelpAfterError("(add --help for usage)");
   program
     .description("Admin CLI for a Switchboard gateway (XMPP ⇄ SMS and webhooks). Talks to its admin API; doctor also checks the local configuration.")
-    .version(version(), "-V, --version")
+    .version(VERSION, "-V, --version")
     .option("--url <url>", "the gateway's HTTP address (default: SWITCHBOARD_URL, else http://HTTP_HOST:HTTP_PORT from the gateway's configuration, else http://127.0.0.1:8080)")
     .option("--json", "print JSON instead of text")
     .option("--env-file <path>", "read variables from this file (default: ./.env when present); the environment wins")
