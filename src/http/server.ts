@@ -109,10 +109,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
     // checked before the body is read, failures counted with the admin routes' (same counter).
     await app.register(async (sandboxed) => {
       sandboxed.addHook("onRoute", (route) => void (route.schema = { ...route.schema, security: [{ adminToken: [] }] }));
-      sandboxed.addHook(
-        "onRequest",
-        bearerAuth(deps.adminToken, deps.adminAuthFailures ? { counter: deps.adminAuthFailures, onRefused: () => deps.metrics?.limitRefused("admin_auth_failures") } : undefined),
-      );
+      sandboxed.addHook("onRequest", bearerAuth(deps.adminToken, authFailures));
       providerRoutes(sandboxed, providerDeps);
     });
   } else {

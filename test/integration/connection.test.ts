@@ -1,18 +1,15 @@
 // The component link: fatal configuration errors, conflict, and surviving a server restart.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { startGateway } from "../support/gateway.js";
-import { killAtExit } from "../support/processes.js";
+import { runMainToExit } from "../support/gateway-process.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectClient, xml, type StanzaElement } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
 const DOMAIN = "sms.localhost";
 const SECRET = "the-right-secret";
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** the server startXmppServer picks (XMPP_SERVER, default prosody) */
 const KIND = process.env.XMPP_SERVER ?? "prosody";
 
@@ -30,28 +27,8 @@ function env(over: Record<string, string> = {}): Record<string, string> {
   return { SMS_PROVIDER: "sandbox", XMPP_SERVICE: server.componentService, XMPP_DOMAIN: DOMAIN, XMPP_SECRET: SECRET, REDIS_URL: redis.url, ...over };
 }
 
-/** Runs the real entry point and returns its exit code and stderr (a generous bound: tsx compiles src/ at start, seconds on a busy machine). */
-function runMain(extraEnv: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ADMIN_TOKEN: "test-admin-token-0123456789", HTTP_PORT: "0", LOG_LEVEL: "silent", ...extraEnv },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    // killed if this file's process ends first (e.g. a timeout): no gateway left retrying a stopped server
-    killAtExit(child);
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`gateway did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+/** The real entry point until it exits, with a valid admin token and any free port unless `extraEnv` says otherwise. */
+const runMain = (extraEnv: Record<string, string>, timeoutMs?: number) => runMainToExit({ ADMIN_TOKEN: "test-admin-token-0123456789", HTTP_PORT: "0", ...extraEnv }, timeoutMs);
 
 test("a wrong component secret ends the process with one line naming XMPP_SECRET", async () => {
   const { code, stderr } = await runMain(env({ XMPP_SECRET: "wrong" }));

@@ -4,17 +4,14 @@
 // and nothing of it reaches the linked user; with the token both work; failed attempts count toward
 // ADMIN_AUTH_FAILURES_PER_MINUTE like any admin call.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { after, before, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { inboundSmsParams, statusCallbackParams } from "../fakes/fake-twilio.js";
 import { ADMIN_TOKEN, startGateway, type TestGateway } from "../support/gateway.js";
-import { killAtExit } from "../support/processes.js";
+import { runMainToExit } from "../support/gateway-process.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
 import { connectClient, xml, type StanzaElement, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DOMAIN = "sms.localhost";
 const ALICE_NUMBER = "+15550001111";
 const PHONE = "+15552223333";
@@ -191,30 +188,8 @@ test("the API documentation says the sandbox's /twilio/* routes take the admin t
   for (const path of ["/twilio/sms", "/twilio/status"]) assert.deepEqual(spec.paths[path]?.post?.security, [{ adminToken: [] }], path);
 });
 
-/** Runs the real entry point (as `npm start` does, through tsx) with only `env`; resolves with its exit code and stderr. */
-function runMain(env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "silent", ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    killAtExit(child);
-    let stderr = "";
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`the gateway did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
-
 test("a start with no SMS provider configured stops with one line explaining both choices", async () => {
-  const { code, stderr } = await runMain({ XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "component-secret", ADMIN_TOKEN, REDIS_URL: redis.url, HTTP_PORT: "0" });
+  const { code, stderr } = await runMainToExit({ XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "component-secret", ADMIN_TOKEN, REDIS_URL: redis.url, HTTP_PORT: "0" });
   assert.equal(code, 2, stderr);
   assert.equal(stderr.trim().split("\n").length, 1, stderr);
   assert.match(
@@ -224,7 +199,15 @@ test("a start with no SMS provider configured stops with one line explaining bot
 });
 
 test("the sandbox refuses to listen beyond loopback unless SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true", async () => {
-  const { code, stderr } = await runMain({ SMS_PROVIDER: "sandbox", HTTP_HOST: "0.0.0.0", HTTP_PORT: "0", XMPP_DOMAIN: DOMAIN, XMPP_SECRET: "component-secret", ADMIN_TOKEN, REDIS_URL: redis.url });
+  const { code, stderr } = await runMainToExit({
+    SMS_PROVIDER: "sandbox",
+    HTTP_HOST: "0.0.0.0",
+    HTTP_PORT: "0",
+    XMPP_DOMAIN: DOMAIN,
+    XMPP_SECRET: "component-secret",
+    ADMIN_TOKEN,
+    REDIS_URL: redis.url,
+  });
   assert.equal(code, 2, stderr);
   assert.match(stderr, /^switchboard: invalid configuration: HTTP_HOST: 0\.0\.0\.0 is not a loopback address.*SANDBOX_UNSAFE_ALLOW_PUBLIC_LISTEN=true/);
 });

@@ -1,11 +1,12 @@
 // The gateway as its own process (the real entry point through tsx), for tests that SIGKILL, SIGTERM
 // and restart it. Same env each start, so a restart is the same gateway coming back.
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "./ports.js";
-import { removeDirAtExit, spawnTracked, type SpawnedProcess } from "./processes.js";
+import { killAtExit, removeDirAtExit, spawnTracked, type SpawnedProcess } from "./processes.js";
 import { waitUntil } from "./wait.js";
 
 export const PROCESS_ADMIN_TOKEN = "process-admin-token-0123456789";
@@ -126,4 +127,31 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { b
     },
   };
   return gp;
+}
+
+/**
+ * Runs the real entry point (as `npm start` does, through tsx) with only `env` (plus PATH, HOME and a
+ * silent log) until it exits; resolves with its exit code and stderr. A generous bound: tsx compiles
+ * src/ at start, seconds on a busy machine.
+ */
+export function runMainToExit(env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "silent", ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    // killed if the test's process ends first (e.g. a timeout): no gateway left retrying a stopped server
+    killAtExit(child);
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`the gateway did not exit within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
 }

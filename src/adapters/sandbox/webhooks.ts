@@ -1,7 +1,7 @@
 // The sandbox's webhooks: Twilio-shaped form posts to the same paths, read the same way, but signed by
 // nothing — the HTTP face puts these routes behind the admin token instead (src/http/server.ts).
 import type { ProviderWebhooks } from "../../core/ports.js";
-import { inboundSchema, readTwilioInbound, readTwilioStatus, statusSchema } from "../twilio/webhooks.js";
+import { inboundSchema, readTwilioInbound, readTwilioStatus, statusSchema, TWIML_ANSWER } from "../twilio/webhooks.js";
 
 export function createSandboxWebhooks(): ProviderWebhooks {
   return {
@@ -10,6 +10,6 @@ export function createSandboxWebhooks(): ProviderWebhooks {
     authenticate: async () => ({}),
     readInbound: (body) => readTwilioInbound(body, undefined),
     readStatus: readTwilioStatus,
-    answer: { contentType: "text/xml", body: '<?xml version="1.0" encoding="UTF-8"?><Response/>' },
+    answer: TWIML_ANSWER,
   };
 }

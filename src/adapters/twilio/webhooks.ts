@@ -10,7 +10,8 @@ import type { ProviderStatusReport, ProviderWebhookRequest, ProviderWebhooks, We
 import type { AccountProviders } from "../../core/policy/provider-router.js";
 import { GatewayError } from "../../errors.js";
 
-const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
+/** What Twilio expects once a webhook is handled: empty TwiML (no reply text). */
+export const TWIML_ANSWER = { contentType: "text/xml", body: '<?xml version="1.0" encoding="UTF-8"?><Response/>' } as const;
 const MAX_MEDIA = 10; // Twilio's own limit per message
 
 // A Twilio message SID: SM (SMS) or MM (MMS) and 32 hex digits. Checked by shape, so that a signed
@@ -133,6 +134,6 @@ export function createTwilioWebhooks(opts: TwilioWebhooksOptions): ProviderWebho
     authenticate,
     readInbound: readTwilioInbound,
     readStatus: readTwilioStatus,
-    answer: { contentType: "text/xml", body: EMPTY_TWIML },
+    answer: TWIML_ANSWER,
   };
 }

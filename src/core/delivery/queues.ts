@@ -4,6 +4,7 @@
 // anything: order, attempts, bounces, deadlines and dead letters are the engine's rules.
 // adapters/redis/queues.ts implements it with Redis streams and scripts; adapters/memory/queues.ts in
 // memory, for unit tests of the engine.
+import type { DedupeKey } from "../ports.js";
 
 /** The two directions of delivery: toward XMPP users, and toward the SMS provider or a webhook. */
 export type QueueName = "to-xmpp" | "outbound";
@@ -14,14 +15,8 @@ export interface QueueEntry {
   data: string;
 }
 
-/** Store only once under an idempotency key (see DedupeKey in ../ports.ts); the marker records `itemId`. */
-export interface AddOnce {
-  key: string;
-  legacy?: string;
-  ownIdsOnly?: boolean;
-  itemId: string;
-  ttlS: number;
-}
+/** Store only once under an idempotency key; the marker records `itemId` for `ttlS` seconds. */
+export type AddOnce = DedupeKey & { itemId: string; ttlS: number };
 
 /** A consumer's reading position in one partition (adapters may hold a connection for blocking reads). */
 export interface QueueReader {
