@@ -120,6 +120,16 @@ export const CONFIG_VARIABLES = {
   },
   XMPP_SECRET: { schema: z.string().min(1), doc: "Shared secret of the component, as set in the XMPP server's component configuration" },
   REDIS_URL: { schema: z.string().url().default("redis://127.0.0.1:6379"), doc: "Redis connection URL (run Redis with appendonly yes)" },
+  REDIS_SENTINELS: {
+    schema: list(/^[^\s:,]+:[0-9]{1,5}$/, "host:port addresses (e.g. 10.0.0.5:26379,10.0.0.6:26379)").optional(),
+    doc: "Sentinel mode: the Redis Sentinels to ask for the current primary (host:port, comma-separated); REDIS_URL is then not used",
+  },
+  REDIS_SENTINEL_NAME: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "The primary's name the Sentinels monitor (sentinel monitor <name> …); required with REDIS_SENTINELS" },
+  REDIS_MIN_REPLICAS: {
+    schema: int(0, 16).default(0),
+    doc: "A write the gateway acknowledges must have reached this many Redis replicas (WAIT) first; otherwise it is treated as Redis being away (inbound SMS go to the journal, other senders are asked to retry). 0: no replica is waited for",
+  },
+  REDIS_REPLICA_WAIT_MS: { schema: int(10, 10_000).default(500), doc: "How long an acknowledged write waits for REDIS_MIN_REPLICAS replicas (WAIT timeout)" },
   REDIS_COMMAND_TIMEOUT_MS: {
     schema: int(100, 10_000).default(2000),
     doc: "A Redis command (or a silent Redis connection) fails after this long, so a webhook spools to the journal well within Twilio's 15 s timeout",
@@ -233,6 +243,18 @@ export const CONFIG_VARIABLES = {
     doc: "Wait after a delivery's first bounce before it is written again; each further bounce waits three times longer (5 s, 15 s, 45 s, 2¼ min…)",
   },
   XMPP_BOUNCE_RETRY_MAX_MS: { schema: int(100, 86_400_000).default(600_000), doc: "Cap of one wait after a bounce" },
+  LEASE_TTL_MS: {
+    schema: int(1000, 60_000).default(5000),
+    doc: "How long the lease on the XMPP link (and an instance's share of the outbound work) lasts unless renewed: after a crash or a lost host another instance takes over within about this long. Shorter: faster takeover, more Redis writes, and a Redis stall this long drops the link",
+  },
+  RECONCILE_INTERVAL: {
+    schema: int(0, 86_400).default(300),
+    doc: "Seconds between reconciliations with the SMS provider (inbound texts and final statuses the gateway never received are fetched from its message list); also run at start; 0: off",
+  },
+  RECONCILE_LOOKBACK: {
+    schema: int(60, 30 * 86_400).default(86_400),
+    doc: "Seconds the first reconciliation (no earlier one recorded) looks back",
+  },
   PIPELINE_CLAIM_IDLE_MS: { schema: int(5_000, 86_400_000).default(60_000), doc: "Work another instance left untouched this long is taken over" },
   TEST_HOLD_TO_XMPP: { schema: bool.default(false), doc: "Test only: accept messages but hold their delivery to XMPP (crash tests); never set in production" },
   MAX_SEGMENTS: {
@@ -338,6 +360,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (provider === "sandbox" && twilioSet === 1) {
     throw new ConfigError(`invalid configuration: ${c.TWILIO_ACCOUNT_SID ? "TWILIO_AUTH_TOKEN" : "TWILIO_ACCOUNT_SID"}: is required (half a Twilio configuration is set)`);
+  }
+  if ((c.REDIS_SENTINELS === undefined) !== (c.REDIS_SENTINEL_NAME === undefined)) {
+    throw new ConfigError(
+      c.REDIS_SENTINELS
+        ? "invalid configuration: REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS (the name in the Sentinels' `sentinel monitor <name> …` line)"
+        : "invalid configuration: REDIS_SENTINELS: is required with REDIS_SENTINEL_NAME (the Sentinels' host:port addresses, comma-separated)",
+    );
   }
   if (c.XMPP_RECONNECT_MAX_MS < c.XMPP_RECONNECT_MIN_MS) {
     throw new ConfigError("invalid configuration: XMPP_RECONNECT_MAX_MS: must not be smaller than XMPP_RECONNECT_MIN_MS");
