@@ -124,7 +124,13 @@ export const CONFIG_VARIABLES = {
     schema: list(/^[^\s:,]+:[0-9]{1,5}$/, "host:port addresses (e.g. 10.0.0.5:26379,10.0.0.6:26379)").optional(),
     doc: "Sentinel mode: the Redis Sentinels to ask for the current primary (host:port, comma-separated); REDIS_URL is then not used",
   },
-  REDIS_SENTINEL_NAME: { schema: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only").optional(), doc: "The primary's name the Sentinels monitor (sentinel monitor <name> …); required with REDIS_SENTINELS" },
+  REDIS_SENTINEL_NAME: {
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, "letters, digits, . _ - only")
+      .optional(),
+    doc: "The primary's name the Sentinels monitor (sentinel monitor <name> …); required with REDIS_SENTINELS",
+  },
   REDIS_MIN_REPLICAS: {
     schema: int(0, 16).default(0),
     doc: "A write the gateway acknowledges must have reached this many Redis replicas (WAIT) first; otherwise it is treated as Redis being away (inbound SMS go to the journal, other senders are asked to retry). 0: no replica is waited for",
