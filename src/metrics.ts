@@ -13,6 +13,8 @@ export interface MetricsSources {
   queues?(): Promise<{ toXmpp: { depth: number; oldestAgeMs: number }; outbound: { depth: number; oldestAgeMs: number }; deadLetters: number }>;
   journal?(): Promise<{ writable: boolean; pending: number }>;
   xmpp?(): { online: boolean; reconnects: number };
+  /** This instance's leases (core/cluster/cluster-member.ts). */
+  cluster?(): { live: string[]; link: { heldHere: boolean; token?: number }; partitions: number[] };
 }
 
 export function createMetrics(sources: MetricsSources = {}) {
@@ -138,6 +140,44 @@ export function createMetrics(sources: MetricsSources = {}) {
       this.set(sources.xmpp?.().online ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "switchboard_xmpp_link_lease_held",
+    help: "1 while this instance holds the lease on the XMPP link (exactly one instance of a deployment should)",
+    registers,
+    collect() {
+      this.set(sources.cluster?.().link.heldHere ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "switchboard_xmpp_link_lease_token",
+    help: "Fencing token of the XMPP link lease held here (grows with every new holder; 0 when not held here)",
+    registers,
+    collect() {
+      this.set(sources.cluster?.().link.token ?? 0);
+    },
+  });
+  new Gauge({
+    name: "switchboard_outbound_partitions_held",
+    help: "Outbound partitions this instance works (their leases held here)",
+    registers,
+    collect() {
+      this.set(sources.cluster?.().partitions.length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "switchboard_instances_live",
+    help: "Instances of the deployment seen live in Redis at the last heartbeat",
+    registers,
+    collect() {
+      this.set(sources.cluster?.().live.length ?? 0);
+    },
+  });
+  const leasesLost = new Counter({
+    name: "switchboard_leases_lost_total",
+    help: "Leases this instance lost before giving them back (its work stopped at once), by lease (xmpp-link, outbound)",
+    labelNames: ["lease"] as const,
+    registers,
+  });
   // The connection counts its reconnects itself; the counter follows it at each scrape.
   const reconnects = new Counter({ name: "switchboard_xmpp_reconnects_total", help: "Reconnects of the component link", registers });
   let seenReconnects = 0;
@@ -165,6 +205,7 @@ export function createMetrics(sources: MetricsSources = {}) {
     deadLettered: (queue: string) => deadLettered.inc({ queue }),
     limitRefused: (limit: LimitName | "webhook_in_rate" | "admin_auth_failures") => limitRefusals.inc({ limit }),
     breakerTripped: () => breakerTrips.inc(),
+    leaseLost: (lease: string) => leasesLost.inc({ lease: lease.startsWith("outbound:") ? "outbound" : lease }),
   };
 }
 

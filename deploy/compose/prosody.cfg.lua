@@ -30,5 +30,10 @@ component_interfaces = { "0.0.0.0" }
 
 Component "sms.example.com"
     component_secret = "change-me-component-secret"
+    -- Several gateway instances share the domain through a lease in Redis: only one connects at a
+    -- time. A newer connection replaces the old one, so an instance that took the lease can take
+    -- over from a host that vanished without closing its TCP connection (Prosody would otherwise
+    -- keep that dead link for many minutes and refuse the new one with `conflict`).
+    component_conflict_resolve = "kick_old"
 
 VirtualHost "example.com"

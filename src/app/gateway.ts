@@ -13,6 +13,8 @@ import type { Logger } from "../logger.js";
 import { createMetrics } from "../metrics.js";
 import { createComponent } from "../xmpp/component.js";
 import { createConnection, type Connection } from "../xmpp/connection.js";
+import { LINK_LEASE, type ClusterMember } from "../core/cluster/cluster-member.js";
+import { joinCluster } from "./cluster.js";
 import { createFlows } from "./flows.js";
 import { createProviderKit } from "./provider.js";
 import { explainStoreDown, storeDown } from "./store-down.js";
@@ -31,6 +33,8 @@ export interface Gateway {
   /** Base URL of the HTTP listener once started. */
   url(): string;
   xmppState(): ReturnType<Connection["state"]>;
+  /** This instance's leases: the XMPP link and its outbound partitions. */
+  clusterStatus(): ReturnType<ClusterMember["status"]>;
   /**
    * The component's xmpp.js entity. Tests and the fuzz run (fuzz/fuzz.ts) hand it parsed stanzas with
    * `emit("element", el)`, exactly as if the XMPP server had sent them; answers go out to the server.
@@ -67,7 +71,13 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   // The SMS provider and everything provider-specific: sending, webhooks, media credentials, users' own accounts.
   const kit = createProviderKit(config, { accounts: stores.accounts, inbound, log });
   // Gauges are read at scrape time: `flows` and `connection` exist by then.
-  const metrics = createMetrics({ breaker: () => flows.limits.breakerStatus(), queues: () => delivery.stats(), journal: () => spool.journalStatus(), xmpp: () => connection.state() });
+  const metrics = createMetrics({
+    breaker: () => flows.limits.breakerStatus(),
+    queues: () => delivery.stats(),
+    journal: () => spool.journalStatus(),
+    xmpp: () => connection.state(),
+    cluster: () => cluster.status(),
+  });
   const flows = createFlows(config, { stores, kit, inbound, metrics, log });
   const outbound = instrumentOutbound(flows.outbound, metrics);
 
@@ -84,6 +94,9 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   });
   // Deliveries waiting for the server resume as soon as it is back, not at the end of their backoff.
   connection.onOnline(() => delivery.wake());
+  // Several instances: the one holding the link lease connects and delivers toward XMPP; outbound
+  // partitions are shared out. Alone, this instance simply holds every lease.
+  const cluster = joinCluster({ leases: stores.leases, delivery, connection, instance: stores.instance, ttlMs: config.LEASE_TTL_MS, metrics, log, onFatal: hooks.onFatal });
   const component = createComponent({
     connection,
     domain,
@@ -126,6 +139,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       breaker: () => flows.limits.breakerStatus(),
       provider: kit.provider.name,
       xmpp: () => connection.state(),
+      cluster: () => cluster.status(),
+      linkHolder: () => stores.leases.holderOf(LINK_LEASE),
       journal: () => spool.journalStatus(),
       redisOk: () => pingWithin(redis, 1000),
     },
@@ -139,19 +154,24 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     config,
     url: () => listening,
     xmppState: () => connection.state(),
+    clusterStatus: () => cluster.status(),
     xmppEntity: connection.xmpp,
     sweepMedia: flows.sweepMedia,
     async start(opts = {}) {
-      delivery.consume({
-        toXmpp: withMediaPreparation(instrumentXmppSink(component, metrics), flows.media),
-        outbound: (job, meta) => flows.outbound.process(job, meta),
-        onDeadLetter: async (dl) => {
-          metrics.deadLettered(dl.queue);
-          // The XMPP user who sent a message that will not go out hears about it.
-          if (dl.queue === "outbound") await flows.outbound.reportError(dl.item.id, "cancel", "undefined-condition", `This message was not delivered: ${dl.reason}`);
+      delivery.consume(
+        {
+          toXmpp: withMediaPreparation(instrumentXmppSink(component, metrics), flows.media),
+          outbound: (job, meta) => flows.outbound.process(job, meta),
+          onDeadLetter: async (dl) => {
+            metrics.deadLettered(dl.queue);
+            // The XMPP user who sent a message that will not go out hears about it.
+            if (dl.queue === "outbound") await flows.outbound.reportError(dl.item.id, "cancel", "undefined-condition", `This message was not delivered: ${dl.reason}`);
+          },
         },
-      });
-      connection.start();
+        { manual: true },
+      );
+      // The link and the partitions start as their leases are taken (at once when this instance is alone).
+      cluster.start();
       spool.start(); // replays what a crash or an outage left in the journal
       void flows.sweepMedia();
       mediaSweeper = setInterval(() => void flows.sweepMedia(), Math.min(config.MEDIA_RETENTION, 3600) * 1000);
@@ -165,6 +185,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       // Intake first, then the workers, then the links they use.
       await http.close();
       await spool.stop();
+      // The leases are given back once their work is finished: a standby takes the link at once.
+      await cluster.stop();
       await delivery.stop();
       await connection.stop();
       await kit.close();

@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { createDiskMediaStore } from "../adapters/media/disk-store.js";
 import { createRedisAccountStore } from "../adapters/redis/account-store.js";
 import { connectRedis } from "../adapters/redis/client.js";
+import { createRedisLeases } from "../adapters/redis/leases.js";
 import { createRedisLinkStore } from "../adapters/redis/link-store.js";
 import { createRedisMediaTokens } from "../adapters/redis/media-tokens.js";
 import { createRedisMessageStore } from "../adapters/redis/message-store.js";
@@ -21,8 +22,13 @@ export async function openStores(config: Config, log: Logger) {
   const lookups = createReadCache(config.LOOKUP_CACHE_MS);
   // Without SECRETS_KEY the gateway runs, but refuses (503, naming SECRETS_KEY) to store secrets.
   const secrets = createSecretBox(config.SECRETS_KEY);
+  const instance = config.INSTANCE_ID ?? hostname();
   return {
     redis,
+    /** INSTANCE_ID: this instance's name among several (consumer name, lease holder). */
+    instance,
+    /** The leases and live-instance list of a deployment of several instances. */
+    leases: createRedisLeases(redis),
     links: createRedisLinkStore(redis, lookups),
     messages: createRedisMessageStore(redis, { retentionS: config.MESSAGE_RETENTION }),
     webhooks: createRedisWebhookStore(redis, secrets, Date.now, lookups),
@@ -37,7 +43,7 @@ export async function openStores(config: Config, log: Logger) {
     delivery: createRedisDelivery(redis, log.child({ sub: "delivery" }), {
       partitions: config.PIPELINE_PARTITIONS,
       dedupeTtlS: config.DEDUPE_TTL,
-      consumerName: config.INSTANCE_ID ?? hostname(),
+      consumerName: instance,
       toXmppDeadlineMs: config.XMPP_DELIVERY_DEADLINE_MS,
       maxBounces: config.XMPP_MAX_BOUNCES,
       bounceRetryMs: config.XMPP_BOUNCE_RETRY_MS,

@@ -351,13 +351,19 @@ export interface Delivery {
    * the order they are made), and a job whose record is missing is refused (throws).
    */
   enqueueOutbound(job: OutboundJob, dedupeKey?: string): Promise<boolean>;
-  /** Starts consumers. A handler resolves when the item is done, or throws to leave it queued. */
-  consume(handlers: {
-    toXmpp: XmppSink;
-    outbound(job: OutboundJob, meta: DeliveryMeta): Promise<void>;
-    /** Told about each item given up on (after it is stored as a dead letter). */
-    onDeadLetter?(dl: DeadLetter): Promise<void>;
-  }): void;
+  /**
+   * Starts consumers. A handler resolves when the item is done, or throws to leave it queued. `manual`:
+   * no partition is worked until the engine is told which (several instances share them, core/cluster/).
+   */
+  consume(
+    handlers: {
+      toXmpp: XmppSink;
+      outbound(job: OutboundJob, meta: DeliveryMeta): Promise<void>;
+      /** Told about each item given up on (after it is stored as a dead letter). */
+      onDeadLetter?(dl: DeadLetter): Promise<void>;
+    },
+    opts?: { manual?: boolean },
+  ): void;
   /** Stops taking new work, finishes (or returns to the queue) what is in hand. */
   stop(): Promise<void>;
   deadLetters(limit: number): Promise<DeadLetter[]>;

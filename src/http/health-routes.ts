@@ -16,6 +16,10 @@ export interface HealthSource {
   journal?(): Promise<{ writable: boolean; pending: number; error?: string }>;
   xmpp(): { online: boolean; status: string; conflict: boolean; reconnects: number; lastError?: string };
   provider: string;
+  /** This instance's leases, when it is one of several (src/app/cluster.ts). */
+  cluster?(): { instance: string; live: string[]; link: { heldHere: boolean; token?: number; heldSince?: number }; partitions: number[]; nameTaken: boolean; leasesLost: number };
+  /** Which instance holds the XMPP link, as Redis says. */
+  linkHolder?(): Promise<{ holder: string; token: number; ttlMs: number } | undefined>;
   /** The gateway-wide breaker; a tripped breaker is reported but keeps the gateway ready (inbound still flows). */
   breaker?(): Promise<{ tripped: boolean; used: number; limit: number; resetInMs: number }>;
 }
@@ -44,6 +48,8 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource, access?
     // The breaker lives in Redis: while Redis is away it cannot be read (and must not slow the probe).
     const breaker = redis ? await health.breaker?.().catch(() => undefined) : undefined;
     const xmpp = health.xmpp();
+    const cluster = health.cluster?.();
+    const holder = redis && cluster && !cluster.link.heldHere ? await health.linkHolder?.().catch(() => undefined) : undefined;
     const body = {
       status,
       redis: redis ? "ok" : "unreachable",
@@ -52,9 +58,27 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource, access?
         connected: xmpp.online,
         status: xmpp.status,
         reconnects: xmpp.reconnects,
-        ...(xmpp.conflict ? { note: "another component instance holds the domain (conflict); retrying" } : {}),
+        ...(xmpp.conflict
+          ? { note: "another component holds the domain (conflict: outside this deployment's leases, e.g. a gateway on another Redis); retrying" }
+          : cluster && !cluster.link.heldHere
+            ? { note: holder ? `standby: instance ${holder.holder} holds the XMPP link` : "standby: no instance holds the XMPP link right now; taking it" }
+            : {}),
         ...(xmpp.lastError ? { lastError: xmpp.lastError } : {}),
       },
+      ...(cluster
+        ? {
+            cluster: {
+              instance: cluster.instance,
+              liveInstances: cluster.live,
+              xmppLink: cluster.link.heldHere
+                ? { heldHere: true, token: cluster.link.token, heldForSeconds: Math.round((Date.now() - (cluster.link.heldSince ?? Date.now())) / 1000) }
+                : { heldHere: false, ...(holder ? { holder: holder.holder, token: holder.token } : {}) },
+              outboundPartitions: cluster.partitions,
+              leasesLost: cluster.leasesLost,
+              ...(cluster.nameTaken ? { note: `another running process uses INSTANCE_ID=${cluster.instance}; waiting for it to expire (fatal if it does not)` } : {}),
+            },
+          }
+        : {}),
       provider: health.provider,
       ...(breaker && breaker.limit > 0
         ? {

@@ -525,7 +525,7 @@ describe("doctor", () => {
     // A second gateway, wrong secret: the server refuses its handshake before it is ever online (the
     // real process would exit naming XMPP_SECRET; in-process it stays up and reports it).
     const wrongPort = await freePort();
-    const wrong = await startGateway({ ...gatewayEnv(), HTTP_PORT: String(wrongPort), XMPP_SECRET: "not-the-secret", INSTANCE_ID: "cli-wrong-secret" }, { listen: true });
+    const wrong = await startGateway({ ...gatewayEnv(), HTTP_PORT: String(wrongPort), XMPP_SECRET: "not-the-secret", INSTANCE_ID: "cli-wrong-secret", REDIS_URL: `${redis.url}/1` }, { listen: true });
     try {
       await waitUntil(() => wrong.fatal.length > 0, { what: "the refused handshake", timeoutMs: 10_000 });
       assert.match(wrong.fatal[0]!, /XMPP_SECRET/);

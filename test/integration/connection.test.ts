@@ -61,26 +61,62 @@ test("TRUST_PROXY=true is a start-up error naming it and what to set instead", a
   );
 });
 
-// Prosody (and Openfire without allowMultiple) accept one connection per component: the second gets
-// <conflict/>. ejabberd accepts several and routes each stanza to one of them (docs/facts/xmpp-servers.md "ejabberd 23.01").
+// Two instances of one deployment (one Redis): only the holder of the link lease connects, and a
+// clean stop hands the link to the standby (docs/developers/design.md "Several instances").
+test("a second instance on the same Redis is a standby: it does not connect, says who holds the link, and takes over when the first stops", async (t) => {
+  const first = await startGateway(env({ INSTANCE_ID: "gw-first" }));
+  let firstStopped = false;
+  t.after(() => (firstStopped ? undefined : first.stop()));
+  await first.waitOnline();
+  const second = await startGateway(env({ INSTANCE_ID: "gw-second" }));
+  t.after(() => second.stop());
+  await new Promise((r) => setTimeout(r, 1500)); // several lease ticks
+  assert.equal(second.gateway.xmppState().online, false, "the standby never connects");
+  assert.equal(second.gateway.xmppState().reconnects, 0);
+  assert.equal(first.gateway.xmppState().online, true, "the holder is not disturbed");
+  assert.equal(first.gateway.clusterStatus().link.heldHere, true);
+  const ready = await second.admin("GET", "/readyz");
+  assert.equal(ready.status, 200, "a standby accepts messages durably");
+  const body = ready.json as { xmpp: { note?: string }; cluster: { xmppLink: { heldHere: boolean; holder?: string; token?: number }; liveInstances: string[] } };
+  assert.match(body.xmpp.note ?? "", /^standby: instance gw-first holds the XMPP link$/);
+  assert.deepEqual(body.cluster.xmppLink, { heldHere: false, holder: "gw-first", token: first.gateway.clusterStatus().link.token });
+  assert.deepEqual(body.cluster.liveInstances, ["gw-first", "gw-second"]);
+  // Between them, every outbound partition is worked by exactly one.
+  const parts = [...first.gateway.clusterStatus().partitions, ...second.gateway.clusterStatus().partitions].sort((a, b) => a - b);
+  assert.deepEqual(parts, [0, 1, 2, 3, 4, 5, 6, 7]);
+
+  const stoppedAt = Date.now();
+  await first.stop();
+  firstStopped = true;
+  await second.waitOnline(5000);
+  const takeoverMs = Date.now() - stoppedAt;
+  assert.ok(second.gateway.clusterStatus().link.token! > body.cluster.xmppLink.token!, "a new holder has a larger fencing token");
+  t.diagnostic(`standby online ${takeoverMs} ms after the holder's stop began`);
+  const alice = await connectClient({ server, username: "alice", password: "alice-pw" });
+  t.after(() => alice.stop());
+  const pong = await alice.iq(xml("iq", { type: "get", to: DOMAIN }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+  assert.equal(pong.attrs.type, "result", pong.toString());
+});
+
+// Another deployment (its own Redis, so no shared lease) on the same domain: Prosody, configured with
+// component_conflict_resolve = "kick_old" (deploy/templates), hands the domain to the newest connection
+// and the old one hears `conflict`; ejabberd keeps both and routes each stanza to one of them
+// (docs/facts/xmpp-servers.md "ejabberd 23.01").
 test(
   KIND === "ejabberd"
-    ? "a second instance is accepted too (ejabberd balances between connections), and both serve the domain"
-    : "a second instance gets conflict, keeps retrying, and says so in /readyz",
+    ? "a gateway of another deployment is accepted too (ejabberd balances between connections), and both serve the domain"
+    : "a gateway of another deployment replaces the link (kick_old); the replaced one reports conflict in /readyz and keeps retrying",
   async (t) => {
-    const first = await startGateway(env());
+    const first = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "30000" }));
     t.after(() => first.stop());
     await first.waitOnline();
-    const second = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "1000" }));
-    t.after(() => second.stop());
+    const other = await startGateway(env({ REDIS_URL: `${redis.url}/1`, XMPP_RECONNECT_MIN_MS: "100", XMPP_RECONNECT_MAX_MS: "30000" }));
+    t.after(() => other.stop());
+    await other.waitOnline();
+    assert.deepEqual(other.fatal, []);
     if (server.kind === "ejabberd") {
-      await second.waitOnline();
-      assert.equal(second.gateway.xmppState().conflict, false);
-      assert.deepEqual(second.fatal, []);
-      const ready = await second.admin("GET", "/readyz");
-      assert.equal(ready.status, 200);
-      assert.doesNotMatch(JSON.stringify(ready.json), /conflict/);
-      assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
+      assert.equal(other.gateway.xmppState().conflict, false);
+      assert.equal(first.gateway.xmppState().online, true, "the first is not kicked");
       // Whichever connection ejabberd picks answers: several pings, every one with a result.
       const alice = await connectClient({ server, username: "alice", password: "alice-pw" });
       t.after(() => alice.stop());
@@ -91,17 +127,17 @@ test(
       return;
     }
     const end = Date.now() + 10_000;
-    while (!second.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(second.gateway.xmppState().conflict, true);
-    assert.deepEqual(second.fatal, [], "conflict is not fatal");
+    while (!first.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(first.gateway.xmppState().conflict, true);
+    assert.equal(first.gateway.xmppState().online, false);
+    assert.deepEqual(first.fatal, [], "conflict is not fatal");
     // The details (the conflict note) need the admin token; anyone gets the status.
-    const ready = await second.admin("GET", "/readyz");
+    const ready = await first.admin("GET", "/readyz");
     assert.equal(ready.status, 200, "still accepts messages durably");
-    assert.match(JSON.stringify(ready.json), /conflict/);
-    const anyone = await second.gateway.http.inject({ method: "GET", url: "/readyz" });
+    assert.match(JSON.stringify(ready.json), /conflict: outside this deployment/);
+    const anyone = await first.gateway.http.inject({ method: "GET", url: "/readyz" });
     assert.equal(anyone.statusCode, 200);
     assert.deepEqual(anyone.json(), { status: "ready" });
-    assert.equal(first.gateway.xmppState().online, true, "the first instance is not kicked");
   },
 );
 

@@ -213,6 +213,7 @@ const NO_TTL_KINDS: [string, RegExp][] = [
   ["opt-outs", /^sb:v1:optout:\+\d+$/],
   ["introduced sets", /^sb:v1:user:[^:]+@[^:]+:introduced$/],
   ["streams, dead letters and their consumer groups", /^sb:v1:stream:(to-xmpp:\d+|outbox:\d+|dead)$/],
+  ["live instances and lease fencing counters", /^sb:v1:(instances|lease-token:(xmpp-link|outbound:\d+))$/],
 ];
 
 /** The kinds with a TTL, and the longest TTL each may have. */
@@ -223,6 +224,7 @@ const TTL_KINDS: [string, RegExp, number][] = [
   ["media tokens", /^sb:v1:media:/, MEDIA_RETENTION],
   ["per-user media lists", /^sb:v1:user:[^:]+@[^:]+:media$/, MEDIA_RETENTION],
   ["limit counters", /^sb:v1:limit:/, 86400],
+  ["leases and instance names", /^sb:v1:(lease:(xmpp-link|outbound:\d+)|instance:[A-Za-z0-9._-]+)$/, 60],
 ];
 
 /** Asserts the lifetime rule over every key in Redis; returns the kinds seen. */

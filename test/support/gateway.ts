@@ -1,4 +1,5 @@
 // Starts the real gateway in-process against real servers, with a silent (or LOG=1: visible) logger.
+import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +35,9 @@ export async function startGateway(env: Record<string, string>, opts: { listen?:
     LOG_LEVEL: process.env.LOG || opts.logLines ? "debug" : "silent",
     JOURNAL_DIR: journalDir,
     MEDIA_DIR: mediaDir,
+    // Each gateway a name of its own (they would otherwise all be this host): two at once on one Redis
+    // are two instances of one deployment, and a restarted one takes over what the last left.
+    INSTANCE_ID: `test-${randomUUID().slice(0, 8)}`,
     ...env,
   });
   const fatal: string[] = [];

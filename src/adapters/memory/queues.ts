@@ -188,6 +188,15 @@ export function createMemoryQueues(opts: { now?: () => number; hasRecord?: (mess
       }
       return out;
     },
+    async takeOver(queue, partition, consumer) {
+      check();
+      let others = 0;
+      for (const [id, h] of part(queue, partition).pending) {
+        if (h.consumer !== consumer) others++;
+        part(queue, partition).pending.set(id, { consumer, since: now() });
+      }
+      return others;
+    },
     async claimIdle(queue, partition, consumer, minIdleMs, count) {
       check();
       const p = part(queue, partition);

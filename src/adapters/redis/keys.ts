@@ -70,6 +70,17 @@ export const keys = {
    * delivery engine); also capped (approximately) at DEAD_LETTER_MAX entries.
    */
   deadLetters: `${P}:stream:dead`,
+  /**
+   * STRING a lease held by one instance (core/cluster/): "<instance>|<fencing token>". TTL: LEASE_TTL_MS,
+   * renewed by its holder. `xmpp-link`: the component link; `outbound:<n>`: an outbound partition.
+   */
+  lease: (name: string) => `${P}:lease:${name}`,
+  /** STRING the last fencing token handed out for a lease (INCR). No TTL: tokens must only grow. */
+  leaseToken: (name: string) => `${P}:lease-token:${name}`,
+  /** ZSET live instances, scored by when each stops counting as live (ms, Redis clock). Expired members removed on each heartbeat. */
+  instances: `${P}:instances`,
+  /** STRING the process (a random nonce) running as an INSTANCE_ID. TTL: LEASE_TTL_MS, renewed by it. */
+  instance: (id: string) => `${P}:instance:${id}`,
 } as const;
 
 /** Consumer group of every stream of the delivery engine. */

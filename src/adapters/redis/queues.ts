@@ -133,6 +133,20 @@ export function createRedisQueues(redis: Redis): DeliveryQueues {
       if (ids.length === 0) return new Set();
       return new Set(await redis.xClaimJustId(streamOf(queue, partition), GROUP, consumer, 0, ids));
     },
+    async takeOver(queue, partition, consumer) {
+      const stream = streamOf(queue, partition);
+      await ensureGroup(redis, stream);
+      // Counted from the pending list first: XAUTOCLAIM does not say whose each entry was.
+      const summary = (await redis.xPending(stream, GROUP)) as { consumers: { name: string; deliveriesCounter: number }[] | null } | null;
+      const others = (summary?.consumers ?? []).filter((c) => c.name !== consumer).reduce((n, c) => n + Number(c.deliveriesCounter), 0);
+      if (others === 0) return 0;
+      let cursor = "0-0";
+      do {
+        const res = (await redis.xAutoClaimJustId(stream, GROUP, consumer, 0, cursor, { COUNT: 500 })) as { nextId: string };
+        cursor = res.nextId;
+      } while (cursor !== "0-0");
+      return others;
+    },
     async claimIdle(queue, partition, consumer, minIdleMs, count) {
       const res = await redis.xAutoClaimJustId(streamOf(queue, partition), GROUP, consumer, minIdleMs, "0-0", { COUNT: count });
       return (res as { messages: unknown[] }).messages.length;

@@ -68,9 +68,25 @@ export interface QueueStats {
   deadLetters: number;
 }
 
+/** Which partitions `consume` starts: all of both queues (one instance), or none until told (several, core/cluster/). */
+export interface ConsumeOptions {
+  manual?: boolean;
+}
+
 export type DeliveryEngine = Delivery & {
   /** Ends the current backoff waits: the next hop is back. */
   wake(): void;
+  /** Partitions per queue. */
+  readonly partitions: number;
+  /**
+   * Starts working one partition (after `consume`); `takeOver`: first claims every entry pending there for
+   * any consumer (its last worker is known to have stopped: it lost or gave back the partition's lease).
+   */
+  startWorking(queue: QueueName, partition: number, opts?: { takeOver?: boolean }): Promise<void>;
+  /** Stops working one partition: work in hand finishes (or returns to the queue) before this resolves. */
+  stopWorking(queue: QueueName, partition: number): Promise<void>;
+  /** The partitions of `queue` worked here. */
+  working(queue: QueueName): number[];
   /** Deletes dead letters older than deadLetterRetentionS (it also runs periodically); returns how many. */
   trimDeadLetters(now?: number): Promise<number>;
   /** What waits in each queue (all partitions) and for how long, and how many dead letters are kept (metrics). */
@@ -86,10 +102,9 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
   const bounceRetry: BounceRetryOptions = { maxBounces: opts.maxBounces ?? 5, baseMs: opts.bounceRetryMs ?? 5000, maxMs: opts.bounceRetryMaxMs ?? 600_000 };
   const blockMs = opts.blockMs ?? 2000;
   const claimIdleMs = opts.claimIdleMs ?? 60_000;
-  const readers: { close(): void }[] = [];
-  const loops: Promise<void>[] = [];
-  let running = false;
-  let stopping = new AbortController();
+  /** The partitions worked here, by "queue partition": each loop can be stopped on its own. */
+  const loops = new Map<string, { stop(): Promise<void>; done: Promise<void>; stopping: boolean }>();
+  let handlers: Handlers | undefined;
   let wakeup = new AbortController();
   let deadLetterSweeper: NodeJS.Timeout | undefined;
   /** Outbound jobs in hand here, by "partition id": deadLetterWhere ends their waits at once. */
@@ -126,10 +141,9 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     return res === "stored";
   }
 
-  /** Waits, but returns at once when the engine stops or is woken (the next hop came back). */
-  function delay(ms: number): Promise<void> {
+  /** Waits, but returns at once when the loop stops or the engine is woken (the next hop came back). */
+  function delay(ms: number, stop: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      const stop = stopping.signal;
       const wake = wakeup.signal;
       // Listeners are removed on every path: the stop signal lives as long as the process.
       const done = () => {
@@ -149,7 +163,7 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     return item && { id: row.id, queue: row.queue, reason: row.reason, at: row.at, item };
   }
 
-  function processorContext(handlers: Handlers): ProcessorContext {
+  function processorContext(handlers: Handlers, stop: AbortSignal): ProcessorContext {
     return {
       queues,
       handlers,
@@ -158,8 +172,8 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
       claimIdleMs,
       log,
       inHand,
-      isRunning: () => running,
-      stopSignal: () => stopping.signal,
+      isRunning: () => !stop.aborted,
+      stopSignal: () => stop,
       async deadLetter(queue: QueueName, partition: number, entry: QueueEntry, reason: string) {
         const at = Date.now();
         if (!(await queues.moveToDead(queue, partition, entry, reason, at))) {
@@ -182,6 +196,50 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     return trimmed;
   }
 
+  async function startWorking(queue: QueueName, partition: number, startOpts: { takeOver?: boolean } = {}): Promise<void> {
+    if (!handlers) throw new Error("startWorking before consume");
+    if (queue === "to-xmpp" && opts.holdToXmpp) return;
+    const key = `${queue} ${partition}`;
+    for (let before = loops.get(key); before; before = loops.get(key)) {
+      if (!before.stopping) return; // worked here already
+      // Still stopping (a lease lost and taken back): the new loop starts once the old one is done.
+      await before.done;
+      if (loops.get(key) === before) loops.delete(key);
+    }
+    const stop = new AbortController();
+    const readers: { close(): void }[] = [];
+    const ctx = processorContext(handlers, stop.signal);
+    const loopCtx = {
+      queues,
+      consumer: opts.consumerName,
+      rules,
+      blockMs,
+      claimIdleMs,
+      batch: queue === "to-xmpp" ? TO_XMPP_BATCH : BATCH,
+      claimBatch: BATCH,
+      isRunning: () => !stop.signal.aborted,
+      delay: (ms: number) => delay(ms, stop.signal),
+      track: (r: { close(): void }) => void readers.push(r),
+      log,
+      takeOver: startOpts.takeOver === true,
+    };
+    const processor = queue === "to-xmpp" ? toXmppBatches(ctx, partition, bounceRetry) : outboundBatches(ctx, partition);
+    const done = runPartition(loopCtx, queue, partition, processor).catch((err: unknown) => log.error({ err, queue, partition }, "delivery loop died"));
+    const loop = {
+      done,
+      stopping: false,
+      async stop() {
+        loop.stopping = true;
+        stop.abort();
+        // A blocked read ends at once; work in hand finishes (or returns to the queue) before this resolves.
+        for (const r of readers) r.close();
+        await done;
+        if (loops.get(key) === loop) loops.delete(key);
+      },
+    };
+    loops.set(key, loop);
+  }
+
   return {
     enqueueToXmpp,
     enqueueOutbound,
@@ -192,45 +250,35 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
       wakeup.abort();
       wakeup = new AbortController();
     },
-    consume(handlers) {
-      running = true;
-      stopping = new AbortController();
+    partitions: opts.partitions,
+    consume(given, consumeOpts = {}) {
+      handlers = given;
       if (opts.deadLetterRetentionS !== undefined) {
+        clearInterval(deadLetterSweeper);
         const sweep = () => void trimDeadLetters().catch((err: unknown) => log.warn({ err: (err as Error).message }, "dead-letter trim failed"));
         sweep();
         deadLetterSweeper = setInterval(sweep, opts.deadLetterSweepMs ?? Math.min(opts.deadLetterRetentionS * 1000, 3600_000));
         deadLetterSweeper.unref();
       }
-      const ctx = processorContext(handlers);
-      const loop = (batch: number) => ({
-        queues,
-        consumer: opts.consumerName,
-        rules,
-        blockMs,
-        claimIdleMs,
-        batch,
-        claimBatch: BATCH,
-        isRunning: () => running,
-        delay,
-        track: (r: { close(): void }) => void readers.push(r),
-        log,
-      });
+      if (consumeOpts.manual) return;
       for (let p = 0; p < opts.partitions; p++) {
-        if (!opts.holdToXmpp) {
-          loops.push(runPartition(loop(TO_XMPP_BATCH), "to-xmpp", p, toXmppBatches(ctx, p, bounceRetry)).catch((err: unknown) => log.error({ err }, "to-xmpp loop died")));
-        }
-        loops.push(runPartition(loop(BATCH), "outbound", p, outboundBatches(ctx, p)).catch((err: unknown) => log.error({ err }, "outbound loop died")));
+        void startWorking("to-xmpp", p);
+        void startWorking("outbound", p);
       }
     },
+    startWorking,
+    async stopWorking(queue, partition) {
+      await loops.get(`${queue} ${partition}`)?.stop();
+    },
+    working(queue) {
+      return [...loops.keys()]
+        .filter((k) => k.startsWith(`${queue} `))
+        .map((k) => Number(k.slice(queue.length + 1)))
+        .sort((a, b) => a - b);
+    },
     async stop() {
-      running = false;
-      stopping.abort();
       clearInterval(deadLetterSweeper);
-      // Blocked reads end at once; work in hand finishes (or returns to the queue) before this resolves.
-      for (const r of readers) r.close();
-      await Promise.allSettled(loops);
-      readers.length = 0;
-      loops.length = 0;
+      await Promise.allSettled([...loops.values()].map((l) => l.stop()));
     },
     async deadLetters(limit) {
       return (await queues.deadLetters(limit)).map(deadLetterOf).filter((dl): dl is DeadLetter => dl !== undefined);

@@ -36,6 +36,8 @@ export interface PartitionLoopContext {
   /** Registers the reader, so that a stop ends its blocking read at once. */
   track(reader: { close(): void }): void;
   log: { warn(o: object, m: string): void; error(o: object, m: string): void };
+  /** First claim every entry pending in the partition for any consumer (its last worker stopped). */
+  takeOver?: boolean;
 }
 
 export async function runPartition(ctx: PartitionLoopContext, queue: QueueName, partition: number, processor: BatchProcessor): Promise<void> {
@@ -54,6 +56,7 @@ async function loop(ctx: PartitionLoopContext, queue: QueueName, partition: numb
   let cursor = "0";
   let wait = ctx.rules.retryDelayMs.min;
   let lastClaim = 0;
+  if (ctx.takeOver) await takeOver(ctx, queue, partition);
   while (ctx.isRunning()) {
     if (processor.failedMeanwhile?.()) {
       // Something handed on earlier was not proven: read our own pending entries again, after a wait.
@@ -117,5 +120,22 @@ async function claimAbandoned(ctx: PartitionLoopContext, queue: QueueName, parti
   } catch (err) {
     ctx.log.warn({ err: (err as Error).message, queue, partition }, "claiming abandoned work failed");
     return false;
+  }
+}
+
+/**
+ * Claims what the partition's last worker left pending (it lost or gave back the partition's lease, so it
+ * works it no more): read from "0" next, that comes first, in order, before anything new.
+ */
+async function takeOver(ctx: PartitionLoopContext, queue: QueueName, partition: number): Promise<void> {
+  while (ctx.isRunning()) {
+    try {
+      const claimed = await ctx.queues.takeOver(queue, partition, ctx.consumer);
+      if (claimed > 0) ctx.log.warn({ queue, partition, claimed }, "took over work the partition's last worker left");
+      return;
+    } catch (err) {
+      ctx.log.warn({ err: (err as Error).message, queue, partition }, "taking over the partition's pending work failed; retrying");
+      await ctx.delay(1000);
+    }
   }
 }

@@ -55,6 +55,8 @@ export interface DeliveryQueues {
   ack(queue: QueueName, partition: number, ids: string[]): Promise<void>;
   /** Which of `ids` are still pending (for `consumer`, who takes them if another held them); renews their idle time. */
   stillPending(queue: QueueName, partition: number, consumer: string, ids: string[]): Promise<Set<string>>;
+  /** Takes over every entry pending in the partition, whoever held it; how many were someone else's. */
+  takeOver(queue: QueueName, partition: number, consumer: string): Promise<number>;
   /** Takes over entries pending for longer than `minIdleMs` (a consumer that died left them); how many. */
   claimIdle(queue: QueueName, partition: number, consumer: string, minIdleMs: number, count: number): Promise<number>;
   /** Moves an entry to the dead letters in one step; false when it had already left its queue. */
