@@ -77,6 +77,19 @@ export function renderComposeConfigs(env, source = "deploy/compose/switchboard.e
       `${c} A starting point for docker-compose.yml: review TLS certificates, modules and limits before production.`,
     ].join("\n");
 
+  // Several gateways take turns on the link (one holds a lease in Redis). kick_old lets the next one
+  // replace a link whose host vanished without closing it, which Prosody would otherwise keep for 15
+  // to 30 minutes (docs/facts/xmpp-servers.md "Prosody 0.12"). Added here while the template lacks it.
+  const prosodyTemplate = render("prosody-component.cfg.lua.tmpl", vars).trimEnd();
+  const prosodyComponent = /^\s*component_conflict_resolve\b/m.test(prosodyTemplate)
+    ? prosodyTemplate
+    : [
+        prosodyTemplate,
+        "    -- A new connection replaces the old one: the gateway instance that holds the lease takes over",
+        "    -- from one whose host vanished without closing its connection.",
+        '    component_conflict_resolve = "kick_old"',
+      ].join("\n");
+
   const prosody = [
     header("--"),
     "",
@@ -96,7 +109,7 @@ export function renderComposeConfigs(env, source = "deploy/compose/switchboard.e
     'authentication = "internal_hashed"',
     'storage = "internal"',
     "",
-    render("prosody-component.cfg.lua.tmpl", vars).trimEnd(),
+    prosodyComponent,
     "",
     `VirtualHost "${host}"`,
     "",

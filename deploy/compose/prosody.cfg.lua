@@ -30,5 +30,8 @@ component_interfaces = { "0.0.0.0" }
 
 Component "sms.example.com"
     component_secret = "change-me-component-secret"
+    -- A new connection replaces the old one: the gateway instance that holds the lease takes over
+    -- from one whose host vanished without closing its connection.
+    component_conflict_resolve = "kick_old"
 
 VirtualHost "example.com"
