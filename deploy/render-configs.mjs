@@ -77,6 +77,9 @@ export function renderComposeConfigs(env, source = "deploy/compose/switchboard.e
       `${c} A starting point for docker-compose.yml: review TLS certificates, modules and limits before production.`,
     ].join("\n");
 
+  // The template sets component_conflict_resolve = "kick_old": several gateways take turns on the link.
+  const prosodyComponent = render("prosody-component.cfg.lua.tmpl", vars).trimEnd();
+
   const prosody = [
     header("--"),
     "",
@@ -96,7 +99,7 @@ export function renderComposeConfigs(env, source = "deploy/compose/switchboard.e
     'authentication = "internal_hashed"',
     'storage = "internal"',
     "",
-    render("prosody-component.cfg.lua.tmpl", vars).trimEnd(),
+    prosodyComponent,
     "",
     `VirtualHost "${host}"`,
     "",
