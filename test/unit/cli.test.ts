@@ -11,6 +11,8 @@ import { test } from "node:test";
 import { adminToken, gatewayUrl, loadEnv, type CliIo } from "../../src/cli/context.js";
 import { CliError } from "../../src/cli/errors.js";
 import { checkConfig } from "../../src/cli/doctor/config-check.js";
+import { gatewayCheck } from "../../src/cli/doctor/gateway-check.js";
+import { xmppFromReadyz } from "../../src/cli/doctor/xmpp-check.js";
 import { formatChecks } from "../../src/cli/doctor/index.js";
 import { componentHandshake } from "../../src/cli/doctor/handshake.js";
 import { explainXmppError } from "../../src/cli/doctor/xmpp-check.js";
@@ -205,4 +207,25 @@ test("handshake: errors at stream open, a client port, a silent port, nothing li
   });
   const refused = await componentHandshake({ service: `xmpp://127.0.0.1:${port}`, domain: "x", secret: "s" });
   assert.equal(!refused.ok && refused.kind === "connect" && refused.code, "ECONNREFUSED");
+});
+
+test("doctor against one of several instances: a standby's link check names the holder, the gateway line shows the leases", () => {
+  const cluster = { instance: "gw-1", liveInstances: ["gw-0", "gw-1"], xmppLink: { heldHere: false, holder: "gw-0", token: 12 }, outboundPartitions: [0, 2, 5], leasesLost: 0 };
+  const readyz = { status: "ready", redis: "ok", provider: "twilio", xmpp: { connected: false, status: "offline", reconnects: 0 }, cluster };
+  const probe = { state: "running" as const, readyz, tokenSent: true };
+  const link = xmppFromReadyz("http://gw-1:8080", probe, undefined);
+  assert.equal(link.ok, true);
+  assert.match(link.detail, /^the gateway at http:\/\/gw-1:8080 is a standby: instance gw-0 holds the XMPP link \(fence 12\)/);
+  assert.match(gatewayCheck("http://gw-1:8080", probe, true).detail, /instance gw-1 of 2 live \(gw-0, gw-1\), standby: gw-0 holds the XMPP link \(fence 12\), works outbound partitions 0,2,5/);
+  // Nobody holds the link: that is a failure to look into, with what to check.
+  const orphan = xmppFromReadyz("http://gw-1:8080", { ...probe, readyz: { ...readyz, cluster: { ...cluster, xmppLink: { heldHere: false } } } }, undefined);
+  assert.equal(orphan.ok, false);
+  assert.match(orphan.fix ?? "", /LEASE_TTL_MS.*Redis/);
+  // The holder itself: connected, as before.
+  const holder = xmppFromReadyz(
+    "http://gw-0:8080",
+    { ...probe, readyz: { ...readyz, xmpp: { connected: true, status: "online", reconnects: 0 }, cluster: { ...cluster, xmppLink: { heldHere: true, token: 12 } } } },
+    undefined,
+  );
+  assert.equal(holder.ok, true);
 });

@@ -12,6 +12,26 @@ export interface Readyz {
   xmpp?: { connected: boolean; status: string; reconnects: number; note?: string; lastError?: string };
   provider?: string;
   breaker?: { tripped: boolean; note?: string };
+  /** This instance's part in a deployment of several (src/app/cluster.ts). */
+  cluster?: {
+    instance: string;
+    liveInstances: string[];
+    xmppLink: { heldHere: boolean; holder?: string; token?: number };
+    outboundPartitions: number[];
+    leasesLost: number;
+    note?: string;
+  };
+}
+
+/** One line on the instance's leases: who holds the link, which outbound partitions it works. */
+export function clusterSummary(c: NonNullable<Readyz["cluster"]>): string {
+  const link = c.xmppLink.heldHere
+    ? `holds the XMPP link (fence ${c.xmppLink.token ?? "?"})`
+    : c.xmppLink.holder
+      ? `standby: ${c.xmppLink.holder} holds the XMPP link (fence ${c.xmppLink.token ?? "?"})`
+      : "standby: no instance holds the XMPP link";
+  const parts = c.outboundPartitions.length > 0 ? `works outbound partitions ${c.outboundPartitions.join(",")}` : "works no outbound partition";
+  return `instance ${c.instance} of ${c.liveInstances.length} live (${c.liveInstances.join(", ")}), ${link}, ${parts}${c.leasesLost ? `, ${c.leasesLost} leases lost so far` : ""}${c.note ? ` (${c.note})` : ""}`;
 }
 
 export type GatewayProbe =
@@ -70,6 +90,7 @@ export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean):
   }
   const r = g.readyz;
   const parts = r.xmpp ? [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`] : [`status ${r.status}`, detailsWithheld(g)];
+  if (r.cluster) parts.push(clusterSummary(r.cluster));
   if (r.journal) parts.push(`journal ${r.journal.writable ? "writable" : "NOT writable"}, ${r.journal.pending} pending`);
   if (r.breaker?.tripped) parts.push(`breaker TRIPPED (${r.breaker.note ?? "sending stopped"})`);
   if (r.status === "unavailable") {

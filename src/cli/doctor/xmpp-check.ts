@@ -30,7 +30,7 @@ export function explainXmppError(what: string, domain: string | undefined, servi
   if (/conflict/.test(what)) {
     return {
       detail: `another component is already connected for ${d} (conflict)`,
-      fix: "another gateway instance holds the domain (Prosody and Openfire take one connection per component): stop it, or if it is the gateway you meant, point --url at it; run one instance per domain. (ejabberd also answers conflict when XMPP_DOMAIN is one of its own hosts: use a subdomain such as sms.example.com)",
+      fix: "a component outside this deployment holds the domain (Prosody and Openfire take one connection per component; the instances of one deployment share it through a lease in Redis, so this is another deployment on another Redis, an old gateway, or a diagnostic tool): stop it, or if it is the gateway you meant, point --url at it. (ejabberd also answers conflict when XMPP_DOMAIN is one of its own hosts: use a subdomain such as sms.example.com)",
     };
   }
   if (/invalid-namespace|client port|server-to-server port|has no id/.test(what)) {
@@ -62,6 +62,16 @@ export function xmppFromReadyz(url: string, g: Extract<GatewayProbe, { state: "r
   const x = g.readyz.xmpp;
   if (!x) return skip("xmpp", `not checked: ${detailsWithheld(g)}, where a running gateway reports its component link (doctor does not open a second one)`);
   if (x.connected) return ok("xmpp", `the gateway at ${url} is connected to the XMPP server (${x.status}${x.reconnects ? `, ${x.reconnects} reconnects so far` : ""})`);
+  // One of several: only the holder of the link lease connects (docs/developers/design.md "Several instances").
+  const link = g.readyz.cluster?.xmppLink;
+  if (link && !link.heldHere && !x.lastError) {
+    if (link.holder) return ok("xmpp", `the gateway at ${url} is a standby: instance ${link.holder} holds the XMPP link (fence ${link.token ?? "?"}); run doctor against it to check the link itself`);
+    return fail(
+      "xmpp",
+      `the gateway at ${url} is a standby and no instance holds the XMPP link right now`,
+      "an instance takes the link within LEASE_TTL_MS of the last holder's end; if this stays so, check that every instance reaches Redis (the lease lives there) and the instances' logs",
+    );
+  }
   const what = x.note ? `conflict: ${x.note}` : (x.lastError ?? `status ${x.status}`);
   const e = explainXmppError(what, config?.XMPP_DOMAIN, config?.XMPP_SERVICE);
   return fail("xmpp", `the gateway at ${url} is not connected (status ${x.status}; ${x.lastError ? `last error: ${x.lastError}` : "no error reported yet"}): ${e.detail}`, e.fix);
