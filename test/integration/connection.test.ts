@@ -127,7 +127,8 @@ test(
       return;
     }
     const end = Date.now() + 10_000;
-    while (!first.gateway.xmppState().conflict && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    // The stream error (conflict) comes first, the disconnect right after it.
+    while (!(first.gateway.xmppState().conflict && !first.gateway.xmppState().online) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     assert.equal(first.gateway.xmppState().conflict, true);
     assert.equal(first.gateway.xmppState().online, false);
     assert.deepEqual(first.fatal, [], "conflict is not fatal");
