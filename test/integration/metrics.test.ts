@@ -144,6 +144,11 @@ test("counters, histograms and gauges move as messages flow", async () => {
   // Gauges: the link is up, the journal writable, queues drained.
   const now = await scrape();
   assert.equal(value(now, "switchboard_xmpp_connected"), 1);
+  // Alone, this instance holds every lease: the link (with its fencing token) and all 8 outbound partitions.
+  assert.equal(value(now, "switchboard_xmpp_link_lease_held"), 1);
+  assert.ok(value(now, "switchboard_xmpp_link_lease_token") >= 1);
+  assert.equal(value(now, "switchboard_outbound_partitions_held"), 8);
+  assert.equal(value(now, "switchboard_instances_live"), 1);
   assert.equal(value(now, "switchboard_journal_writable"), 1);
   assert.equal(value(now, "switchboard_journal_pending"), 0);
   for (const queue of ["to-xmpp", "outbound"]) {
