@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { partitionsOf } from "../../src/core/cluster/work-share.js";
 import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { PROCESS_ADMIN_TOKEN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
@@ -127,8 +128,9 @@ test("every instance serves HTTP and sends; outbound partitions are shared out a
   await waitUntil(
     async () => {
       all = (await Promise.all(gateways.map(details))).map((d) => d!);
-      const parts = all.flatMap((d) => d.cluster.outboundPartitions).sort((a, b) => a - b);
-      return all.every((d) => d.cluster.liveInstances.join() === "gw-0,gw-1,gw-2") && parts.join() === "0,1,2,3,4,5,6,7";
+      const live = ["gw-0", "gw-1", "gw-2"];
+      // Each works exactly its share (rendezvous hashing over the live instances), so each partition is worked once.
+      return all.every((d) => d.cluster.liveInstances.join() === live.join() && d.cluster.outboundPartitions.join() === partitionsOf(d.cluster.instance, 8, live).join());
     },
     { timeoutMs: 10_000, what: `the instances agree: ${JSON.stringify(all.map((d) => d?.cluster))}` },
   );
