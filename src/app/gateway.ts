@@ -15,6 +15,7 @@ import { createComponent } from "../xmpp/component.js";
 import { createConnection, type Connection } from "../xmpp/connection.js";
 import { createFlows } from "./flows.js";
 import { createProviderKit } from "./provider.js";
+import { createReconciler } from "./reconcile.js";
 import { explainStoreDown, storeDown } from "./store-down.js";
 import { openStores } from "./stores.js";
 import { VERSION } from "../version.js";
@@ -70,6 +71,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   const metrics = createMetrics({ breaker: () => flows.limits.breakerStatus(), queues: () => delivery.stats(), journal: () => spool.journalStatus(), xmpp: () => connection.state() });
   const flows = createFlows(config, { stores, kit, inbound, metrics, log });
   const outbound = instrumentOutbound(flows.outbound, metrics);
+  // Texts and statuses the provider has that never reached the gateway (src/app/reconcile.ts).
+  const reconciler = createReconciler(config, { redis, stores, kit, inbound, metrics, log });
 
   // The XMPP face.
   const connection = createConnection({
@@ -122,6 +125,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     outbound, // POST /api/v1/test-messages (switchboard send)
     providerWebhooks: kit.webhooks,
     ...(kit.sandbox ? { sandbox: kit.sandbox } : {}),
+    reconcile: reconciler,
     health: {
       breaker: () => flows.limits.breakerStatus(),
       provider: kit.provider.name,
@@ -153,6 +157,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       });
       connection.start();
       spool.start(); // replays what a crash or an outage left in the journal
+      reconciler.start(); // and what reached the provider while no instance could take it
       void flows.sweepMedia();
       mediaSweeper = setInterval(() => void flows.sweepMedia(), Math.min(config.MEDIA_RETENTION, 3600) * 1000);
       mediaSweeper.unref();
@@ -164,6 +169,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     async stop() {
       // Intake first, then the workers, then the links they use.
       await http.close();
+      await reconciler.stop();
       await spool.stop();
       await delivery.stop();
       await connection.stop();
