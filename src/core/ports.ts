@@ -113,9 +113,15 @@ export interface ReconcileState {
   cursor(account: string): Promise<number | undefined>;
   /** Moves `account`'s cursor to `at`, never backwards. */
   advanceCursor(account: string, at: number): Promise<void>;
+  /**
+   * Since when each of `account`'s linked numbers has been linked to its current owner, as runs saw it:
+   * a number seen for the first time, or with another owner than before, counts from `firstSeen`.
+   * Numbers no longer listed are forgotten. `owner`: an opaque key of the user (no JID is stored).
+   */
+  linkedSince(account: string, links: { number: string; owner: string }[], firstSeen: number): Promise<Map<string, number>>;
   /** Takes the lock (one instance reconciles at a time); undefined when another instance holds it. */
   lock(ttlMs: number): Promise<HeldLock | undefined>;
-  /** When the last run (on any instance) finished, ms since epoch. */
+  /** When the last run (on any instance) started, ms since epoch. */
   lastRun(): Promise<number | undefined>;
   markRun(at: number): Promise<void>;
 }

@@ -411,7 +411,7 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       end: offset + Math.max(0, slice.length - 1),
       previous_page_uri: page > 0 ? pageUri(page - 1, slice[0] ? `PB${slice[0].sid}` : undefined) : null,
       messages: slice,
-      uri: `${url.pathname}?${q.toString()}`,
+      uri: pageUri(page, token ?? undefined),
       page_size: pageSize,
       start: offset,
       next_page_uri: last && offset + pageSize < matching.length ? pageUri(page + 1, `PA${last.sid}`) : null,

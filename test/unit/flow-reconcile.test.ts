@@ -15,6 +15,8 @@ import { createMemoryReconcileState } from "../../src/adapters/memory/reconcile-
 import { createReconcile, inboundTotals, RECONCILE_TIMING, type ReconcileOutcome, type ReconcileReport } from "../../src/core/flows/reconcile.js";
 import { createInbound } from "../../src/core/flows/sms-in.js";
 import { newOutgoingRecord, type XmppDelivery } from "../../src/core/model/message.js";
+import { createSandboxProvider } from "../../src/adapters/sandbox/provider.js";
+import type { ProviderMessageLog } from "../../src/core/ports.js";
 import { isGatewayError } from "../../src/errors.js";
 
 const DOMAIN = "sms.example.com";
@@ -29,7 +31,7 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const quiet = { info() {}, warn() {} };
 
-function setup(o: { byo?: boolean; now?: number } = {}) {
+function setup(o: { byo?: boolean; now?: number; provider?: ProviderMessageLog } = {}) {
   const clock = { now: o.now ?? Date.UTC(2026, 11, 8, 12) };
   const now = () => clock.now;
   const links = createMemoryLinkStore({ [ALICE]: ALICE_NUMBER, [BOB]: BOB_NUMBER });
@@ -40,7 +42,7 @@ function setup(o: { byo?: boolean; now?: number } = {}) {
   const state = createMemoryReconcileState();
   const accepted: string[] = [];
   const reconcile = createReconcile({
-    provider,
+    provider: o.provider ?? provider,
     state,
     links,
     // bob brought his own account (REGISTRATION=byo); alice's number is on the gateway's.
@@ -79,7 +81,7 @@ test("texts the gateway never received are taken in once, with the time they rea
 
   const r = done(await t.reconcile.run({ kind: "start" }));
   assert.deepEqual(inboundTotals(r), { listed: 3, ingested: 2, duplicate: 0, unrouted: 1, incomplete: 0 });
-  assert.deepEqual(t.provider.listings, [{ since: t.clock.now - 24 * HOUR }], "first run: RECONCILE_LOOKBACK back, on the main account");
+  assert.deepEqual(t.provider.listings, [{ since: t.clock.now - 24 * HOUR - RECONCILE_TIMING.overlapMs }], "first run: RECONCILE_LOOKBACK back (and the overlap), on the main account");
   assert.deepEqual(
     t.chats().map((c) => [c.id, c.to, c.from, c.body, c.acceptedAt]),
     [
@@ -139,7 +141,8 @@ test("users' own accounts: each is listed with its own cursor, and only texts to
       [OWN, 1, 1],
     ],
   );
-  assert.deepEqual(t.provider.listings, [{ since: t.clock.now - 24 * HOUR }, { account: OWN, since: t.clock.now - 24 * HOUR }]);
+  const first = t.clock.now - 24 * HOUR - RECONCILE_TIMING.overlapMs;
+  assert.deepEqual(t.provider.listings, [{ since: first }, { account: OWN, since: first }]);
   assert.deepEqual(
     t.chats().map((c) => c.body),
     ["to alice", "to bob on his account"],
@@ -147,6 +150,35 @@ test("users' own accounts: each is listed with its own cursor, and only texts to
   const bobs = t.chats().find((c) => c.to === BOB);
   assert.deepEqual(bobs?.media, [{ url: "https://api.twilio.com/x", contentType: "image/png", account: OWN }], "media carry the account: only its own credentials fetch them");
   assert.deepEqual([t.state.cursors.get(MAIN), t.state.cursors.get(OWN)], [t.clock.now, t.clock.now]);
+});
+
+test("a text from before its number was linked is not its user's: a number linked later does not bring older texts", async () => {
+  const t = setup();
+  const NEW = "+15550003333";
+  done(await t.reconcile.run({ kind: "start" }));
+  const firstRun = t.clock.now;
+  // Texted while nobody had the number (its webhook dropped it), before that run: then carol gets it.
+  t.provider.receive({ providerId: sid(), from: THEM, to: NEW, body: "for nobody", media: [], sentAt: firstRun - 5 * MIN });
+  t.clock.now += MIN;
+  await t.links.link("carol@example.com", NEW);
+  t.clock.now += 5 * MIN;
+  const r = done(await t.reconcile.run({ kind: "periodic" }));
+  assert.deepEqual([inboundTotals(r).ingested, inboundTotals(r).unrouted], [0, 1]);
+  // What reaches her number after the last run before her link is hers, also when its webhook failed.
+  t.provider.receive({ providerId: sid(), from: THEM, to: NEW, body: "for carol", media: [], sentAt: t.clock.now - MIN });
+  t.clock.now += 5 * MIN;
+  const next = done(await t.reconcile.run({ kind: "manual", since: t.clock.now - 3 * HOUR }));
+  assert.deepEqual([inboundTotals(next).ingested, inboundTotals(next).unrouted], [1, 1], "not even an operator's run brings the older one");
+  assert.deepEqual(
+    t.chats().map((c) => [c.to, c.body]),
+    [["carol@example.com", "for carol"]],
+  );
+  // Passed on to dave: carol's text stays hers (a repeat), and nothing older reaches him.
+  await t.links.unlink("carol@example.com");
+  await t.links.link("dave@example.com", NEW);
+  t.clock.now += 5 * MIN;
+  const passed = done(await t.reconcile.run({ kind: "manual", since: t.clock.now - 3 * HOUR }));
+  assert.deepEqual([inboundTotals(passed).ingested, inboundTotals(passed).duplicate, inboundTotals(passed).unrouted], [0, 0, 2]);
 });
 
 test("a listing that fails half-way keeps the cursor; the next run takes in the rest, nothing twice", async () => {
@@ -301,4 +333,29 @@ test("status fetches failing in a row end the checks of a run; they are asked ag
   assert.match(r.errors.join(), /status checks stopped after 5 failures in a row/);
   assert.equal((await t.messages.dueStatusChecks(t.clock.now, 10)).length, 2, "the two not tried are still due; the failed ones later");
   assert.equal((await t.messages.dueStatusChecks(Infinity, 10)).length, 7);
+});
+
+test("the sandbox's kept list reconciles like Twilio's: what its route accepted is a duplicate, what it only kept is taken in", async () => {
+  const sandbox = createSandboxProvider({ onStatus: () => undefined });
+  const t = setup({ provider: sandbox, now: Date.now() });
+  // As POST /sandbox/sms does: accepted, then kept with the provider id it was accepted with.
+  const accepted = await t.inbound.accept({ providerId: "SMsandbox1", from: THEM, to: ALICE_NUMBER, body: "injected", media: [] });
+  sandbox.recordInbound({ id: accepted.id, providerId: "SMsandbox1", from: THEM, to: ALICE_NUMBER, body: "injected" });
+  sandbox.recordInbound({ id: "SMsandbox2", from: THEM, to: ALICE_NUMBER, body: "only kept", media: ["https://example.com/a.png"] });
+  const r = done(await t.reconcile.run({ kind: "start" }));
+  assert.deepEqual(
+    r.accounts.map((a) => [a.account, a.ingested, a.duplicate]),
+    [["sandbox", 1, 1]],
+  );
+  assert.deepEqual(
+    t.chats().map((c) => [c.body, c.media]),
+    [
+      ["injected", undefined],
+      ["only kept", [{ url: "https://example.com/a.png" }]],
+    ],
+  );
+  const { providerId } = await sandbox.send({ id: "01SB", from: ALICE_NUMBER, to: THEM, body: "hi", mediaUrls: [] });
+  assert.deepEqual(await sandbox.fetchStatus({ providerId }), { status: "queued" });
+  assert.equal(await sandbox.fetchStatus({ providerId: "SBnone" }), undefined);
+  await sandbox.close();
 });

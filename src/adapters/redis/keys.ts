@@ -47,7 +47,13 @@ export const keys = {
    * cursor would be clamped to the lookback anyway).
    */
   reconcileCursor: (account: string) => `${P}:reconcile:cursor:${account}`,
-  /** STRING when the last reconciliation finished (ms), on any instance. TTL: RECONCILE_STATE_TTL_S. */
+  /**
+   * HASH of one provider account: linked number → "<owner key>|<ms>", since when reconciliation has seen
+   * it linked to its owner (a hash of the JID: no address is kept). A number's field goes with its link
+   * at the next run. TTL: RECONCILE_STATE_TTL_S, renewed by each run.
+   */
+  reconcileLinked: (account: string) => `${P}:reconcile:linked:${account}`,
+  /** STRING when the last reconciliation started (ms), on any instance. TTL: RECONCILE_STATE_TTL_S. */
   reconcileLast: `${P}:reconcile:last`,
   /** STRING the token of the instance reconciling now. TTL: a minute, renewed while it runs. */
   reconcileLock: `${P}:reconcile:lock`,

@@ -1,5 +1,5 @@
 // Reconciliation's state in Redis (core/ports.ts ReconcileState), shared by every instance: a cursor
-// per provider account, the time of the last run, and a lock so that one instance reconciles at a time.
+// per provider account, since when each linked number has had its owner, the time of the last run, and a lock so that one instance reconciles at a time.
 // The lock is SET NX PX with a random token, renewed while held and released only by its holder (a
 // compare-and-delete), so an instance that stalled past the lock's lifetime cannot free another's.
 import { randomBytes } from "node:crypto";
@@ -13,6 +13,31 @@ const ADVANCE_CURSOR = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
 return 1
+`;
+
+// KEYS: linked-numbers hash. ARGV: firstSeen, ttl s, then number, owner, … Each field is "owner|since"; one with
+// another owner starts again from firstSeen; fields of numbers not given are removed. Returns the
+// since of each number given, in order.
+const LINKED_SINCE = `
+local given = {}
+local out = {}
+for i = 3, #ARGV, 2 do
+  local number, owner = ARGV[i], ARGV[i + 1]
+  given[number] = true
+  local was = redis.call('HGET', KEYS[1], number)
+  local wasOwner, since = nil, nil
+  if was then wasOwner, since = string.match(was, '^(.*)|(%d+)$') end
+  if wasOwner ~= owner or not since then
+    since = ARGV[1]
+    redis.call('HSET', KEYS[1], number, owner .. '|' .. since)
+  end
+  out[#out + 1] = since
+end
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if not given[field] then redis.call('HDEL', KEYS[1], field) end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return out
 `;
 
 // KEYS: lock. ARGV: token, ttl ms. 1 while the token holds it (renewed), 0 once lost.
@@ -35,6 +60,13 @@ export function createRedisReconcileState(redis: Redis, opts: { onRenewError?(er
     },
     async advanceCursor(account, at) {
       await runScript(redis, ADVANCE_CURSOR, { keys: [keys.reconcileCursor(account)], arguments: [String(Math.floor(at)), String(RECONCILE_STATE_TTL_S)] });
+    },
+    async linkedSince(account, links, firstSeen) {
+      const res = (await runScript(redis, LINKED_SINCE, {
+        keys: [keys.reconcileLinked(account)],
+        arguments: [String(Math.floor(firstSeen)), String(RECONCILE_STATE_TTL_S), ...links.flatMap((l) => [l.number, l.owner])],
+      })) as string[];
+      return new Map(links.map((l, i) => [l.number, Number(res[i])]));
     },
     async lastRun() {
       return number(await redis.get(keys.reconcileLast));

@@ -4,6 +4,7 @@
 // makes a text already received a duplicate, so a run can be repeated at will); messages sent long
 // enough ago whose final status never came get it fetched and applied through the status path, so the
 // sender still gets the receipt or the error.
+import { createHash } from "node:crypto";
 import { GatewayError } from "../../errors.js";
 import { toE164 } from "../model/addresses.js";
 import { isFinal, isMessageStatus, type MessageStatus } from "../model/message.js";
@@ -80,7 +81,7 @@ export interface AccountReport {
   ingested: number;
   /** Received before (by webhook or an earlier run). */
   duplicate: number;
-  /** To a number no user is linked to (for this account): skipped. */
+  /** To a number no user is linked to (for this account), or from before its link to its user: skipped. */
   unrouted: number;
   /** Still being received by the provider: left for a later run. */
   incomplete: number;
@@ -142,22 +143,40 @@ export function createReconcile(deps: ReconcileDeps) {
     }
   }
 
-  /** The linked numbers, grouped by the provider account they receive on. */
-  async function numbersByAccount(): Promise<Map<string, Set<string>>> {
-    const groups = new Map<string, Set<string>>();
+  /** The linked numbers and their owners, grouped by the provider account they receive on. */
+  async function numbersByAccount(): Promise<Map<string, Map<string, string>>> {
+    const groups = new Map<string, Map<string, string>>();
     for (const { jid, phone } of await deps.links.list()) {
       const own = deps.accountOf ? await deps.accountOf(jid) : undefined;
       const account = own ?? main;
-      const set = groups.get(account) ?? new Set<string>();
-      set.add(phone);
-      groups.set(account, set);
+      const numbers = groups.get(account) ?? new Map<string, string>();
+      numbers.set(phone, jid);
+      groups.set(account, numbers);
     }
     return groups;
   }
 
-  async function inboundOf(account: string, numbers: Set<string>, req: ReconcileRequest, startedAt: number, going: Going): Promise<AccountReport> {
-    const cursor = await deps.state.cursor(account);
-    const since = Math.max(floor(startedAt), req.since ?? (cursor !== undefined ? cursor - t.overlapMs : startedAt - deps.settings.lookbackMs));
+  /** An opaque key of a user: reconciliation's state keeps no address. */
+  const ownerKey = (jid: string): string => createHash("sha256").update(jid).digest("base64url").slice(0, 22);
+
+  /**
+   * `lastRun`: when the previous run on this deployment started. A link it did not see was made after
+   * it, so a link first seen now counts from then; before any run (a first start, or the upgrade that
+   * brought reconciliation) the links found are trusted over RECONCILE_LOOKBACK.
+   */
+  async function inboundOf(account: string, owners: Map<string, string>, req: ReconcileRequest, startedAt: number, lastRun: number | undefined, going: Going): Promise<AccountReport> {
+    // A text from before its number was linked to its owner was not theirs (the number may have been
+    // someone else's, or its webhook pointed at another system), so it is not taken in. Texts the
+    // previous owner received are repeats anyway; what is left is a text nobody received in the minutes
+    // between the previous run and the link.
+    const linkedSince = await deps.state.linkedSince(
+      account,
+      [...owners].map(([number, jid]) => ({ number, owner: ownerKey(jid) })),
+      lastRun ?? startedAt - deps.settings.lookbackMs,
+    );
+    // Without a cursor (no run of this account completed), from its earliest link.
+    const cursor = (await deps.state.cursor(account)) ?? Math.min(...linkedSince.values());
+    const since = Math.max(floor(startedAt), req.since ?? cursor - t.overlapMs);
     const r: AccountReport = { account, since, listed: 0, ingested: 0, duplicate: 0, unrouted: 0, incomplete: 0 };
     // The cursor may move to the run's start, unless a text still being received holds it back.
     let reached = startedAt;
@@ -168,8 +187,10 @@ export function createReconcile(deps: ReconcileDeps) {
         const stop = going.stopped();
         if (stop) throw new Error(stop);
         r.listed++;
-        // Only numbers linked to a user, and (a user's own account) registered under that account: as a webhook would be.
-        if (!numbers.has(toE164(sms.to) ?? sms.to)) {
+        // Only numbers linked to a user, and (a user's own account) registered under that account: as a
+        // webhook would be; and only texts since the link.
+        const from = linkedSince.get(toE164(sms.to) ?? sms.to);
+        if (from === undefined || sms.sentAt < from) {
           r.unrouted++;
           continue;
         }
@@ -275,10 +296,8 @@ export function createReconcile(deps: ReconcileDeps) {
   async function run(req: ReconcileRequest): Promise<ReconcileOutcome> {
     const startedAt = now();
     if (req.since !== undefined) checkSince(req.since, startedAt);
-    if (req.kind === "periodic") {
-      const last = await deps.state.lastRun();
-      if (last !== undefined && startedAt - last < deps.settings.intervalMs * 0.8) return { outcome: "skipped", lastRun: last };
-    }
+    const last = await deps.state.lastRun();
+    if (req.kind === "periodic" && last !== undefined && startedAt - last < deps.settings.intervalMs * 0.8) return { outcome: "skipped", lastRun: last };
     const lock = await deps.state.lock(t.lockTtlMs);
     if (!lock) return { outcome: "busy" };
     const going: Going = {
@@ -286,11 +305,11 @@ export function createReconcile(deps: ReconcileDeps) {
     };
     try {
       const accounts: AccountReport[] = [];
-      for (const [account, numbers] of await numbersByAccount()) accounts.push(await inboundOf(account, numbers, req, startedAt, going));
+      for (const [account, owners] of await numbersByAccount()) accounts.push(await inboundOf(account, owners, req, startedAt, last, going));
       const { error: outboundError, ...out } = await outbound(req, startedAt, going);
       const errors = [...accounts.filter((a) => a.error).map((a) => `${a.account}: ${a.error}`), ...(outboundError ? [`status checks: ${outboundError}`] : [])];
       const finishedAt = now();
-      await deps.state.markRun(finishedAt);
+      await deps.state.markRun(startedAt);
       return { outcome: "done", report: { kind: req.kind, startedAt, finishedAt, accounts, outbound: out, errors } };
     } finally {
       await lock.release();
