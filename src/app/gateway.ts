@@ -168,8 +168,9 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     },
     async stop() {
       // Intake first, then the workers, then the links they use.
-      await http.close();
+      // A reconciliation in progress (an operator's request included) ends first, at its next message.
       await reconciler.stop();
+      await http.close();
       await spool.stop();
       await delivery.stop();
       await connection.stop();

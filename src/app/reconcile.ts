@@ -14,6 +14,9 @@ import type { Metrics } from "../metrics.js";
 import type { ProviderKit } from "./provider.js";
 import type { Stores } from "./stores.js";
 
+/** How long stop() waits for a run in progress to reach a point where it can end. */
+const STOP_WAIT_MS = 2000;
+
 export interface Reconciler {
   /** One run now; `since` (ms) from an operator. Throws a GatewayError for a bad `since`. */
   run(req: Omit<ReconcileRequest, "signal">): Promise<ReconcileOutcome>;
@@ -115,7 +118,9 @@ export function createReconciler(
     async stop() {
       stopping.abort();
       clearTimeout(timer);
-      await current;
+      // The run ends at its next message; a request to the provider in flight is not waited out (its
+      // timeout could outlast SHUTDOWN_TIMEOUT_MS): whatever it brings later is idempotent.
+      await Promise.race([current, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     },
   };
 }

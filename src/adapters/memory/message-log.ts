@@ -12,6 +12,8 @@ export type MemoryMessageLog = ProviderMessageLog & {
   failListing(after: number): void;
   /** The next `n` status fetches fail. */
   failFetches(n: number): void;
+  /** A user's own account whose credentials are gone: asking with it fails before any request, for good. */
+  dropAccount(account: string): void;
   readonly listings: { account?: string; since: number }[];
   readonly fetches: { providerId: string; account?: string }[];
 };
@@ -23,6 +25,7 @@ export function createMemoryMessageLog(mainAccount: string): MemoryMessageLog {
   const fetches: { providerId: string; account?: string }[] = [];
   let listingFailsAfter: number | undefined;
   let fetchFailures = 0;
+  const dropped = new Set<string>();
   const failure = () => new ProviderError({ kind: "retry", message: "the provider is unreachable" });
   return {
     mainAccount,
@@ -39,6 +42,9 @@ export function createMemoryMessageLog(mainAccount: string): MemoryMessageLog {
     },
     failFetches(n) {
       fetchFailures = n;
+    },
+    dropAccount(account) {
+      dropped.add(account);
     },
     async *listInbound(q) {
       listings.push({ ...q });
@@ -60,6 +66,7 @@ export function createMemoryMessageLog(mainAccount: string): MemoryMessageLog {
         fetchFailures--;
         throw failure();
       }
+      if (q.account !== undefined && dropped.has(q.account)) throw new ProviderError({ kind: "permanent", message: `no credentials are stored for the account ${q.account}` });
       const s = statuses.get(q.providerId);
       return s && { ...s };
     },

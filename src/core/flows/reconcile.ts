@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { GatewayError } from "../../errors.js";
 import { toE164 } from "../model/addresses.js";
 import { isFinal, isMessageStatus, type MessageStatus } from "../model/message.js";
-import type { LinkStore, MessageStore, ProviderMessageLog, ReconcileState } from "../ports.js";
+import { ProviderError, type LinkStore, type MessageStore, type ProviderMessageLog, type ReconcileState } from "../ports.js";
 import type { InboundOutcome, InboundSms } from "./sms-in.js";
 
 /** The fixed timings of a run; tests may shorten them. */
@@ -27,6 +27,11 @@ export const RECONCILE_TIMING = {
   horizonMarginMs: 5 * 60_000,
   /** Fetches failing in a row that end the status checks of a run (the provider is away). */
   maxFailuresInARow: 5,
+  /**
+   * Allowed between the provider's times and ours when a text is compared with a link's time: the
+   * provider's dates have whole seconds (Twilio's are RFC 2822), and two clocks never agree exactly.
+   */
+  clockMarginMs: 60_000,
 };
 
 /** Whether a run may go on: its lock is held and the gateway is not stopping; else why not. */
@@ -190,7 +195,7 @@ export function createReconcile(deps: ReconcileDeps) {
         // Only numbers linked to a user, and (a user's own account) registered under that account: as a
         // webhook would be; and only texts since the link.
         const from = linkedSince.get(toE164(sms.to) ?? sms.to);
-        if (from === undefined || sms.sentAt < from) {
+        if (from === undefined || sms.sentAt < from - t.clockMarginMs) {
           r.unrouted++;
           continue;
         }
@@ -256,6 +261,12 @@ export function createReconcile(deps: ReconcileDeps) {
       } catch (err) {
         o.failed++;
         const message = err instanceof Error ? err.message : String(err);
+        // Refused before any request (the user's own account is no longer registered): never answerable.
+        if (err instanceof ProviderError && err.failure.kind === "permanent" && err.failure.httpStatus === undefined) {
+          deps.log.warn({ msgId: id, err: message }, "the status of this message cannot be asked for; not asked again");
+          await deps.messages.scheduleStatusCheck(id, undefined);
+          continue;
+        }
         deps.log.warn({ msgId: id, err: message }, "fetching a message's status from the provider failed; asked again later");
         await deps.messages.scheduleStatusCheck(id, at + Math.max(t.settleMs, age));
         if (++failuresInARow >= t.maxFailuresInARow) {
