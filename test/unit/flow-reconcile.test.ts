@@ -186,6 +186,17 @@ test("a text from before its number was linked is not its user's: a number linke
   assert.deepEqual([inboundTotals(passed).ingested, inboundTotals(passed).duplicate, inboundTotals(passed).unrouted], [0, 0, 3]);
 });
 
+test("an operator's since never narrows the window: the cursor only moves past what was read", async () => {
+  const t = setup();
+  done(await t.reconcile.run({ kind: "start" }));
+  const cursor = t.clock.now;
+  t.clock.now += 2 * HOUR;
+  const r = done(await t.reconcile.run({ kind: "manual", since: t.clock.now - 10 * MIN }));
+  assert.equal(r.accounts[0]?.since, cursor - RECONCILE_TIMING.overlapMs, "from the cursor, not 10 minutes back");
+  const far = done(await t.reconcile.run({ kind: "manual", since: t.clock.now - 5 * HOUR }));
+  assert.equal(far.accounts[0]?.since, t.clock.now - 5 * HOUR);
+});
+
 test("a listing that fails half-way keeps the cursor; the next run takes in the rest, nothing twice", async () => {
   const t = setup();
   for (let i = 0; i < 4; i++) t.provider.receive({ providerId: sid(), from: THEM, to: ALICE_NUMBER, body: `text ${i}`, media: [], sentAt: t.clock.now - (10 - i) * MIN });

@@ -179,9 +179,10 @@ export function createReconcile(deps: ReconcileDeps) {
       [...owners].map(([number, jid]) => ({ number, owner: ownerKey(jid) })),
       lastRun ?? startedAt - deps.settings.lookbackMs,
     );
-    // Without a cursor (no run of this account completed), from its earliest link.
+    // Without a cursor (no run of this account completed), from its earliest link. An operator's `since`
+    // reaches further back, never less far: the cursor moves past everything the window covered.
     const cursor = (await deps.state.cursor(account)) ?? Math.min(...linkedSince.values());
-    const since = Math.max(floor(startedAt), req.since ?? cursor - t.overlapMs);
+    const since = Math.max(floor(startedAt), Math.min(req.since ?? Infinity, cursor - t.overlapMs));
     const r: AccountReport = { account, since, listed: 0, ingested: 0, duplicate: 0, unrouted: 0, incomplete: 0 };
     // The cursor may move to the run's start, unless a text still being received holds it back.
     let reached = startedAt;
