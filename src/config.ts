@@ -254,12 +254,14 @@ export const CONFIG_VARIABLES = {
     doc: "How long the lease on the XMPP link (and an instance's share of the outbound work) lasts unless renewed: after a crash or a lost host another instance takes over within about this long. Shorter: faster takeover, more Redis writes, and a Redis stall this long drops the link",
   },
   RECONCILE_INTERVAL: {
-    schema: int(0, 86_400).default(300),
-    doc: "Seconds between reconciliations with the SMS provider (inbound texts and final statuses the gateway never received are fetched from its message list); also run at start; 0: off",
+    schema: int(0, 86_400)
+      .refine((v) => v === 0 || v >= 10, "must be 0 (off) or at least 10 seconds (each run lists every provider account's recent messages)")
+      .default(300),
+    doc: "Seconds between reconciliations with the SMS provider (inbound texts and final statuses the gateway never received are fetched from its message list); also run at start; 0: off (at least 10 otherwise)",
   },
   RECONCILE_LOOKBACK: {
     schema: int(60, 30 * 86_400).default(86_400),
-    doc: "Seconds the first reconciliation (no earlier one recorded) looks back",
+    doc: "Seconds the first reconciliation of a provider account (no earlier one recorded) looks back; never further than DEDUPE_TTL or XMPP_DELIVERY_DEADLINE_MS, whichever is shorter",
   },
   PIPELINE_CLAIM_IDLE_MS: { schema: int(5_000, 86_400_000).default(60_000), doc: "Work another instance left untouched this long is taken over" },
   TEST_HOLD_TO_XMPP: { schema: bool.default(false), doc: "Test only: accept messages but hold their delivery to XMPP (crash tests); never set in production" },

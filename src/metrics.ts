@@ -64,6 +64,23 @@ export function createMetrics(sources: MetricsSources = {}) {
     registers,
   });
   const breakerTrips = new Counter({ name: "switchboard_breaker_trips_total", help: "Times the gateway-wide segments-per-hour breaker tripped", registers });
+  const reconciled = new Counter({
+    name: "switchboard_reconciled_total",
+    help: "What reconciliation with the provider found, by direction (in: texts in the provider's message list; out: statuses fetched) and outcome (in: ingested, duplicate, unrouted, incomplete; out: applied, unchanged, pending, not_found, gave_up, failed)",
+    labelNames: ["direction", "outcome"] as const,
+    registers,
+  });
+  const reconcileRuns = new Counter({
+    name: "switchboard_reconcile_runs_total",
+    help: "Reconciliation runs started on this instance, by result (ok; partial: an account or the status checks failed; failed; busy: another instance was running one; skipped: another instance ran one recently)",
+    labelNames: ["result"] as const,
+    registers,
+  });
+  const reconcileLastOk = new Gauge({
+    name: "switchboard_reconcile_last_success_timestamp_seconds",
+    help: "When a reconciliation run on this instance last completed without an error (Unix time; 0: not yet)",
+    registers,
+  });
 
   new Gauge({
     name: "switchboard_breaker_tripped",
@@ -206,6 +223,13 @@ export function createMetrics(sources: MetricsSources = {}) {
     limitRefused: (limit: LimitName | "webhook_in_rate" | "admin_auth_failures") => limitRefusals.inc({ limit }),
     breakerTripped: () => breakerTrips.inc(),
     leaseLost: (lease: string) => leasesLost.inc({ lease: lease.startsWith("outbound:") ? "outbound" : lease }),
+    reconciled: (direction: Direction, outcome: string, n: number) => {
+      if (n > 0) reconciled.inc({ direction, outcome }, n);
+    },
+    reconcileRun: (result: "ok" | "partial" | "failed" | "busy" | "skipped", at = Date.now()) => {
+      reconcileRuns.inc({ result });
+      if (result === "ok") reconcileLastOk.set(at / 1000);
+    },
   };
 }
 

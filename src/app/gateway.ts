@@ -17,6 +17,7 @@ import { LINK_LEASE, type ClusterMember } from "../core/cluster/cluster-member.j
 import { joinCluster } from "./cluster.js";
 import { createFlows } from "./flows.js";
 import { createProviderKit } from "./provider.js";
+import { createReconciler } from "./reconcile.js";
 import { explainStoreDown, storeDown } from "./store-down.js";
 import { openStores } from "./stores.js";
 import { VERSION } from "../version.js";
@@ -80,6 +81,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
   });
   const flows = createFlows(config, { stores, kit, inbound, metrics, log });
   const outbound = instrumentOutbound(flows.outbound, metrics);
+  // Texts and statuses the provider has that never reached the gateway (src/app/reconcile.ts).
+  const reconciler = createReconciler(config, { redis, stores, kit, inbound, metrics, log });
 
   // The XMPP face.
   const connection = createConnection({
@@ -135,6 +138,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     outbound, // POST /api/v1/test-messages (switchboard send)
     providerWebhooks: kit.webhooks,
     ...(kit.sandbox ? { sandbox: kit.sandbox } : {}),
+    reconcile: reconciler,
     health: {
       breaker: () => flows.limits.breakerStatus(),
       provider: kit.provider.name,
@@ -173,6 +177,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       // The link and the partitions start as their leases are taken (at once when this instance is alone).
       cluster.start();
       spool.start(); // replays what a crash or an outage left in the journal
+      reconciler.start(); // and what reached the provider while no instance could take it
       void flows.sweepMedia();
       mediaSweeper = setInterval(() => void flows.sweepMedia(), Math.min(config.MEDIA_RETENTION, 3600) * 1000);
       mediaSweeper.unref();
@@ -183,6 +188,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     },
     async stop() {
       // Intake first, then the workers, then the links they use.
+      // A reconciliation in progress (an operator's request included) ends first, at its next message.
+      await reconciler.stop();
       await http.close();
       await spool.stop();
       // The leases are given back once their work is finished: a standby takes the link at once.

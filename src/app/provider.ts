@@ -4,12 +4,13 @@
 import type { Config } from "../config.js";
 import type { Inbound } from "../core/flows/sms-in.js";
 import type { MediaAccessPolicy } from "../core/flows/media.js";
-import type { AccountStore, ProviderAccounts, ProviderWebhooks, SmsProvider } from "../core/ports.js";
+import type { AccountStore, ProviderAccounts, ProviderMessageLog, ProviderWebhooks, SmsProvider } from "../core/ports.js";
 import { routeByAccount } from "../core/policy/provider-router.js";
 import { createSandboxProvider, type SandboxProvider } from "../adapters/sandbox/provider.js";
 import { createSandboxWebhooks } from "../adapters/sandbox/webhooks.js";
 import { createAccountProviders } from "../adapters/twilio/account-providers.js";
 import { createTwilioMediaAccess } from "../adapters/twilio/media-access.js";
+import { createTwilioMessageLog } from "../adapters/twilio/message-log.js";
 import { createTwilioNumbers } from "../adapters/twilio/numbers.js";
 import { createTwilioProvider } from "../adapters/twilio/provider.js";
 import { createTwilioWebhooks } from "../adapters/twilio/webhooks.js";
@@ -19,6 +20,8 @@ export interface ProviderKit {
   provider: SmsProvider;
   webhooks: ProviderWebhooks;
   media: MediaAccessPolicy;
+  /** The provider's own record of messages, read back by reconciliation (core/flows/reconcile.ts). */
+  messageLog: ProviderMessageLog;
   /** The sandbox's window (its routes and web phone), when it is the provider. */
   sandbox?: SandboxProvider;
   /** Users' own accounts (REGISTRATION=byo): the provider's account API, and the URL their numbers must post to. */
@@ -33,7 +36,14 @@ export function createProviderKit(config: Config, deps: { accounts: AccountStore
       onStatus: (id, providerId, status) => deps.inbound.applyStatus({ id, providerId, status }).then(() => undefined),
       onError: (err) => deps.log.warn({ err }, "sandbox status failed"),
     });
-    return { provider: sandbox, webhooks: createSandboxWebhooks(), media: { access: async () => ({ provider: false }), isProviderOrigin: () => false }, sandbox, close: () => sandbox.close() };
+    return {
+      provider: sandbox,
+      webhooks: createSandboxWebhooks(),
+      media: { access: async () => ({ provider: false }), isProviderOrigin: () => false },
+      messageLog: sandbox,
+      sandbox,
+      close: () => sandbox.close(),
+    };
   }
 
   const accountSid = config.TWILIO_ACCOUNT_SID!;
@@ -57,21 +67,22 @@ export function createProviderKit(config: Config, deps: { accounts: AccountStore
     ...(config.TWILIO_URL_FRAGMENT ? { urlFragment: config.TWILIO_URL_FRAGMENT } : {}),
     ...(own ? { accounts: own } : {}),
   });
-  const media = createTwilioMediaAccess({
-    apiOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com",
-    // The gateway's own account, or one a user brought (REGISTRATION=byo) — stored credentials are
-    // honoured even when REGISTRATION is no longer byo, for the media of texts already queued.
-    authTokenOf: async (sid) => (sid === accountSid ? authToken : (await deps.accounts.credentials(sid))?.authToken),
-  });
+  // The gateway's own account, or one a user brought (REGISTRATION=byo) — stored credentials are
+  // honoured even when REGISTRATION is no longer byo, for the media of texts already queued.
+  const authTokenOf = async (sid: string) => (sid === accountSid ? authToken : (await deps.accounts.credentials(sid))?.authToken);
+  const media = createTwilioMediaAccess({ apiOrigin: config.TWILIO_API_URL ?? "https://api.twilio.com", authTokenOf });
+  const messageLog = createTwilioMessageLog({ accountSid, authToken, ...api, authTokenOf });
   return {
     provider: own ? routeByAccount(main, own) : main,
     webhooks,
     media,
+    messageLog,
     ...(numbers ? { registration: { providerAccounts: numbers, smsUrl: `${config.PUBLIC_URL}${webhooks.paths.inbound}${config.TWILIO_URL_FRAGMENT ? `#${config.TWILIO_URL_FRAGMENT}` : ""}` } } : {}),
     async close() {
       await main.close();
       await own?.close();
       await numbers?.close();
+      await messageLog.close();
     },
   };
 }

@@ -4,6 +4,7 @@ import { Context, type CliIo, type GlobalOptions } from "./context.js";
 import { deadLettersCommand } from "./dead-letters.js";
 import { doctorCommand } from "./doctor/index.js";
 import { CliError, EXIT } from "./errors.js";
+import { reconcileCommand } from "./reconcile.js";
 import { sendCommand } from "./send.js";
 import { usersCommand } from "./users.js";
 import { webhooksCommand } from "./webhooks.js";
@@ -32,6 +33,7 @@ from the command line. Exit codes: 0 ok, 1 a failed check or request, 2 a usage 
 Examples:
   switchboard users link alice@example.com +15550001111
   switchboard send alice@example.com +15552223333 "Hello"
+  switchboard reconcile --since 6h
   switchboard doctor --fix`,
     );
 
@@ -48,6 +50,7 @@ Examples:
   webhooksCommand(program, action);
   deadLettersCommand(program, action);
   sendCommand(program, action);
+  reconcileCommand(program, action);
   doctorCommand(program, action);
 
   try {

@@ -68,6 +68,64 @@ export interface SmsProvider {
   lookup(req: SmsLookupRequest): Promise<SmsLookupResult>;
 }
 
+/** An inbound message as the provider's message log shows it (reconciliation: core/flows/reconcile.ts). */
+export interface LoggedInboundSms extends InboundSms {
+  /** When it reached the provider (ms since epoch). */
+  sentAt: number;
+  /** False while the provider is still receiving it (an MMS whose media are not all in yet): ingested on a later run. */
+  complete: boolean;
+}
+
+/** A message's status as the provider reports it now. */
+export interface ProviderStatus {
+  /** The provider's status word, lower-cased (the core knows which it understands). */
+  status: string;
+  errorCode?: number;
+}
+
+/**
+ * The provider's own record of messages, read back to recover what its webhooks never brought (every
+ * gateway was down, a callback was lost). Throws ProviderError when the provider cannot be asked.
+ */
+export interface ProviderMessageLog {
+  /** The account asked when none is named (the gateway's own), as its inbound texts carry it; the sandbox: "sandbox". */
+  readonly mainAccount: string;
+  /**
+   * Inbound messages of `account` (absent: the main one) that reached the provider at or after `since`,
+   * newest first, fetched a page at a time as they are consumed. Only inbound ones; media as a webhook
+   * would name them.
+   */
+  listInbound(q: { account?: string; since: number }): AsyncIterable<LoggedInboundSms>;
+  /** One message's status now; undefined when the provider has no such message (deleted). */
+  fetchStatus(q: { providerId: string; account?: string }): Promise<ProviderStatus | undefined>;
+}
+
+/** A lock held by one instance; renewed by the adapter until released. */
+export interface HeldLock {
+  /** False once the lock was lost (could not be renewed): another instance may hold it now. */
+  held(): boolean;
+  release(): Promise<void>;
+}
+
+/** Reconciliation's state, shared by every instance: where each account's last run got to, and who runs now. */
+export interface ReconcileState {
+  /** ms since epoch up to which every inbound text of `account` was taken in; undefined before the first run. */
+  cursor(account: string): Promise<number | undefined>;
+  /** Moves `account`'s cursor to `at`, never backwards. */
+  advanceCursor(account: string, at: number): Promise<void>;
+  /**
+   * Since when each of `account`'s linked numbers has been linked to its current owner, as runs saw it:
+   * a number seen for the first time, or with another owner than before, counts from `firstSeen`.
+   * Numbers no longer listed are forgotten. `owner`: an opaque key of the user (no JID is stored).
+   */
+  linkedSince(account: string, links: { number: string; owner: string }[], firstSeen: number): Promise<Map<string, number>>;
+  /** Takes the lock (one instance reconciles at a time); undefined when another instance holds it. */
+  lock(ttlMs: number): Promise<HeldLock | undefined>;
+  /** When the last run (on any instance) started, ms since epoch. */
+  lastRun(): Promise<number | undefined>;
+  markRun(at: number): Promise<void>;
+}
+
 /** A provider's webhook as the HTTP face received it. */
 export interface ProviderWebhookRequest {
   /** The URL the provider called, as it signed it: PUBLIC_URL + the path and query as received. */
@@ -273,6 +331,15 @@ export interface MessageStore {
   beginAttempt(id: string, expectedCount: number): Promise<AttemptState | undefined>;
   /** Records that the last request certainly created nothing (429, 503, refused, not found by lookup). */
   clearAttempt(id: string): Promise<void>;
+  /**
+   * Messages handed to the provider (a provider id recorded) whose final status has not arrived, whose
+   * next status check is due at or before `upTo` (ms since epoch; a message is due as soon as its provider
+   * id is recorded), earliest first, at most `limit`. A message leaves this list when its status is
+   * final, when its record is gone, or by scheduleStatusCheck.
+   */
+  dueStatusChecks(upTo: number, limit: number): Promise<string[]>;
+  /** When `id`'s status is next due for a check (ms since epoch); undefined: never (it leaves the list). */
+  scheduleStatusCheck(id: string, at: number | undefined): Promise<void>;
 }
 
 export type CallbackOutcome =

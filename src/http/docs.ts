@@ -77,6 +77,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: "Send a test message either way",
     description: "From a linked JID to a phone number (an SMS, as if the user wrote it), or from a phone number to a JID (as if that SMS had arrived).",
   },
+  "POST /api/v1/reconcile": {
+    tag: "Operations",
+    auth: "admin",
+    summary: "Reconcile with the provider now",
+    description:
+      "Reads the provider's message list for texts the gateway never received (every instance was down, a webhook was lost) and takes them in, and fetches the final status of sent messages whose status callback never came. `since` looks further back than the last run got to (at most the shorter of DEDUPE_TTL and XMPP_DELIVERY_DEADLINE_MS). Answers when the run is over, with its counts; 409 with Retry-After while another instance runs one.",
+  },
   "GET /metrics": { tag: "Operations", auth: "admin", summary: "Prometheus metrics" },
   "GET /healthz": { tag: "Operations", auth: "none", summary: "Liveness: 200 while the process runs" },
   "GET /readyz": {

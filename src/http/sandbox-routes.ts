@@ -98,7 +98,7 @@ export function sandboxRoutes(app: FastifyInstance, deps: { sandbox: SandboxProv
     const { from, to, body, media = [] } = request.body;
     const providerId = `SM${randomBytes(16).toString("hex")}`;
     const res = await deps.inbound.accept({ providerId, from, to, body, media: media.map((url) => ({ url })) });
-    deps.sandbox.recordInbound({ id: res.id, from, to, body, media });
+    deps.sandbox.recordInbound({ id: res.id, providerId, from, to, body, media });
     if (res.outcome === "unrouted") {
       return reply.code(202).send({ id: res.id, delivered: false, note: `no user is linked to ${to}; the message was dropped, as a real inbound SMS would be` });
     }

@@ -24,6 +24,7 @@ import { installProblemHandlers, sendProblem } from "./problem.js";
 import { sandboxPageRoute, sandboxRoutes } from "./sandbox-routes.js";
 import { testMessagesRoute } from "./test-messages-route.js";
 import { providerRoutes } from "./provider-routes.js";
+import { reconcileRoute, type ReconcileRouteDeps } from "./reconcile-route.js";
 import { usersRoutes } from "./users-routes.js";
 import { webhookMessagesRoute } from "./webhook-messages-route.js";
 import { webhooksRoutes, type WebhooksRoutesDeps } from "./webhooks-routes.js";
@@ -64,6 +65,8 @@ export interface HttpDeps extends WebhooksRoutesDeps {
   trustProxy?: false | string;
   /** Re-hosted MMS media, served at /media/<token>/<name> (no admin token: the token in the URL is the key). */
   media?: MediaReader;
+  /** Reconciliation with the provider on demand: POST /api/v1/reconcile (switchboard reconcile). */
+  reconcile?: ReconcileRouteDeps;
 }
 
 export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
@@ -130,6 +133,7 @@ export async function buildHttp(deps: HttpDeps): Promise<FastifyInstance> {
     deadLettersRoutes(admin, { delivery: deps.delivery, links: deps.links, messages: deps.messages });
     if (deps.outbound) testMessagesRoute(admin, { domain: deps.domain, links: deps.links, outbound: deps.outbound, inbound: deps.inbound });
     if (deps.sandbox) sandboxRoutes(admin, { sandbox: deps.sandbox, inbound: deps.inbound });
+    if (deps.reconcile) reconcileRoute(admin, deps.reconcile);
   });
   return app;
 }

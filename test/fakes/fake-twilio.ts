@@ -1,9 +1,11 @@
 // A fake Twilio REST API on a real socket, faithful where the gateway depends on the wire format:
 // form-encoded creates with repeated keys, basic auth, Twilio's JSON error bodies and codes, and the
-// message resource shape (snake_case, string counters, RFC 2822 dates), the Messages list (filtered,
-// paged, newest first), and injectable trouble: error answers with Retry-After, silence, dropped
-// connections before or after the message was stored. Plus helpers that build webhook parameter sets
-// signed by the SDK's own signing function.
+// message resource shape (snake_case, string counters, RFC 2822 dates), the Messages list (To, From and
+// DateSent filters, PageSize/Page/PageToken paging with Twilio's page envelope, newest first) and fetch,
+// a message's Media list, inbound texts that stay in the list when their webhook cannot be delivered (as
+// at Twilio, which never redelivers them), and injectable trouble: error answers with Retry-After,
+// silence, dropped connections before or after the message was stored. Plus helpers that build webhook
+// parameter sets signed by the SDK's own signing function.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,7 +31,7 @@ export interface FakeMessageResource {
   date_created: string;
   date_updated: string;
   date_sent: string | null;
-  direction: "outbound-api";
+  direction: "outbound-api" | "inbound";
   error_code: number | null;
   error_message: string | null;
   from: string | null;
@@ -97,6 +99,16 @@ export interface FakeTwilio {
   requests: RecordedRequest[];
   /** Message resources created successfully. */
   created: FakeMessageResource[];
+  /** Inbound message resources (receiveSms), whether or not their webhook got through. */
+  received: FakeMessageResource[];
+  /**
+   * An inbound text reaches Twilio: it is stored (listed and fetched from now on, its media served) and
+   * its signed webhook POSTed to `url` (default: the `to` number's sms_url, when it was added with
+   * addNumber). A failed POST (the gateway is down) leaves it only in the list, as at Twilio.
+   */
+  receiveSms(p: FakeInboundInput): Promise<FakeInbound>;
+  /** Moves a created message to `status` (with an error code), as Twilio does when the carrier reports, without any callback. */
+  setStatus(sid: string, status: string, errorCode?: number): void;
   /** The next `n` creates answer `reply` (an error), never answer ("hang"), or lose the socket ("drop", "store-then-drop"). */
   failNext(n: number, reply: FakeFailure): void;
   /** The next `n` Messages list requests fail the same way ("store-then-drop" acts as "drop"). */
@@ -127,6 +139,32 @@ export interface FakeTwilio {
 }
 
 const hex = (bytes: number): string => randomBytes(bytes).toString("hex");
+
+export interface FakeInboundInput {
+  from: string;
+  to: string;
+  body?: string;
+  /** The account it arrives on; default: the fake's first account. */
+  accountSid?: string;
+  /** Each one served like addMedia's (Basic auth, then a redirect to a signed URL). */
+  media?: { contentType: string; bytes: Buffer }[];
+  /** When it reached Twilio (date_sent); default now. */
+  at?: Date;
+  /** Where the webhook goes; default: the number's sms_url. */
+  url?: string;
+  /** "receiving": an MMS Twilio is still taking in (no webhook yet); default "received". */
+  status?: "received" | "receiving";
+}
+
+export interface FakeInbound {
+  sid: string;
+  resource: FakeMessageResource;
+  media: FakeMedia[];
+  /** Whether the webhook got a 2xx answer. */
+  posted: boolean;
+  /** The webhook's HTTP status, or the reason there was none. */
+  answer: number | string;
+}
 
 export interface FakeMediaInput {
   accountSid: string;
@@ -219,12 +257,20 @@ export interface FakeTwilioOptions {
   keep?: boolean;
   /** Called with each message created (the benchmark counts and times them here). */
   onCreate?: (msg: FakeMessageResource) => void;
+  /** Largest page the list serves (Twilio: 1000), to make a test page through a few messages. */
+  maxPageSize?: number;
 }
 
 export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwilio> {
   const keep = opts.keep ?? true;
   const requests: RecordedRequest[] = [];
   const created: FakeMessageResource[] = [];
+  const received: FakeMessageResource[] = [];
+  /** Order of arrival, the tie-break of equal dates (RFC 2822 dates have whole seconds). */
+  const seq = new WeakMap<FakeMessageResource, number>();
+  let nextSeq = 0;
+  const mediaOf = new Map<string, (FakeMedia & { contentType: string; accountSid: string })[]>(); // by message SID
+  const maxPageSize = Math.min(1000, opts.maxPageSize ?? 1000);
   const failures: FakeFailure[] = [];
   const listFailures: FakeFailure[] = [];
   const waiters = new Set<() => void>();
@@ -303,40 +349,101 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       to,
       uri,
     };
-    if (keep) created.push(msg);
+    if (keep) {
+      created.push(msg);
+      seq.set(msg, nextSeq++);
+    }
     opts.onCreate?.(msg);
     if (typeof answer === "number") setTimeout(() => json(res, 201, msg), answer);
     else if (answer) json(res, 201, msg);
     else res.socket?.destroy(); // stored, but the answer is lost on the way
   };
 
-  /** GET Messages.json: Twilio's list resource, filtered by To/From, newest first, paged by PageSize/Page. */
+  /** A message's date_sent (or, still queued, its creation) in ms: the list's order. */
+  const sentAt = (m: FakeMessageResource): number => Date.parse(m.date_sent ?? m.date_created);
+  /** The UTC date (YYYY-MM-DD) of a filter value or a message: Twilio documents DateSent filters as dates. */
+  const utcDate = (v: string | number): string => new Date(typeof v === "number" ? v : Date.parse(v)).toISOString().slice(0, 10);
+
+  /**
+   * GET Messages.json: Twilio's list resource. Filters To, From, DateSent (that day), DateSent< and
+   * DateSent> (on or before / on or after that day: only the date part counts, as Twilio documents them,
+   * so a reader must check the times itself; a message without date_sent matches no DateSent filter).
+   * Newest first; PageSize (default 50, at most 1000 or maxPageSize); Page, or PageToken (PA + the SID of
+   * the previous page's last message, so texts arriving meanwhile do not shift the pages).
+   */
   const list = (res: ServerResponse, accountSid: string, url: URL): void => {
-    const to = url.searchParams.get("To");
-    const from = url.searchParams.get("From");
-    const pageSize = Math.min(1000, Math.max(1, Number(url.searchParams.get("PageSize") ?? 50) || 50));
-    const page = Math.max(0, Number(url.searchParams.get("Page") ?? 0) || 0);
-    const matching = created.filter((m) => m.account_sid === accountSid && (to === null || m.to === to) && (from === null || m.from === from)).reverse();
-    const slice = matching.slice(page * pageSize, (page + 1) * pageSize);
-    const pageUri = (p: number): string => {
-      const q = new URLSearchParams();
-      if (to !== null) q.set("To", to);
-      if (from !== null) q.set("From", from);
-      q.set("PageSize", String(pageSize));
-      q.set("Page", String(p));
-      if (p > 0) q.set("PageToken", `PA${hex(16)}`);
-      return `${url.pathname}?${q.toString()}`;
+    const q = url.searchParams;
+    const to = q.get("To");
+    const from = q.get("From");
+    const on = q.get("DateSent");
+    const before = q.get("DateSent<");
+    const after = q.get("DateSent>");
+    const pageSize = Math.min(maxPageSize, Math.max(1, Number(q.get("PageSize") ?? 50) || 50));
+    const page = Math.max(0, Number(q.get("Page") ?? 0) || 0);
+    const token = q.get("PageToken");
+    const dated = on !== null || before !== null || after !== null;
+    const matching = [...created, ...received]
+      .filter((m) => m.account_sid === accountSid && (to === null || m.to === to) && (from === null || m.from === from))
+      .filter((m) => {
+        if (!dated) return true;
+        if (m.date_sent === null) return false;
+        const day = utcDate(m.date_sent);
+        return (on === null || day === utcDate(on)) && (before === null || day <= utcDate(before)) && (after === null || day >= utcDate(after));
+      })
+      .sort((a, b) => sentAt(b) - sentAt(a) || (seq.get(b) ?? 0) - (seq.get(a) ?? 0));
+    const afterToken = token?.startsWith("PA") ? matching.findIndex((m) => m.sid === token.slice(2)) : -1;
+    const offset = afterToken >= 0 ? afterToken + 1 : page * pageSize;
+    const slice = matching.slice(offset, offset + pageSize);
+    const pageUri = (p: number, pageToken?: string): string => {
+      const u = new URLSearchParams();
+      for (const k of ["To", "From", "DateSent", "DateSent<", "DateSent>"]) {
+        const v = q.get(k);
+        if (v !== null) u.set(k, v);
+      }
+      u.set("PageSize", String(pageSize));
+      u.set("Page", String(p));
+      if (pageToken) u.set("PageToken", pageToken);
+      return `${url.pathname}?${u.toString()}`;
     };
+    const last = slice[slice.length - 1];
     json(res, 200, {
       first_page_uri: pageUri(0),
-      end: page * pageSize + Math.max(0, slice.length - 1),
-      previous_page_uri: page > 0 ? pageUri(page - 1) : null,
+      end: offset + Math.max(0, slice.length - 1),
+      previous_page_uri: page > 0 ? pageUri(page - 1, slice[0] ? `PB${slice[0].sid}` : undefined) : null,
       messages: slice,
-      uri: pageUri(page),
+      uri: pageUri(page, token ?? undefined),
       page_size: pageSize,
-      start: page * pageSize,
-      next_page_uri: (page + 1) * pageSize < matching.length ? pageUri(page + 1) : null,
+      start: offset,
+      next_page_uri: last && offset + pageSize < matching.length ? pageUri(page + 1, `PA${last.sid}`) : null,
       page,
+    });
+  };
+
+  /** GET Messages/{SID}/Media.json: the message's media resources (Twilio's `media_list`). */
+  const listMedia = (res: ServerResponse, accountSid: string, messageSid: string, url: URL): void => {
+    const items = (mediaOf.get(messageSid) ?? []).filter((m) => m.accountSid === accountSid);
+    const base = `/2010-04-01/Accounts/${accountSid}/Messages/${messageSid}/Media`;
+    const now = rfc2822();
+    const pageSize = Math.min(1000, Math.max(1, Number(url.searchParams.get("PageSize") ?? 50) || 50));
+    const uri = `${base}.json?PageSize=${pageSize}&Page=0`;
+    json(res, 200, {
+      first_page_uri: uri,
+      end: Math.max(0, items.length - 1),
+      media_list: items.map((m) => ({
+        account_sid: accountSid,
+        content_type: m.contentType,
+        date_created: now,
+        date_updated: now,
+        parent_sid: messageSid,
+        sid: m.mediaSid,
+        uri: `${base}/${m.mediaSid}.json`,
+      })),
+      next_page_uri: null,
+      page: 0,
+      page_size: pageSize,
+      previous_page_uri: null,
+      start: 0,
+      uri,
     });
   };
 
@@ -436,8 +543,15 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
     if (fetchMatch && req.method === "GET") {
       const account = authenticate(req, res);
       if (account === undefined) return;
-      const msg = created.find((m) => m.sid === fetchMatch[2] && m.account_sid === fetchMatch[1] && m.account_sid === account);
+      const msg = [...created, ...received].find((m) => m.sid === fetchMatch[2] && m.account_sid === fetchMatch[1] && m.account_sid === account);
       return msg ? json(res, 200, msg) : notFound(res, pathname);
+    }
+    const mediaListMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\/([^/]+)\/Media\.json$/.exec(pathname);
+    if (mediaListMatch && req.method === "GET") {
+      const account = authenticate(req, res);
+      if (account === undefined) return;
+      if (mediaListMatch[1] !== account) return notFound(res, pathname);
+      return listMedia(res, account, mediaListMatch[2]!, new URL(path, "http://fake"));
     }
     const numbersMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\.json$/.exec(pathname);
     const numberMatch = /^\/2010-04-01\/Accounts\/([^/]+)\/IncomingPhoneNumbers\/([^/]+)\.json$/.exec(pathname);
@@ -511,10 +625,89 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
   });
   const { port } = server.address() as AddressInfo;
 
+  const addMedia = (input: FakeMediaInput): FakeMedia => {
+    const messageSid = input.messageSid ?? "MM" + hex(16);
+    const mediaSid = "ME" + hex(16);
+    const path = `/2010-04-01/Accounts/${input.accountSid}/Messages/${messageSid}/Media/${mediaSid}`;
+    const signedPath = input.redirect === false ? undefined : `/fake-s3/media/${hex(16)}`;
+    const entry = { ...input, url: `http://127.0.0.1:${port}${path}`, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
+    media.set(path, entry);
+    if (signedPath) signed.set(signedPath, input);
+    const made: FakeMedia = { url: entry.url, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
+    mediaOf.set(messageSid, [...(mediaOf.get(messageSid) ?? []), { ...made, contentType: input.contentType, accountSid: input.accountSid }]);
+    return made;
+  };
+
+  const receiveSms = async (p: FakeInboundInput): Promise<FakeInbound> => {
+    const accountSid = p.accountSid ?? Object.keys(opts.accounts)[0]!;
+    const token = opts.accounts[accountSid];
+    if (token === undefined) throw new Error(`fake Twilio: no account ${accountSid}`);
+    const body = p.body ?? "";
+    const items = p.media ?? [];
+    const sid = (items.length > 0 ? "MM" : "SM") + hex(16);
+    const at = rfc2822(p.at ?? new Date());
+    const uri = `/2010-04-01/Accounts/${accountSid}/Messages/${sid}.json`;
+    const resource: FakeMessageResource = {
+      sid,
+      account_sid: accountSid,
+      api_version: "2010-04-01",
+      body,
+      date_created: at,
+      date_updated: at,
+      date_sent: at,
+      direction: "inbound",
+      error_code: null,
+      error_message: null,
+      from: p.from,
+      messaging_service_sid: null,
+      num_media: String(items.length),
+      num_segments: String(segments(body)),
+      price: null,
+      price_unit: "USD",
+      status: p.status ?? "received",
+      subresource_uris: { media: uri.replace(/\.json$/, "/Media.json"), feedback: uri.replace(/\.json$/, "/Feedback.json") },
+      to: p.to,
+      uri,
+    };
+    received.push(resource);
+    seq.set(resource, nextSeq++);
+    const made = items.map((m) => addMedia({ accountSid, bytes: m.bytes, contentType: m.contentType, messageSid: sid }));
+    const target = p.url ?? incoming.find((n) => n.account_sid === accountSid && n.phone_number === p.to)?.sms_url;
+    if (!target || resource.status === "receiving") return { sid, resource, media: made, posted: false, answer: target ? "still receiving" : "no webhook URL" };
+    const params = inboundSmsParams({ from: p.from, to: p.to, body, accountSid, sid, media: made.map((m, i) => ({ url: m.url, contentType: items[i]!.contentType })) });
+    try {
+      // Twilio's own default: 15 s for the whole request (docs/facts/twilio.md "Webhook signatures and delivery").
+      const res = await fetch(target.split("#")[0]!, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(token, target, params) },
+        body: new URLSearchParams(params).toString(),
+        signal: AbortSignal.timeout(15_000),
+      });
+      await res.arrayBuffer();
+      return { sid, resource, media: made, posted: res.ok, answer: res.status };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      return { sid, resource, media: made, posted: false, answer: cause?.code ?? (err instanceof Error ? err.message : String(err)) };
+    }
+  };
+
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
     created,
+    received,
+    receiveSms,
+    setStatus(sid: string, status: string, errorCode?: number): void {
+      const m = created.find((x) => x.sid === sid);
+      if (!m) throw new Error(`fake Twilio: no created message ${sid}`);
+      m.status = status;
+      m.date_updated = rfc2822();
+      if (m.date_sent === null && status !== "queued" && status !== "accepted" && status !== "scheduled") m.date_sent = m.date_updated;
+      if (errorCode !== undefined) {
+        m.error_code = errorCode;
+        m.error_message = `Error ${errorCode}`;
+      }
+    },
     failNext(n: number, reply: FakeFailure): void {
       for (let i = 0; i < n; i++) failures.push(reply);
     },
@@ -589,22 +782,14 @@ export async function startFakeTwilio(opts: FakeTwilioOptions): Promise<FakeTwil
       services.push(service);
       return service;
     },
-    addMedia(input: FakeMediaInput): FakeMedia {
-      const messageSid = input.messageSid ?? "MM" + hex(16);
-      const mediaSid = "ME" + hex(16);
-      const path = `/2010-04-01/Accounts/${input.accountSid}/Messages/${messageSid}/Media/${mediaSid}`;
-      const signedPath = input.redirect === false ? undefined : `/fake-s3/media/${hex(16)}`;
-      const entry = { ...input, url: `http://127.0.0.1:${port}${path}`, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
-      media.set(path, entry);
-      if (signedPath) signed.set(signedPath, input);
-      return { url: entry.url, messageSid, mediaSid, ...(signedPath ? { signedPath } : {}) };
-    },
+    addMedia,
     mediaRequests(): RecordedRequest[] {
       return requests.filter((r) => /\/Media\/ME[0-9a-f]+$|^\/fake-s3\//.test(r.path.split("?")[0] ?? ""));
     },
     reset(): void {
       requests.length = 0;
       created.length = 0;
+      received.length = 0;
       failures.length = 0;
       listFailures.length = 0;
     },

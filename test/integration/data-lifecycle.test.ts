@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { keys, RECORD_MAX_AGE_S } from "../../src/adapters/redis/keys.js";
+import { keys, RECONCILE_STATE_TTL_S, RECORD_MAX_AGE_S } from "../../src/adapters/redis/keys.js";
 import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { ADMIN_TOKEN, startGateway, type TestGateway } from "../support/gateway.js";
 import { removeDirAtExit } from "../support/processes.js";
@@ -214,6 +214,7 @@ const NO_TTL_KINDS: [string, RegExp][] = [
   ["introduced sets", /^sb:v1:user:[^:]+@[^:]+:introduced$/],
   ["streams, dead letters and their consumer groups", /^sb:v1:stream:(to-xmpp:\d+|outbox:\d+|dead)$/],
   ["live instances and lease fencing counters", /^sb:v1:(instances|lease-token:(xmpp-link|outbound:\d+))$/],
+  ["messages awaiting a status", /^sb:v1:awaiting-status$/],
 ];
 
 /** The kinds with a TTL, and the longest TTL each may have. */
@@ -225,6 +226,7 @@ const TTL_KINDS: [string, RegExp, number][] = [
   ["per-user media lists", /^sb:v1:user:[^:]+@[^:]+:media$/, MEDIA_RETENTION],
   ["limit counters", /^sb:v1:limit:/, 86400],
   ["leases and instance names", /^sb:v1:(lease:(xmpp-link|outbound:\d+)|instance:[A-Za-z0-9._-]+)$/, 60],
+  ["reconciliation state", /^sb:v1:reconcile:((cursor|linked):AC[0-9a-f]{32}|last|lock)$/, RECONCILE_STATE_TTL_S],
 ];
 
 /** Asserts the lifetime rule over every key in Redis; returns the kinds seen. */

@@ -7,6 +7,7 @@ import { createMemoryLinkStore } from "../../src/adapters/memory/link-store.js";
 import { createMemoryMediaTokens } from "../../src/adapters/memory/media-tokens.js";
 import { createMemoryMessageStore } from "../../src/adapters/memory/message-store.js";
 import { createMemoryOptOutStore } from "../../src/adapters/memory/opt-out-store.js";
+import { createMemoryReconcileState } from "../../src/adapters/memory/reconcile-state.js";
 import { createMemoryUsageCounter } from "../../src/adapters/memory/usage-counter.js";
 import { createMemoryWebhookStore } from "../../src/adapters/memory/webhook-store.js";
 import { createSecretBox } from "../../src/secrets.js";
@@ -15,6 +16,7 @@ import { linkStoreContract } from "../support/contracts/link-store.js";
 import { mediaTokensContract } from "../support/contracts/media-tokens.js";
 import { messageStoreContract } from "../support/contracts/message-store.js";
 import { optOutStoreContract } from "../support/contracts/opt-out-store.js";
+import { reconcileStateContract } from "../support/contracts/reconcile-state.js";
 import { usageCounterContract } from "../support/contracts/usage-counter.js";
 import { webhookStoreContract } from "../support/contracts/webhook-store.js";
 
@@ -33,3 +35,4 @@ webhookStoreContract("memory webhook store", async ({ withKey }) => createMemory
 accountStoreContract("memory account store", async ({ withKey }) => createMemoryAccountStore({ canStore: withKey }));
 optOutStoreContract("memory opt-out and introduction stores", async () => ({ optOuts: createMemoryOptOutStore(), introductions: createMemoryIntroductionStore() }));
 mediaTokensContract("memory media tokens", async () => createMemoryMediaTokens());
+reconcileStateContract("memory reconcile state", async () => createMemoryReconcileState());

@@ -3,7 +3,7 @@
 // message's; a status callback counts only from the account that sent the message and for its provider
 // id, and one that comes before the create's answer is held until `advance` records the same id;
 // starting a request is a compare-and-set on the attempt count; one-time marks; lifetimes (a record
-// lives RECORD_MAX_AGE_S, then `retentionS` once final). For unit tests of the flows;
+// lives RECORD_MAX_AGE_S, then `retentionS` once final); the index of messages awaiting a final status. For unit tests of the flows;
 // test/support/contracts/message-store.ts runs the same cases on both.
 import { isFinal, statusRank, type MessageRecord, type MessageStatus } from "../../core/model/message.js";
 import type { AttemptState, MessageStore } from "../../core/ports.js";
@@ -54,6 +54,8 @@ export function createMemoryMessageStore(opts: MemoryMessageStoreOptions = {}): 
   const retentionS = opts.retentionS ?? 7 * 86_400;
   const entries = new Map<string, Entry>();
   const sids = new Map<string, { id: string; expiresAt: number }>();
+  /** The awaiting-status index (Redis: a sorted set): id → when its status check is due. */
+  const awaiting = new Map<string, number>();
 
   function live(id: string): Entry | undefined {
     const e = entries.get(id);
@@ -80,7 +82,10 @@ export function createMemoryMessageStore(opts: MemoryMessageStoreOptions = {}): 
     let changed = false;
     if (!isFinal(e.record.status) && statusRank(status) > statusRank(e.record.status)) {
       e.record = { ...e.record, status, updatedAt: now(), ...(errorCode !== undefined ? { errorCode } : {}) };
-      if (isFinal(status)) e.expiresAt = now() + retentionS * 1000;
+      if (isFinal(status)) {
+        e.expiresAt = now() + retentionS * 1000;
+        awaiting.delete(e.record.id);
+      }
       changed = true;
     }
     return { record: { ...e.record }, changed };
@@ -119,6 +124,10 @@ export function createMemoryMessageStore(opts: MemoryMessageStoreOptions = {}): 
       if (sid && e.record.providerId === undefined) {
         e.record = { ...e.record, providerId: sid };
         sids.set(sid, { id, expiresAt: now() + retentionS * 1000 });
+        if (!isFinal(e.record.status)) {
+          for (const [other, at] of awaiting) if (at < now() - RECORD_MAX_AGE_S * 1000) awaiting.delete(other);
+          if (!awaiting.has(id)) awaiting.set(id, now());
+        }
         const held = e.early.get(sid);
         if (held && held.rank > statusRank(next)) {
           next = held.status;
@@ -177,6 +186,19 @@ export function createMemoryMessageStore(opts: MemoryMessageStoreOptions = {}): 
     async clearAttempt(id) {
       const e = live(id);
       if (e) e.attempt = "clear";
+    },
+
+    async dueStatusChecks(upTo, limit) {
+      return [...awaiting]
+        .filter(([, at]) => at <= upTo)
+        .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1))
+        .slice(0, limit)
+        .map(([id]) => id);
+    },
+
+    async scheduleStatusCheck(id, at) {
+      if (at === undefined) awaiting.delete(id);
+      else if (awaiting.has(id)) awaiting.set(id, at);
     },
   };
 }

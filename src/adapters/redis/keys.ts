@@ -35,6 +35,28 @@ export const keys = {
   userMedia: (jid: string) => `${P}:user:${jid}:media`,
   /** HASH message record (no body). TTL: MESSAGE_RETENTION after its final state; RECORD_MAX_AGE until then. */
   message: (id: string) => `${P}:msg:${id}`,
+  /**
+   * ZSET ids of messages handed to the provider whose final status has not arrived, scored by when
+   * reconciliation next fetches their status (ms). No TTL: an entry leaves when its status is final,
+   * when reconciliation gives up on it, and once older than RECORD_MAX_AGE (its record is gone).
+   */
+  awaitingStatus: `${P}:awaiting-status`,
+  /**
+   * STRING reconciliation's cursor of one provider account (core/flows/reconcile.ts): ms since epoch up
+   * to which every inbound text was taken in. TTL: RECONCILE_STATE_TTL_S, renewed by each run (an older
+   * cursor would be clamped to the lookback anyway).
+   */
+  reconcileCursor: (account: string) => `${P}:reconcile:cursor:${account}`,
+  /**
+   * HASH of one provider account: linked number → "<owner key>|<ms>", since when reconciliation has seen
+   * it linked to its owner (a hash of the JID: no address is kept). A number's field goes with its link
+   * at the next run. TTL: RECONCILE_STATE_TTL_S, renewed by each run.
+   */
+  reconcileLinked: (account: string) => `${P}:reconcile:linked:${account}`,
+  /** STRING when the last reconciliation started (ms), on any instance. TTL: RECONCILE_STATE_TTL_S. */
+  reconcileLast: `${P}:reconcile:last`,
+  /** STRING the token of the instance reconciling now. TTL: a minute, renewed while it runs. */
+  reconcileLock: `${P}:reconcile:lock`,
   /** STRING provider id (MessageSid) → our id. TTL: MESSAGE_RETENTION. */
   providerId: (sid: string) => `${P}:sid:${sid}`,
   /**
@@ -90,3 +112,6 @@ export const GROUP = "switchboard";
 export const RECORD_MAX_AGE_S = 30 * 86400;
 
 export const DEAD_LETTER_MAX = 100_000;
+
+/** Lifetime of reconciliation's cursors and last-run time: RECONCILE_LOOKBACK's largest value. */
+export const RECONCILE_STATE_TTL_S = 30 * 86400;

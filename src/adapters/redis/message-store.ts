@@ -7,14 +7,18 @@ import { keys, RECORD_MAX_AGE_S } from "./keys.js";
 import { runScript } from "./scripts.js";
 
 // The forward-only move, shared by the scripts below. Expects `status`, `rank`, `final`, `errorCode`
-// locals and ARGV[6] = now, ARGV[7] = retention s. Returns {changed, flat hash}.
+// locals, KEYS[3] = the awaiting-status index, ARGV[6] = now, ARGV[7] = retention s. A final status
+// takes the message off the index (reconciliation has nothing left to ask). Returns {changed, flat hash}.
 const MOVE_FORWARD = `
 local changed = 0
 local current = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
 if redis.call('HGET', KEYS[1], 'final') ~= '1' and rank > current then
   redis.call('HSET', KEYS[1], 'status', status, 'rank', tostring(rank), 'final', final, 'updatedAt', ARGV[6])
   if errorCode ~= '' then redis.call('HSET', KEYS[1], 'errorCode', errorCode) end
-  if final == '1' then redis.call('EXPIRE', KEYS[1], ARGV[7]) end
+  if final == '1' then
+    redis.call('EXPIRE', KEYS[1], ARGV[7])
+    redis.call('ZREM', KEYS[3], string.match(KEYS[1], '[^:]+$'))
+  end
   changed = 1
 end
 return {changed, redis.call('HGETALL', KEYS[1])}
@@ -22,14 +26,21 @@ return {changed, redis.call('HGETALL', KEYS[1])}
 
 // A status the gateway established itself (the create's answer, a lookup, the sandbox). The first
 // provider id recorded is the message's; a status callback held because it came before (CALLBACK) counts
-// now if it named that id, and the others are dropped.
-// KEYS: record, sid map (or record again when no sid). ARGV: status, rank, final(0/1), sid, errorCode,
-// now, retention s. Returns {changed, flat hash} or nil when the record does not exist.
+// now if it named that id, and the others are dropped. Recording the provider id of a message that is
+// not final puts it on the awaiting-status index, due at once (reconciliation decides when to ask), and
+// drops index entries older than any record can be.
+// KEYS: record, sid map (or record again when no sid), awaiting-status index. ARGV: status, rank,
+// final(0/1), sid, errorCode, now, retention s, oldest index score kept. Returns {changed, flat hash} or
+// nil when the record does not exist.
 const ADVANCE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
 local status, rank, final, errorCode = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[5]
 if ARGV[4] ~= '' and redis.call('HSETNX', KEYS[1], 'providerId', ARGV[4]) == 1 then
   redis.call('SET', KEYS[2], string.match(KEYS[1], '[^:]+$'), 'EX', ARGV[7])
+  if redis.call('HGET', KEYS[1], 'final') ~= '1' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
+    redis.call('ZADD', KEYS[3], 'NX', ARGV[6], string.match(KEYS[1], '[^:]+$'))
+  end
   local held = redis.call('HGET', KEYS[1], 'early:' .. ARGV[4])
   if held then
     local r, s, f, e = string.match(held, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
@@ -48,7 +59,7 @@ const MAX_RECORD_FIELDS = 40;
 // It counts only when that account sent the message (a record without `account` predates the field) and
 // its SID is the message's provider id. Before the create's answer records that id, the callback is held
 // in the record (`early:<sid>` = "rank|status|final|errorCode", the highest rank per SID) for ADVANCE.
-// KEYS: record, sid map. ARGV: status, rank, final, sid, errorCode, now, retention s, signer.
+// KEYS: record, sid map, awaiting-status index. ARGV: status, rank, final, sid, errorCode, now, retention s, signer.
 // Returns {0} unknown, {-1} another account, {-2} another provider id, {2} held, {1, changed, flat hash}.
 const CALLBACK = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
@@ -128,16 +139,26 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     },
     async advance(id, status, patch) {
       const sid = patch?.providerId ?? "";
+      const now = Date.now();
       const res = (await runScript(redis, ADVANCE, {
-        keys: [keys.message(id), sid ? keys.providerId(sid) : keys.message(id)],
-        arguments: [status, String(statusRank(status)), isFinal(status) ? "1" : "0", sid, patch?.errorCode === undefined ? "" : String(patch.errorCode), String(Date.now()), String(opts.retentionS)],
+        keys: [keys.message(id), sid ? keys.providerId(sid) : keys.message(id), keys.awaitingStatus],
+        arguments: [
+          status,
+          String(statusRank(status)),
+          isFinal(status) ? "1" : "0",
+          sid,
+          patch?.errorCode === undefined ? "" : String(patch.errorCode),
+          String(now),
+          String(opts.retentionS),
+          String(now - RECORD_MAX_AGE_S * 1000),
+        ],
       })) as [number, string[]] | null;
       if (!res) return undefined;
       return { record: deserialize(fromFlat(res[1])), changed: res[0] === 1 };
     },
     async callback(id, cb) {
       const res = (await runScript(redis, CALLBACK, {
-        keys: [keys.message(id), keys.providerId(cb.providerId)],
+        keys: [keys.message(id), keys.providerId(cb.providerId), keys.awaitingStatus],
         arguments: [
           cb.status,
           String(statusRank(cb.status)),
@@ -181,6 +202,15 @@ export function createRedisMessageStore(redis: Redis, opts: { retentionS: number
     },
     async clearAttempt(id) {
       await runScript(redis, CLEAR_ATTEMPT, { keys: [keys.message(id)], arguments: [] });
+    },
+    async dueStatusChecks(upTo, limit) {
+      const ids = await redis.zRangeByScore(keys.awaitingStatus, "-inf", Number.isFinite(upTo) ? upTo : "+inf", { LIMIT: { offset: 0, count: limit } });
+      return ids.map(String);
+    },
+    async scheduleStatusCheck(id, at) {
+      // XX: a message that left the index meanwhile (its final status came) is not put back.
+      if (at === undefined) await redis.zRem(keys.awaitingStatus, id);
+      else await redis.zAdd(keys.awaitingStatus, { score: at, value: id }, { condition: "XX" });
     },
   };
 }

@@ -3,7 +3,16 @@
 import { randomBytes } from "node:crypto";
 import { pickOwnMessage } from "../../core/policy/lookup-match.js";
 import type { MessageStatus } from "../../core/model/message.js";
-import { ProviderError, type SmsLookupRequest, type SmsLookupResult, type SmsProvider, type SmsSendRequest, type SmsSendResult } from "../../core/ports.js";
+import {
+  ProviderError,
+  type LoggedInboundSms,
+  type ProviderMessageLog,
+  type SmsLookupRequest,
+  type SmsLookupResult,
+  type SmsProvider,
+  type SmsSendRequest,
+  type SmsSendResult,
+} from "../../core/ports.js";
 import { describeProviderCode } from "../../core/policy/provider-errors.js";
 
 export interface SandboxMessage {
@@ -22,6 +31,8 @@ export interface SandboxMessage {
 
 export interface SandboxInbound {
   id: string;
+  /** The provider id it was accepted with (the repeat check's key); default: `id`. */
+  providerId?: string;
   from: string;
   to: string;
   body: string;
@@ -38,13 +49,15 @@ export interface SandboxProviderOptions {
   onError?: (err: unknown) => void;
 }
 
-export type SandboxProvider = SmsProvider & {
-  messages(): SandboxMessage[];
-  recordInbound(m: SandboxInbound): SandboxMessage;
-  /** Calls `listener` with a copy of each new message and of each message whose status changed; returns the unsubscribe. */
-  onMessage(listener: (m: SandboxMessage) => void): () => void;
-  close(): Promise<void>;
-};
+export type SandboxProvider = SmsProvider &
+  // Its message log is the kept list, so `switchboard reconcile` works against the sandbox too.
+  ProviderMessageLog & {
+    messages(): SandboxMessage[];
+    recordInbound(m: SandboxInbound): SandboxMessage;
+    /** Calls `listener` with a copy of each new message and of each message whose status changed; returns the unsubscribe. */
+    onMessage(listener: (m: SandboxMessage) => void): () => void;
+    close(): Promise<void>;
+  };
 
 // Twilio's documented magic test numbers (test credentials), so the demo can show error replies.
 const MAGIC_TO: ReadonlyMap<string, number> = new Map([
@@ -136,6 +149,20 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
       return pickOwnMessage(mine, req, { truncated: list.length >= limit });
     },
 
+    mainAccount: "sandbox",
+
+    async *listInbound({ since }): AsyncIterable<LoggedInboundSms> {
+      const inbound = list.filter((m) => m.direction === "in" && Date.parse(m.at) >= since).reverse();
+      for (const m of inbound) {
+        yield { providerId: m.providerId, from: m.from, to: m.to, body: m.body, media: m.media.map((url) => ({ url })), sentAt: Date.parse(m.at), complete: true };
+      }
+    },
+
+    async fetchStatus({ providerId }) {
+      const m = list.find((x) => x.providerId === providerId);
+      return m && { status: m.status };
+    },
+
     messages(): SandboxMessage[] {
       return list.map((m) => ({ ...m, media: [...m.media] }));
     },
@@ -143,7 +170,7 @@ export function createSandboxProvider(opts: SandboxProviderOptions): SandboxProv
     recordInbound(inbound: SandboxInbound): SandboxMessage {
       const m: SandboxMessage = {
         id: inbound.id,
-        providerId: inbound.id,
+        providerId: inbound.providerId ?? inbound.id,
         direction: "in",
         from: inbound.from,
         to: inbound.to,

@@ -196,4 +196,30 @@ export function messageStoreContract(name: string, fresh: () => Promise<MessageS
     const unknown = await s.startSending(b.id);
     assert.ok(unknown && "record" in unknown && unknown.record.status === "unknown");
   });
+
+  test(`${name}: a message handed to the provider awaits its final status until it comes, or until it is unscheduled`, async () => {
+    const s = await fresh();
+    const [a, b, c] = [outgoing(), outgoing(), outgoing()];
+    for (const r of [a, b, c]) await s.create(r);
+    assert.deepEqual(await s.dueStatusChecks(Infinity, 10), [], "no provider id yet: nothing to ask");
+    const t0 = Date.now();
+    await s.advance(a.id, "queued", { providerId: "SMa1" });
+    await s.advance(b.id, "sent", { providerId: "SMb1" });
+    await s.advance(c.id, "delivered", { providerId: "SMc1" });
+    const t1 = Date.now();
+    assert.deepEqual((await s.dueStatusChecks(t1, 10)).sort(), [a.id, b.id].sort(), "due at once; a final one never awaits");
+    assert.deepEqual(await s.dueStatusChecks(t0 - 1, 10), [], "not due before its provider id was recorded");
+    assert.equal((await s.dueStatusChecks(t1, 1)).length, 1, "at most `limit`");
+    await s.scheduleStatusCheck(a.id, t1 + 60_000);
+    assert.deepEqual(await s.dueStatusChecks(t1, 10), [b.id], "rescheduled later");
+    assert.deepEqual(await s.dueStatusChecks(t1 + 60_000, 10), [b.id, a.id], "earliest first");
+    await s.callback(b.id, { status: "undelivered", providerId: "SMb1", account: ACCOUNT, errorCode: 30003 });
+    assert.deepEqual(await s.dueStatusChecks(Infinity, 10), [a.id], "a final status from a callback ends the wait");
+    await s.scheduleStatusCheck(b.id, t1);
+    assert.deepEqual(await s.dueStatusChecks(Infinity, 10), [a.id], "a message that left is not put back");
+    await s.advance(a.id, "sent");
+    assert.deepEqual(await s.dueStatusChecks(Infinity, 10), [a.id], "a status short of final keeps it");
+    await s.scheduleStatusCheck(a.id, undefined);
+    assert.deepEqual(await s.dueStatusChecks(Infinity, 10), [], "unscheduled: given up");
+  });
 }
