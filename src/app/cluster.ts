@@ -28,8 +28,13 @@ export function joinCluster(deps: ClusterDeps): ClusterMember {
   // Start, stop and release of the link one after the other: a lease lost and taken back must not
   // start the connection while its previous stop is still closing it.
   let linkSteps: Promise<void> = Promise.resolve();
+  let pendingSteps = 0;
   const step = (what: string, f: () => Promise<void>) => {
-    linkSteps = linkSteps.then(f).catch((err: unknown) => log.error({ err }, `XMPP link: ${what} failed`));
+    pendingSteps++;
+    linkSteps = linkSteps
+      .then(f)
+      .catch((err: unknown) => log.error({ err }, `XMPP link: ${what} failed`))
+      .finally(() => pendingSteps--);
     return linkSteps;
   };
   /** The token of the link lease while held here: a start queued behind a stop runs only if it is still ours. */
@@ -63,7 +68,21 @@ export function joinCluster(deps: ClusterDeps): ClusterMember {
       });
     },
   };
-  return createClusterMember({
+  // Insurance: the lease held here, no step under way, and the connection neither up nor retrying
+  // (xmpp.js stays "offline" when a reconnect is lost): connect again rather than hold the link idle,
+  // which would keep every standby out.
+  let offlineChecks = 0;
+  const guard = setInterval(() => {
+    const idle = holding !== undefined && pendingSteps === 0 && connection.state().status === "offline";
+    offlineChecks = idle ? offlineChecks + 1 : 0;
+    if (offlineChecks >= 2) {
+      offlineChecks = 0;
+      log.warn({ fence: holding }, "holding the XMPP link lease but not connected or reconnecting: connecting again");
+      connection.start();
+    }
+  }, 2000);
+  guard.unref();
+  const member = createClusterMember({
     store: deps.leases,
     instance: deps.instance,
     nonce: randomUUID(),
@@ -81,4 +100,11 @@ export function joinCluster(deps: ClusterDeps): ClusterMember {
     onFatal: deps.onFatal,
     onLost: (lease) => deps.metrics.leaseLost(lease),
   });
+  return {
+    ...member,
+    async stop() {
+      clearInterval(guard);
+      await member.stop();
+    },
+  };
 }

@@ -60,6 +60,8 @@ export function createConnection(opts: ConnectionOptions) {
   let stopped = false;
   let fatal = false;
   let watchdog: NodeJS.Timeout | undefined;
+  /** The stop in progress, if any: a start waits for it. */
+  let stopping: Promise<void> | undefined;
   const onlineListeners = new Set<() => void>();
 
   xmpp.on("status", (status: string) => {
@@ -136,28 +138,40 @@ export function createConnection(opts: ConnectionOptions) {
     /** Starts connecting; never waits for the server (inbound SMS are accepted meanwhile). */
     start(): void {
       stopped = false;
-      xmpp.start().catch(() => {
-        // Failures are reported through `error`/`disconnect`, which schedule the retries.
-      });
+      const begin = () => {
+        if (stopped) return;
+        xmpp.start().catch(() => {
+          // Failures are reported through `error`/`disconnect`, which schedule the retries.
+        });
+      };
+      // A stop still closing the last connection finishes first (see stop()).
+      if (stopping) void stopping.then(begin);
+      else begin();
     },
-    /** Closes the stream properly when the server is there; never waits long when it is not. */
-    async stop(closeTimeoutMs = 2000): Promise<void> {
+    /**
+     * Closes the stream properly when the server is there; never waits long when it is not (0: drops the
+     * socket at once). xmpp.js's own stop waits for the server's </stream> and then the socket's close,
+     * each up to its timeout, and then ends whatever socket it holds: left running past this call it
+     * would end the next connection's (a lease lost and taken back within those seconds). So its waits
+     * are bounded by `closeTimeoutMs` and it is awaited whole.
+     */
+    stop(closeTimeoutMs = 2000): Promise<void> {
       stopped = true;
       clearTimeout(watchdog);
       xmpp.reconnect.stop();
-      if (!xmpp.socket) return;
-      // xmpp.js waits for the server's </stream> and then the socket's close, each up to its timeout,
-      // even when the socket is already gone: bound the whole close and then drop the socket.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        xmpp.stop().catch(() => undefined),
-        new Promise((r) => {
-          timer = setTimeout(r, closeTimeoutMs);
-          xmpp.once("disconnect", r);
-        }),
-      ]);
-      clearTimeout(timer);
-      xmpp.socket?.destroy();
+      stopping ??= (async () => {
+        if (!xmpp.socket) return;
+        if (closeTimeoutMs === 0) xmpp.socket.destroy();
+        const timeout = xmpp.timeout;
+        xmpp.timeout = Math.max(1, closeTimeoutMs); // 0 would mean "no timeout" to xmpp.js
+        try {
+          await xmpp.stop().catch(() => undefined);
+        } finally {
+          xmpp.timeout = timeout;
+          xmpp.socket?.destroy();
+        }
+      })().finally(() => (stopping = undefined));
+      return stopping;
     },
   };
 }

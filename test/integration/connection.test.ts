@@ -142,6 +142,31 @@ test(
   },
 );
 
+// Found by the soak: a link dropped when its lease was lost and connected again when it was taken back
+// must stay up. xmpp.js's own stop of the old link, still waiting out its 10 s timeout, used to end the
+// new connection, and nothing reconnected it while the lease kept every standby out.
+test("a lease lost while Redis was away and taken back: the link connects again and stays up", async (t) => {
+  const gw = await startGateway(env({ LEASE_TTL_MS: "2000", XMPP_RECONNECT_MIN_MS: "200", XMPP_RECONNECT_MAX_MS: "1000" }));
+  t.after(() => gw.stop());
+  await gw.waitOnline();
+  await redis.kill();
+  const end = Date.now() + 5000;
+  while (gw.gateway.xmppState().online && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+  assert.equal(gw.gateway.xmppState().online, false, "the link drops when the lease cannot be renewed");
+  assert.equal(gw.gateway.clusterStatus().link.heldHere, false);
+  await redis.restart();
+  await gw.waitOnline(10_000);
+  const fence = gw.gateway.clusterStatus().link.token;
+  // Longer than xmpp.js's stop timeout (10 s): the old link's stop must not end this one.
+  await new Promise((r) => setTimeout(r, 11_000));
+  assert.equal(gw.gateway.xmppState().online, true, JSON.stringify(gw.gateway.xmppState()));
+  assert.equal(gw.gateway.clusterStatus().link.token, fence, "still the same holding");
+  const alice = await connectClient({ server, username: "alice", password: "alice-pw" });
+  t.after(() => alice.stop());
+  const pong = await alice.iq(xml("iq", { type: "get", to: DOMAIN }, xml("ping", { xmlns: "urn:xmpp:ping" })));
+  assert.equal(pong.attrs.type, "result", pong.toString());
+});
+
 test("after the XMPP server restarts, the gateway reconnects and delivers what arrived meanwhile, stamped", async (t) => {
   const gw = await startGateway(env({ XMPP_RECONNECT_MIN_MS: "200", XMPP_RECONNECT_MAX_MS: "1000" }));
   t.after(() => gw.stop());
