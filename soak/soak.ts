@@ -1262,7 +1262,7 @@ function severalRows(): [string, string | number][] {
     ["    …after a SIGKILL of the holder: count, time to a connected new holder", holderStops("SIGKILL")],
     ["    …after a SIGTERM of the holder (hand-over)", holderStops("SIGTERM")],
     ["  longest time with no instance connected to XMPP", `${(down.ms / 1000).toFixed(1)} s (from ${rel(down.start)}; ${nearbyRestarts(down.start)})`],
-    ["  longest time the link lease was held by an instance not connected", `${(heldDown.ms / 1000).toFixed(1)} s (from ${rel(heldDown.start)})`],
+    ["  longest time the link lease was held by an instance not connected", heldDown.ms > 0 ? `${(heldDown.ms / 1000).toFixed(1)} s (from ${rel(heldDown.start)})` : "never seen"],
     ["  longest gap in inbound XMPP delivery", `${(gap.ms / 1000).toFixed(1)} s (from ${rel(gap.start)}; ${nearbyRestarts(gap.start)})`],
     ["  POSTs moved on to another instance (refused, reset, 5xx)", postsMovedOn],
     ["  polls where two instances said they held the link", twoHolderPolls],
