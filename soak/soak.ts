@@ -3,6 +3,7 @@
 //
 //   npm run soak                       # 10 minutes (SOAK_SECONDS=600)
 //   SOAK_SECONDS=120 npm run soak      # a short try
+//   SOAK_INSTANCES=3 npm run soak      # three gateways on one Redis, random kills (see "Several instances")
 //   Other knobs: SOAK_RATE (messages/s, both directions together; default 10), SOAK_RESTART_MIN_S /
 //   SOAK_RESTART_MAX_S (pause between restarts; default 30 / 90), SOAK_KINDS (what may be restarted;
 //   default gateway,redis,prosody), SOAK_RESEND_AFTER_S (how long a client waits for a receipt before
@@ -10,8 +11,10 @@
 //   leave room for every resend), SOAK_SEED (random seed), SOAK_OUT_DIR (where logs are kept; default
 //   a new /tmp/switchboard-soak-* dir), SOAK_SNAPSHOT=0 (run the gateway from the working tree instead
 //   of a copy of src/ taken at the start: by default every restart runs the code the soak started
-//   with, so edits made meanwhile cannot break or change it mid-run). Exit code: 0 clean, 1 any loss
-//   (either direction) or any duplicate to a phone, 2 harness failure.
+//   with, so edits made meanwhile cannot break or change it mid-run), SOAK_INSTANCES (gateway
+//   processes; default 1), SOAK_ALLOW_ALL_DOWN=1 (with several: a restart may take down the last one
+//   up). Exit code: 0 clean, 1 any loss (either direction) or any duplicate to a phone, 2 harness
+//   failure.
 //
 // Set-up: Redis with AOF and `appendfsync always` (soak/durable-redis.ts; the test fixture only does
 // `everysec`), Prosody (test fixture; restart() keeps accounts and offline storage), the fake Twilio
@@ -27,6 +30,23 @@
 //            loses messages of its own, which says nothing about the gateway).
 // At least half of all restarts are SIGKILLs: whenever the next one must be a kill to keep that true,
 // it is a gateway or Redis SIGKILL.
+//
+// Several instances (SOAK_INSTANCES=N > 1; docs/developers/design.md "Several instances"): N gateway
+// processes on the one Redis, INSTANCE_ID soak-1..soak-N, each with its own HTTP port, journal
+// (SOAK_OUT_DIR/soak-i/journal) and log (SOAK_OUT_DIR/gateway-soak-i.log); the media directory is
+// shared. Every inbound POST and status callback goes to a random instance that is up; a retry (the
+// same rule as above) goes to another one, as a load balancer would. A "gateway" restart picks an
+// instance that is up, the XMPP link holder half the time outright (else any, the holder included),
+// SIGKILLs or SIGTERMs it and starts it again, in the background: the next restart may come while it
+// is still on its way back. It never takes down the last instance up (it restarts Redis or Prosody
+// instead, or nothing), unless SOAK_ALLOW_ALL_DOWN=1. Every instance's /readyz (admin details) is
+// read every 250 ms to follow who holds the link, under which fencing token, and whether it is
+// connected; the victim's own /readyz just before the stop says whether it held the link. The table
+// adds restarts per instance (and of them, while holding the link), link takeovers (a new fencing
+// token connected) and how long each took after a SIGKILL or SIGTERM of the holder, the longest time
+// no instance was connected, the longest time the lease was held by an instance that was not, and the
+// longest gap in inbound delivery to XMPP. With one instance (the default) it runs and reports as
+// before, under INSTANCE_ID=soak.
 //
 // Counting rules
 // Inbound (phone → XMPP): each SMS has a unique MessageSid and a unique token in its body. It is signed
@@ -67,7 +87,8 @@
 //   Redis down: "not sent, try again"); each is shown on its own line (also when it answered a resend).
 //   "lost" = confirmed, never created and no error reply, after the resends. Every loss fails the
 //   run, a stanza lost at a gateway SIGKILL included (the listing notes when a lost message was
-//   written ≤ 1 s before or during one). A "not sent" reply for a token that was created anyway is
+//   written ≤ 1 s before or during one; with several instances, only a SIGKILL of the instance that
+//   held the XMPP link then counts: a standby has no component socket to lose a stanza in). A "not sent" reply for a token that was created anyway is
 //   shown as a contradiction.
 // Every lost message is listed with the restarts around it; the soak's own event log, the gateway
 // log, and Prosody's and Redis's logs are kept in the output dir.
@@ -120,7 +141,13 @@ const SECRET = "soak-secret";
 const ACCOUNT_SID = `AC${"5".repeat(32)}`;
 const AUTH_TOKEN = "soak-auth-token";
 const PUBLIC_URL = "https://gw.example.test";
-const INSTANCE_ID = "soak";
+// SOAK_INSTANCES > 1: several gateway processes against the one Redis (docs/developers/design.md
+// "Several instances"). One instance keeps today's name, so a soak of one runs exactly as before.
+const INSTANCES = Math.max(1, Math.floor(num("SOAK_INSTANCES", 1)));
+const MULTI = INSTANCES > 1;
+const INSTANCE_IDS = MULTI ? Array.from({ length: INSTANCES }, (_, i) => `soak-${i + 1}`) : ["soak"];
+const ALLOW_ALL_DOWN = process.env.SOAK_ALLOW_ALL_DOWN === "1";
+const LINK_POLL_MS = 250;
 const USERS = ["alice", "bob", "carol", "dave"].map((name, i) => ({ name, password: `${name}-pw`, phone: `+1555000000${i + 1}` }));
 const CONTACTS = [1, 2, 3, 4, 5].map((i) => `+1555222000${i}`);
 const TOKEN_RE = /\b((?:in|out)-\d+-[0-9a-z]+)\b/;
@@ -216,6 +243,12 @@ interface RestartRecord {
   exitAt?: number;
   upAt?: number;
   note?: string;
+  /** gateway: which instance */
+  instance?: string;
+  /** gateway: it held the XMPP link when it was stopped (its /readyz just before, else the link monitor) */
+  heldLink?: boolean;
+  /** gateway, when it held the link: the lease's fencing token then */
+  linkToken?: number;
 }
 
 const inbound = new Map<string, InboundRecord>();
@@ -355,7 +388,30 @@ async function ensureOnline(u: User): Promise<void> {
 // ---------------------------------------------------------------------------------------------------
 // traffic
 
-let gw: GatewayProcess;
+interface Instance {
+  id: string;
+  gp: GatewayProcess;
+  /** started and not being stopped: posts may go to it */
+  up: boolean;
+  /** a restart of it is under way */
+  restarting: boolean;
+}
+const instances: Instance[] = [];
+/** POSTs that went to another instance on a retry, because the one tried refused, reset or answered 5xx. */
+let postsMovedOn = 0;
+
+/**
+ * Where a POST goes, as a load balancer would send it: a random instance that is up, another than the
+ * one that just failed when there is one. With none up, any (the POST fails and is retried).
+ */
+function target(failed?: Instance): Instance {
+  if (instances.length === 1) return instances[0]!;
+  const up = instances.filter((i) => i.up);
+  const others = up.filter((i) => i !== failed);
+  if (failed && others.length > 0) postsMovedOn++;
+  return pick(others.length > 0 ? others : up.length > 0 ? up : instances);
+}
+
 let seq = 0;
 const inflight = new Set<Promise<void>>();
 function track(p: Promise<void>): void {
@@ -373,11 +429,13 @@ async function postInbound(): Promise<void> {
   inbound.set(token, rec);
   const body = new URLSearchParams(params).toString();
   const headers = { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(AUTH_TOKEN, `${PUBLIC_URL}/twilio/sms`, params) };
+  let failed: Instance | undefined;
   for (let attempt = 0; ; attempt++) {
     rec.attempts++;
     let retry: boolean;
+    const to = target(failed);
     try {
-      const res = await fetch(`${gw.url}/twilio/sms`, { method: "POST", headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
+      const res = await fetch(`${to.gp.url}/twilio/sms`, { method: "POST", headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
       const text = await res.text();
       if (res.status === 200) {
         rec.outcome = "accepted";
@@ -392,7 +450,8 @@ async function postInbound(): Promise<void> {
       rec.lastError = `${e.name}: ${e.cause?.code ?? e.cause?.message ?? e.message}`;
       retry = true;
     }
-    event("in-post-failed", { token, sid, attempt: rec.attempts, err: rec.lastError, retry });
+    failed = to;
+    event("in-post-failed", { token, sid, attempt: rec.attempts, err: rec.lastError, retry, ...(MULTI ? { instance: to.id } : {}) });
     if (!retry) {
       rec.outcome = "rejected";
       return;
@@ -536,11 +595,13 @@ async function postStatusCallback(m: FakeMessageResource, rec: CallbackRecord): 
   const params = statusCallbackParams({ sid: m.sid, status: "delivered", from: m.from ?? "", to: m.to, accountSid: ACCOUNT_SID });
   const body = new URLSearchParams(params).toString();
   const headers = { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": signTwilioRequest(AUTH_TOKEN, `${PUBLIC_URL}${path}`, params) };
+  let failed: Instance | undefined;
   for (let attempt = 0; ; attempt++) {
     rec.attempts++;
     let retry: boolean;
+    const to = target(failed);
     try {
-      const res = await fetch(`${gw.url}${path}`, { method: "POST", headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
+      const res = await fetch(`${to.gp.url}${path}`, { method: "POST", headers, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
       const text = await res.text();
       if (res.status === 200) {
         rec.outcome = "accepted";
@@ -554,7 +615,8 @@ async function postStatusCallback(m: FakeMessageResource, rec: CallbackRecord): 
       rec.lastError = `${e.name}: ${e.cause?.code ?? e.cause?.message ?? e.message}`;
       retry = true;
     }
-    event("status-callback-failed", { token: rec.token, sid: m.sid, attempt: rec.attempts, err: rec.lastError, retry });
+    failed = to;
+    event("status-callback-failed", { token: rec.token, sid: m.sid, attempt: rec.attempts, err: rec.lastError, retry, ...(MULTI ? { instance: to.id } : {}) });
     if (!retry) {
       rec.outcome = "rejected";
       return;
@@ -583,20 +645,48 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 let redis: DurableRedis;
 
-async function startGatewayWithRetries(why: string): Promise<void> {
+async function startWithRetries(inst: Instance, why: string): Promise<void> {
+  const gw = inst.gp;
+  const who = MULTI ? inst.id : "gateway";
   for (let i = 1; ; i++) {
     try {
       await gw.start();
+      inst.up = true;
       return;
     } catch (err) {
       const msg = (err as Error).message.slice(0, 500);
-      event("gateway-start-failed", { why, try: i, err: msg });
-      say(`gateway start failed (${why}, try ${i}): ${msg.split("\n")[0]}`);
+      event("gateway-start-failed", { why, try: i, err: msg, ...(MULTI ? { instance: inst.id } : {}) });
+      say(`${who} start failed (${why}, try ${i}): ${msg.split("\n")[0]}`);
       if (gw.running()) await gw.kill();
       if (i >= 3) throw err;
       await sleep(2000);
     }
   }
+}
+
+/** Gateway restarts still under way (with several instances they run beside the next restarts). */
+const restartsInflight = new Set<Promise<void>>();
+let backgroundFailure: unknown;
+function throwIfBackgroundFailed(): void {
+  if (backgroundFailure !== undefined) throw backgroundFailure instanceof Error ? backgroundFailure : new Error(String(backgroundFailure));
+}
+/** When the traffic stopped (the end of what the gap figures look at). */
+let trafficStoppedAt: number | undefined;
+
+/**
+ * The instance a gateway restart stops, with what its /readyz said just before. With several: one
+ * that is up, the XMPP link holder with extra weight (half the time it is taken outright, so the
+ * takeover is exercised often); none while stopping one would leave no instance up, unless
+ * SOAK_ALLOW_ALL_DOWN=1.
+ */
+async function chooseVictim(): Promise<{ victim?: Instance; details?: ReadyDetails }> {
+  if (!MULTI) return { victim: instances[0]!, details: await readyDetails(instances[0]!) };
+  const up = instances.filter((i) => i.up);
+  if (up.length === 0 || (up.length === 1 && !ALLOW_ALL_DOWN)) return {};
+  const all = await Promise.all(up.map(readyDetails));
+  const h = up.findIndex((_, i) => holdsLink(all[i]));
+  const idx = h >= 0 && random() < 0.5 ? h : Math.floor(random() * up.length);
+  return { victim: up[idx]!, details: all[idx] };
 }
 
 async function restartOne(): Promise<void> {
@@ -605,26 +695,44 @@ async function restartOne(): Promise<void> {
   let kind = pick(KINDS);
   const killable = KINDS.filter((k) => k !== "prosody");
   if (mustKill && kind === "prosody" && killable.length > 0) kind = pick(killable);
+  let victim: Instance | undefined;
+  let before: ReadyDetails | undefined;
+  if (kind === "gateway") {
+    ({ victim, details: before } = await chooseVictim());
+    if (!victim) {
+      // Every other instance is down or on its way back: something else goes down instead, if anything may.
+      const others = KINDS.filter((k) => k !== "gateway" && (!mustKill || k === "redis"));
+      if (others.length === 0) {
+        event("restart-skipped", { why: "no gateway instance may go down now" });
+        return;
+      }
+      kind = pick(others);
+    }
+  }
   const mode: RestartRecord["mode"] = kind === "prosody" ? "SIGTERM" : mustKill || random() < 0.5 ? "SIGKILL" : "SIGTERM";
   const r: RestartRecord = { kind, mode, downAt: Date.now() };
-  restarts.push(r);
-  say(`restart #${restarts.length}: ${kind} ${mode}`);
-  event("restart-begin", { n: restarts.length, kind, mode });
-  if (kind === "gateway") {
-    if (mode === "SIGKILL") {
-      await gw.kill();
-    } else {
-      const started = Date.now();
-      const code = await gw.terminate(15_000);
-      const ms = Date.now() - started;
-      r.note = `exit ${code} in ${(ms / 1000).toFixed(1)} s`;
-      if (code !== 0) harnessProblems.push(`gateway SIGTERM at ${rel(r.downAt)} ended with exit code ${code} after ${ms} ms`);
-    }
-    r.exitAt = Date.now();
-    event("gateway-down", { note: r.note });
-    await sleep(between(0, 3000));
-    await startGatewayWithRetries(`restart #${restarts.length}`);
-  } else if (kind === "redis") {
+  const n = restarts.push(r);
+  if (kind === "gateway" && victim) {
+    r.instance = victim.id;
+    // Its own word just before; if it could not answer, what the link monitor saw last.
+    r.heldLink = before ? holdsLink(before) : linkNow.holder === victim.id;
+    if (r.heldLink) r.linkToken = before?.cluster?.xmppLink?.token ?? linkNow.token;
+  }
+  const who = MULTI && victim ? ` ${victim.id}${r.heldLink ? " (XMPP link holder)" : ""}` : "";
+  say(`restart #${n}: ${kind}${who} ${mode}`);
+  event("restart-begin", { n, kind, mode, ...(MULTI && victim ? { instance: victim.id, heldLink: r.heldLink } : {}) });
+  if (kind === "gateway" && victim) {
+    const p = restartGateway(r, n, victim);
+    if (!MULTI) return p;
+    // Several instances: the next restart may come while this one is still on its way back.
+    const q = p.catch((err: unknown) => {
+      backgroundFailure ??= err;
+    });
+    restartsInflight.add(q);
+    void q.finally(() => restartsInflight.delete(q));
+    return;
+  }
+  if (kind === "redis") {
     if (mode === "SIGKILL") await redis.kill();
     else await redis.stop(5000);
     event("redis-down");
@@ -640,18 +748,134 @@ async function restartOne(): Promise<void> {
     }
   }
   r.upAt = Date.now();
-  event("restart-end", { n: restarts.length, kind, mode, downFor: (r.upAt - r.downAt) / 1000, note: r.note });
+  event("restart-end", { n, kind, mode, downFor: (r.upAt - r.downAt) / 1000, note: r.note });
+}
+
+async function restartGateway(r: RestartRecord, n: number, inst: Instance): Promise<void> {
+  const gw = inst.gp;
+  inst.up = false; // no new POSTs go to it
+  inst.restarting = true;
+  try {
+    if (r.mode === "SIGKILL") {
+      await gw.kill();
+    } else {
+      const started = Date.now();
+      const code = await gw.terminate(15_000);
+      const ms = Date.now() - started;
+      r.note = `exit ${code} in ${(ms / 1000).toFixed(1)} s`;
+      if (code !== 0) harnessProblems.push(`${MULTI ? inst.id : "gateway"} SIGTERM at ${rel(r.downAt)} ended with exit code ${code} after ${ms} ms`);
+    }
+    r.exitAt = Date.now();
+    event("gateway-down", { note: r.note, ...(MULTI ? { instance: inst.id } : {}) });
+    await sleep(between(0, 3000));
+    await startWithRetries(inst, `restart #${n}`);
+  } finally {
+    inst.restarting = false;
+  }
+  r.upAt = Date.now();
+  event("restart-end", { n, kind: r.kind, mode: r.mode, downFor: (r.upAt - r.downAt) / 1000, note: r.note, ...(MULTI ? { instance: inst.id } : {}) });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the XMPP link: who holds it, over time (every instance's /readyz, every LINK_POLL_MS)
+
+interface ReadyDetails {
+  xmpp?: { connected?: boolean };
+  cluster?: { instance?: string; xmppLink?: { heldHere?: boolean; token?: number } };
+}
+interface LinkState {
+  holder?: string;
+  /** the lease's fencing token: a new one for each taking of the lease */
+  token?: number;
+  connected: boolean;
+}
+/** Every change of who holds the link and whether it is connected, from the start of the traffic. */
+const linkChanges: (LinkState & { at: number })[] = [];
+let linkNow: LinkState = { connected: false };
+/** Polls in which two instances said they held the link (lease or connection). */
+let twoHolderPolls = 0;
+
+async function readyDetails(inst: Instance): Promise<ReadyDetails | undefined> {
+  if (!inst.gp.running()) return undefined;
+  try {
+    return (await inst.gp.ready()).body as ReadyDetails;
+  } catch {
+    return undefined;
+  }
+}
+
+/** It holds the link lease, or is still connected (one that lost the lease drops its connection at once). */
+const holdsLink = (d: ReadyDetails | undefined): boolean => d?.cluster?.xmppLink?.heldHere === true || d?.xmpp?.connected === true;
+
+async function pollLink(): Promise<void> {
+  const all = await Promise.all(instances.map(readyDetails));
+  const holding = instances.flatMap((inst, i) => (holdsLink(all[i]) ? [{ inst, d: all[i]! }] : []));
+  if (holding.length > 1) {
+    twoHolderPolls++;
+    event("link-two-holders", { holders: holding.map(({ inst, d }) => ({ instance: inst.id, lease: d.cluster?.xmppLink, connected: d.xmpp?.connected })) });
+  }
+  // Of two (a hand-over caught mid-way), the connected one.
+  const h = holding.find(({ d }) => d.xmpp?.connected === true) ?? holding[0];
+  const state: LinkState = h
+    ? { holder: h.inst.id, connected: h.d.xmpp?.connected === true, ...(h.d.cluster?.xmppLink?.token !== undefined ? { token: h.d.cluster.xmppLink.token } : {}) }
+    : { connected: false };
+  if (state.holder === linkNow.holder && state.token === linkNow.token && state.connected === linkNow.connected) return;
+  linkNow = state;
+  linkChanges.push({ at: Date.now(), ...state });
+  event("link", { ...state });
+}
+
+/** Takeovers: a connected holder under a fencing token other than the last connected one's. */
+function linkTakeovers(): { at: number; from?: string; to: string; token?: number }[] {
+  const out: { at: number; from?: string; to: string; token?: number }[] = [];
+  let last: (LinkState & { at: number }) | undefined;
+  for (const c of linkChanges) {
+    if (!c.connected || !c.holder) continue;
+    if (last && (c.token !== last.token || c.holder !== last.holder))
+      out.push({ at: c.at, to: c.holder, ...(last.holder ? { from: last.holder } : {}), ...(c.token !== undefined ? { token: c.token } : {}) });
+    last = c;
+  }
+  return out;
+}
+
+/** Longest stretch between `from` and `to` in which the link's state was `bad`. */
+function longestLinkStretch(bad: (s: LinkState) => boolean, from: number, to: number): { ms: number; start: number } {
+  let state: LinkState = { connected: false };
+  for (const c of linkChanges) if (c.at <= from) state = c;
+  let best = { ms: 0, start: from };
+  let since: number | undefined = bad(state) ? from : undefined;
+  for (const c of linkChanges) {
+    if (c.at <= from) continue;
+    if (c.at > to) break;
+    if (bad(c) && since === undefined) since = c.at;
+    if (!bad(c) && since !== undefined) {
+      if (c.at - since > best.ms) best = { ms: c.at - since, start: since };
+      since = undefined;
+    }
+  }
+  if (since !== undefined && to - since > best.ms) best = { ms: to - since, start: since };
+  return best;
+}
+
+/** How long after a gateway stop of the link holder another taking of the lease was connected. */
+function takeoverAfter(r: RestartRecord): number | undefined {
+  const c = linkChanges.find((x) => x.at >= r.downAt && x.connected && x.holder !== undefined && (x.token !== r.linkToken || x.holder !== r.instance));
+  return c ? c.at - r.downAt : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // report
 
-function copyLogs(): { gatewayLog: string } {
-  const gatewayLog = join(OUT_DIR, "gateway.log");
-  try {
-    writeFileSync(gatewayLog, gw.log());
-  } catch {
-    /* best effort */
+/** Where an instance's log is kept: gateway.log for the one of a single-instance soak. */
+const logPath = (inst: Instance): string => join(OUT_DIR, MULTI ? `gateway-${inst.id}.log` : "gateway.log");
+
+function copyLogs(): { gatewayLogs: string[] } {
+  for (const inst of instances) {
+    try {
+      writeFileSync(logPath(inst), inst.gp.log());
+    } catch {
+      /* best effort */
+    }
   }
   for (const [src, dst] of [
     [server?.logFile, "prosody.log"],
@@ -663,7 +887,7 @@ function copyLogs(): { gatewayLog: string } {
       /* best effort */
     }
   }
-  return { gatewayLog };
+  return { gatewayLogs: instances.map(logPath) };
 }
 
 interface Figures {
@@ -712,29 +936,51 @@ function recoveredByResend(): string[] {
 
 /** The gateway SIGKILL this message was written just before (≤ 1 s) or during: XEP-0114 has no acks,
  * so Prosody counts a stanza as delivered once it is in the component's socket, and a process killed
- * before reading and storing it loses it. */
+ * before reading and storing it loses it. Only the instance holding the XMPP link has that socket: a
+ * standby's SIGKILL is no such window. */
 function killWindowOf(r: OutboundRecord): RestartRecord | undefined {
-  return restarts.find((k) => k.kind === "gateway" && k.mode === "SIGKILL" && k.downAt - 1000 <= r.sentAt && r.sentAt <= (k.exitAt ?? k.downAt));
+  return restarts.find((k) => k.kind === "gateway" && k.mode === "SIGKILL" && k.heldLink !== false && k.downAt - 1000 <= r.sentAt && r.sentAt <= (k.exitAt ?? k.downAt));
 }
+
+/** "gateway", or with several instances "gateway soak-2 (link holder)". */
+const restartName = (r: RestartRecord): string => (MULTI && r.instance ? `${r.kind} ${r.instance}${r.heldLink ? " (link holder)" : ""}` : r.kind);
 
 function nearbyRestarts(at: number): string {
   const near = restarts.filter((r) => r.downAt - 15_000 <= at && at <= (r.upAt ?? Date.now()) + 15_000);
   if (near.length === 0) return "no restart within 15 s";
-  return near.map((r) => `${r.kind} ${r.mode} down ${rel(r.downAt)}..up ${r.upAt ? rel(r.upAt) : "?"}`).join("; ");
+  return near.map((r) => `${restartName(r)} ${r.mode} down ${rel(r.downAt)}..up ${r.upAt ? rel(r.upAt) : "?"}`).join("; ");
 }
 
-function grepLog(log: string[], needle: string, max = 6): string[] {
-  return log
-    .filter((l) => l.includes(needle))
-    .slice(-max)
-    .map((l) => {
+interface GatewayLog {
+  /** set with several instances */
+  inst?: string;
+  lines: string[];
+}
+
+function gatewayLogs(): GatewayLog[] {
+  return instances.map((i) => ({ ...(MULTI ? { inst: i.id } : {}), lines: i.gp.log().split("\n") }));
+}
+
+/** The last `max` lines naming `needle`, of every instance's log in time order. */
+function grepLog(logs: GatewayLog[], needle: string, max = 6): string[] {
+  const hits: { at: number; text: string }[] = [];
+  for (const { inst, lines } of logs) {
+    for (const l of lines) {
+      if (!l.includes(needle)) continue;
+      const tag = inst ? `[${inst}] ` : "";
       try {
         const o = JSON.parse(l) as { time?: number; level?: number; msg?: string; err?: unknown; reason?: unknown };
-        return `${o.time ? rel(o.time) : "?"} L${o.level ?? "?"} ${o.msg ?? ""}${o.err ? ` err=${JSON.stringify(o.err).slice(0, 160)}` : ""}${o.reason ? ` reason=${String(o.reason)}` : ""}`;
+        hits.push({
+          at: o.time ?? 0,
+          text: `${o.time ? rel(o.time) : "?"} ${tag}L${o.level ?? "?"} ${o.msg ?? ""}${o.err ? ` err=${JSON.stringify(o.err).slice(0, 160)}` : ""}${o.reason ? ` reason=${String(o.reason)}` : ""}`,
+        });
       } catch {
-        return l.slice(0, 200);
+        hits.push({ at: 0, text: `${tag}${l.slice(0, 200)}` });
       }
-    });
+    }
+  }
+  if (logs.length > 1) hits.sort((a, b) => a.at - b.at);
+  return hits.slice(-max).map((h) => h.text);
 }
 
 async function redisFacts(): Promise<{ depth: string; records: Map<string, Record<string, string>> }> {
@@ -803,41 +1049,59 @@ async function main(): Promise<number> {
     startFakeTwilio({ accounts: { [ACCOUNT_SID]: AUTH_TOKEN } }),
   ]);
   server = srv;
-  gw = await startGatewayProcess(
-    {
-      SMS_PROVIDER: "twilio",
-      XMPP_SERVICE: server.componentService,
-      XMPP_DOMAIN: DOMAIN,
-      XMPP_SECRET: SECRET,
-      REDIS_URL: redis.url,
-      PUBLIC_URL,
-      TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-      TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-      TWILIO_API_URL: twilio.url,
-      XMPP_RECONNECT_MIN_MS: "200",
-      XMPP_RECONNECT_MAX_MS: "2000",
-      INSTANCE_ID,
-      LOG_LEVEL: "info",
-      // The soak measures delivery, not the abuse limits: its users send faster than a person would.
-      USER_MESSAGES_PER_MINUTE: "0",
-      USER_SEGMENTS_PER_DAY: "0",
-      BREAKER_SEGMENTS_PER_HOUR: "0",
-    },
-    { nodeArgs },
-  );
+  const env = {
+    SMS_PROVIDER: "twilio",
+    XMPP_SERVICE: server.componentService,
+    XMPP_DOMAIN: DOMAIN,
+    XMPP_SECRET: SECRET,
+    REDIS_URL: redis.url,
+    PUBLIC_URL,
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_URL: twilio.url,
+    XMPP_RECONNECT_MIN_MS: "200",
+    XMPP_RECONNECT_MAX_MS: "2000",
+    LOG_LEVEL: "info",
+    // The soak measures delivery, not the abuse limits: its users send faster than a person would.
+    USER_MESSAGES_PER_MINUTE: "0",
+    USER_SEGMENTS_PER_DAY: "0",
+    BREAKER_SEGMENTS_PER_HOUR: "0",
+  };
+  for (const id of INSTANCE_IDS) {
+    // Several: each its own port, journal (kept in the output dir) and log; the media directory is
+    // shared, as deploying several behind one PUBLIC_URL requires.
+    const own: Record<string, string> = MULTI ? { JOURNAL_DIR: join(OUT_DIR, id, "journal"), MEDIA_DIR: join(OUT_DIR, "media") } : {};
+    instances.push({ id, gp: await startGatewayProcess({ ...env, INSTANCE_ID: id, ...own }, { nodeArgs }), up: false, restarting: false });
+  }
   const logCopier = setInterval(() => copyLogs(), 30_000);
+  let monitoring = true;
+  const linkMonitor = (async () => {
+    while (monitoring) {
+      await pollLink().catch(() => undefined);
+      await sleep(LINK_POLL_MS);
+    }
+  })();
   let code = 2;
   let trafficStarted = false;
   try {
-    await startGatewayWithRetries("first start");
-    await gw.waitConnected(20_000);
+    await Promise.all(instances.map((i) => startWithRetries(i, "first start")));
+    if (MULTI) {
+      const by = Date.now() + 20_000;
+      while (!linkNow.connected) {
+        if (Date.now() > by) throw new Error("no instance connected to the XMPP server within 20 s");
+        await sleep(LINK_POLL_MS);
+      }
+    } else {
+      await instances[0]!.gp.waitConnected(20_000);
+    }
     for (const u of users) {
-      const res = await gw.admin("PUT", `/api/v1/users/${u.bare}`, { phone: u.phone });
+      const res = await instances[0]!.gp.admin("PUT", `/api/v1/users/${u.bare}`, { phone: u.phone });
       if (res.status >= 300) throw new Error(`linking ${u.bare} failed: ${res.status} ${JSON.stringify(res.json)}`);
     }
     await Promise.all(users.map((u) => ensureOnline(u)));
     if (!users.every((u) => u.client?.isOnline())) throw new Error("not every XMPP user could log in");
-    say(`ready: redis ${redis.url} (AOF, appendfsync always), prosody c2s ${server.c2sPort}, fake Twilio ${twilio.url}, gateway ${gw.url}`);
+    const gateways = MULTI ? `gateways ${instances.map((i) => `${i.id} ${i.gp.url}`).join(", ")} (${linkNow.holder ?? "?"} holds the XMPP link)` : `gateway ${instances[0]!.gp.url}`;
+    say(`ready: redis ${redis.url} (AOF, appendfsync always), prosody c2s ${server.c2sPort}, fake Twilio ${twilio.url}, ${gateways}`);
 
     t0 = Date.now();
     trafficStarted = true;
@@ -859,7 +1123,7 @@ async function main(): Promise<number> {
     const progress = setInterval(() => {
       const f = figures(twilio);
       say(
-        `in ${f.inDelivered}/${f.inSent} delivered, out ${createdCounts(twilio).size} created / ${f.outConfirmed} confirmed / ${receipts.size} receipted, resends ${resendCount()}, restarts ${restarts.length}, same-id repeats ${sameIdRepeats}`,
+        `in ${f.inDelivered}/${f.inSent} delivered, out ${createdCounts(twilio).size} created / ${f.outConfirmed} confirmed / ${receipts.size} receipted, resends ${resendCount()}, restarts ${restarts.length}, same-id repeats ${sameIdRepeats}${MULTI ? `, link ${linkNow.holder ?? "held by none"}${linkNow.holder && !linkNow.connected ? " (not connected)" : ""}, up ${instances.filter((i) => i.up).length}/${INSTANCES}` : ""}`,
       );
     }, 15_000);
 
@@ -872,19 +1136,26 @@ async function main(): Promise<number> {
         const wait = next - Date.now();
         if (wait > 0) await sleep(wait);
       }
+      trafficStoppedAt = Date.now();
     })();
 
     const chaos = (async () => {
       for (;;) {
         const at = Date.now() + between(RESTART_MIN_S, RESTART_MAX_S) * 1000;
         if (at >= end) return;
-        while (Date.now() < at) await sleep(Math.min(500, at - Date.now()));
+        while (Date.now() < at) {
+          throwIfBackgroundFailed();
+          await sleep(Math.min(500, at - Date.now()));
+        }
         await restartOne();
       }
     })();
 
     try {
       await Promise.all([traffic, chaos]);
+      // Every instance back before the drain (a gateway restart with several runs on its own).
+      await Promise.all([...restartsInflight]);
+      throwIfBackgroundFailed();
     } finally {
       running = false;
     }
@@ -948,14 +1219,74 @@ async function main(): Promise<number> {
     }
   } finally {
     clearInterval(logCopier);
+    monitoring = false;
+    await linkMonitor;
     await Promise.allSettled(users.map((u) => u.client?.stop() ?? Promise.resolve()));
-    if (gw?.running()) await gw.terminate(15_000).catch(() => undefined);
-    const { gatewayLog } = copyLogs();
+    // A restart still on its way (after a failure) would start its gateway after the stop below.
+    await Promise.race([Promise.allSettled([...restartsInflight]), sleep(60_000)]);
+    await Promise.allSettled(instances.filter((i) => i.gp.running()).map((i) => i.gp.terminate(15_000)));
+    const { gatewayLogs } = copyLogs();
     await Promise.allSettled([twilio.stop(), server.stop(), redis.stop(5000)]);
-    say(`gateway log: ${gatewayLog}`);
+    say(`${MULTI ? "gateway logs" : "gateway log"}: ${gatewayLogs.join(", ")}`);
     say(`soak event log: ${EVENTS}; Prosody log: ${join(OUT_DIR, "prosody.log")}; Redis log + AOF: ${redis.dir}`);
   }
   return code;
+}
+
+/** The SIGKILL whose XEP-0114 window a message fell in, in words. */
+const killName = (k: RestartRecord): string => (MULTI ? `the SIGKILL of ${k.instance ?? "?"} (the XMPP link holder)` : "the gateway SIGKILL");
+
+/** With several instances: restarts per instance, link takeovers, and the longest gaps. */
+function severalRows(): [string, string | number][] {
+  const end = trafficStoppedAt ?? Date.now();
+  const per = INSTANCE_IDS.map((id) => {
+    const mine = restarts.filter((r) => r.kind === "gateway" && r.instance === id);
+    const n = (mode: RestartRecord["mode"], holder?: boolean) => mine.filter((r) => r.mode === mode && (holder === undefined || r.heldLink === holder)).length;
+    return `${id} ${n("SIGKILL")}/${n("SIGTERM")} (${n("SIGKILL", true)}/${n("SIGTERM", true)})`;
+  });
+  const takeovers = linkTakeovers();
+  const holderStops = (mode: RestartRecord["mode"]) => {
+    const ms = restarts.filter((r) => r.kind === "gateway" && r.mode === mode && r.heldLink).map((r) => takeoverAfter(r));
+    const known = ms.filter((x): x is number => x !== undefined);
+    const worst = known.length ? `, longest ${(Math.max(...known) / 1000).toFixed(1)} s, median ${(median(known) / 1000).toFixed(1)} s` : "";
+    return `${ms.length}${worst}${known.length < ms.length ? ` (${ms.length - known.length} never seen connected again)` : ""}`;
+  };
+  const down = longestLinkStretch((l) => !l.connected, t0, end);
+  // The lease says this instance delivers, yet it is not connected: nobody else may connect meanwhile.
+  const heldDown = longestLinkStretch((l) => l.holder !== undefined && !l.connected, t0, end);
+  const gap = longestInboundGap(t0, end);
+  return [
+    [`SEVERAL INSTANCES (${INSTANCES}${ALLOW_ALL_DOWN ? ", all may be down at once" : ", at least one always up"})`, ""],
+    ["  gateway restarts per instance: SIGKILL / SIGTERM (of them, while holding the XMPP link)", per.join(", ")],
+    ["  XMPP link takeovers (another fencing token connected)", `${takeovers.length} (to another instance: ${takeovers.filter((t) => t.from !== t.to).length})`],
+    ["    …after a SIGKILL of the holder: count, time to a connected new holder", holderStops("SIGKILL")],
+    ["    …after a SIGTERM of the holder (hand-over)", holderStops("SIGTERM")],
+    ["  longest time with no instance connected to XMPP", `${(down.ms / 1000).toFixed(1)} s (from ${rel(down.start)}; ${nearbyRestarts(down.start)})`],
+    ["  longest time the link lease was held by an instance not connected", heldDown.ms > 0 ? `${(heldDown.ms / 1000).toFixed(1)} s (from ${rel(heldDown.start)})` : "never seen"],
+    ["  longest gap in inbound XMPP delivery", `${(gap.ms / 1000).toFixed(1)} s (from ${rel(gap.start)}; ${nearbyRestarts(gap.start)})`],
+    ["  POSTs moved on to another instance (refused, reset, 5xx)", postsMovedOn],
+    ["  polls where two instances said they held the link", twoHolderPolls],
+  ];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+}
+
+/** Longest time between `from` and `to` in which no inbound text reached an XMPP client for the first time. */
+function longestInboundGap(from: number, to: number): { ms: number; start: number } {
+  const ats = [...delivered.values()]
+    .map((d) => d.firstAt)
+    .filter((t) => t >= from && t <= to)
+    .sort((a, b) => a - b);
+  let best = { ms: 0, start: from };
+  let last = from;
+  for (const at of [...ats, to]) {
+    if (at - last > best.ms) best = { ms: at - last, start: last };
+    last = at;
+  }
+  return best;
 }
 
 async function report(twilio: FakeTwilio): Promise<number> {
@@ -1023,24 +1354,29 @@ async function report(twilio: FakeTwilio): Promise<number> {
     ["  redis SIGKILL / SIGTERM", `${byKind("redis", "SIGKILL")} / ${byKind("redis", "SIGTERM")}`],
     ["  prosody restart (SIGTERM, data kept)", byKind("prosody", "SIGTERM")],
     ["  XMPP client logins", users.map((u) => `${u.name} ${u.logins}`).join(", ")],
+    ...(MULTI ? severalRows() : []),
   ];
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   const lines = ["", "=".repeat(width + 30), ...rows.map(([k, v]) => `${k.padEnd(width)}${v}`), "=".repeat(width + 30)];
 
   lines.push("", "restarts:");
-  for (const [i, r] of restarts.entries()) lines.push(`  #${i + 1} ${rel(r.downAt)} ${r.kind} ${r.mode}, up ${r.upAt ? rel(r.upAt) : "?"}${r.note ? ` (${r.note})` : ""}`);
+  for (const [i, r] of restarts.entries()) {
+    const takeover = MULTI && r.heldLink ? takeoverAfter(r) : undefined;
+    const link = takeover !== undefined ? `; link connected again after ${(takeover / 1000).toFixed(1)} s` : "";
+    lines.push(`  #${i + 1} ${rel(r.downAt)} ${restartName(r)} ${r.mode}, up ${r.upAt ? rel(r.upAt) : "?"}${r.note ? ` (${r.note})` : ""}${link}`);
+  }
 
   const facts = await redisFacts();
   lines.push("", `Redis at the end: ${facts.depth}`);
   try {
-    const dl = await gw.admin("GET", "/api/v1/dead-letters");
+    const dl = await (instances.find((i) => i.up) ?? instances[0]!).gp.admin("GET", "/api/v1/dead-letters");
     const list = (dl.json as { deadLetters?: { reason?: string; queue?: string }[] } | undefined)?.deadLetters ?? [];
     lines.push(`dead letters (admin API): ${list.length}${list.length ? ` — ${[...new Set(list.map((d) => `${d.queue}: ${d.reason}`))].slice(0, 5).join(" | ")}` : ""}`);
   } catch (err) {
     lines.push(`dead letters: could not ask (${(err as Error).message})`);
   }
 
-  const log = gw.log().split("\n");
+  const log = gatewayLogs();
   if (f.inLost.length > 0) {
     lines.push("", `lost inbound (${f.inLost.length}; first 15):`);
     for (const t of f.inLost.slice(0, 15)) {
@@ -1056,9 +1392,7 @@ async function report(twilio: FakeTwilio): Promise<number> {
       const rec = facts.records.get(t);
       const k = killWindowOf(r);
       const d = k ? k.downAt - r.sentAt : 0;
-      const kw = k
-        ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} the gateway SIGKILL was sent, ${(k.exitAt ?? k.downAt) - r.sentAt} ms before the process was gone (XEP-0114 window); `
-        : "";
+      const kw = k ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} ${killName(k)} was sent, ${(k.exitAt ?? k.downAt) - r.sentAt} ms before the process was gone (XEP-0114 window); ` : "";
       const rs = r.resendAts.length ? `resent ${r.resendAts.length}× (${r.resendAts.map(rel).join(", ")}; ${r.resendsConfirmed} ping-confirmed)` : "never resent";
       lines.push(
         `  ${t} ${r.user} → ${r.to}: written ${rel(r.sentAt)}, confirmed ${rel(r.confirmedAt ?? 0)}; ${rs}; ${kw}${nearbyRestarts(r.confirmedAt ?? 0)}; record: ${rec ? `${rec.key} status=${rec.status} attempt=${rec.attempt ?? "-"} attempts=${rec.attempts ?? 0}` : "none in Redis"}`,
@@ -1072,7 +1406,7 @@ async function report(twilio: FakeTwilio): Promise<number> {
       const r = outbound.get(t)!;
       const k = killWindowOf(r);
       const d = k ? k.downAt - r.sentAt : 0;
-      const kw = k ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} the gateway SIGKILL was sent (XEP-0114 window)` : "not in a gateway SIGKILL window";
+      const kw = k ? `written ${Math.abs(d)} ms ${d >= 0 ? "before" : "after"} ${killName(k)} was sent (XEP-0114 window)` : `not in a ${MULTI ? "link holder's " : "gateway "}SIGKILL window`;
       lines.push(`  ${t} ${r.user} → ${r.to}: written ${rel(r.sentAt)}, first resent ${rel(r.resendAts[0]!)}, created ${rel(firstCreatedAt.get(t)!)}; ${kw}; ${nearbyRestarts(r.sentAt)}`);
     }
   }
