@@ -70,6 +70,11 @@ export const keys = {
    * delivery engine); also capped (approximately) at DEAD_LETTER_MAX entries.
    */
   deadLetters: `${P}:stream:dead`,
+  /**
+   * STRING counter written just before each WAIT (REDIS_MIN_REPLICAS > 0, replicas.ts), so the WAIT has a
+   * write of its own connection to wait for. No TTL: one small key.
+   */
+  replicaProbe: `${P}:replica-probe`,
 } as const;
 
 /** Consumer group of every stream of the delivery engine. */
