@@ -51,19 +51,27 @@ export interface SentinelTopologyOptions {
   name?: string;
   /** sentinel down-after-milliseconds (default 1000: a failover takes a few seconds). */
   downAfterMs?: number;
+  /** requirepass of the primary and replica (REDIS_PASSWORD). */
+  password?: string;
+  /** requirepass of the Sentinels (REDIS_SENTINEL_PASSWORD). */
+  sentinelPassword?: string;
 }
 
 const READY_TIMEOUT_MS = 20_000;
 
+/** AUTH first when there is a password; its "+OK" is dropped from the reply. */
+const authed = (password: string | undefined, command: string) => (password ? `AUTH ${password}\r\n${command}` : command);
+const afterAuth = (password: string | undefined, reply: string) => (password && reply.startsWith("+OK\r\n") ? reply.slice(5) : reply);
+
 /** INFO replication of the Redis on `port` ("" when it does not answer in time). */
-async function replicationInfo(port: number): Promise<string> {
+async function replicationInfo(port: number, password?: string): Promise<string> {
   // A bulk reply: "$<length>\r\n<text>\r\n"; complete once the text has its length.
   const complete = (r: string) => {
-    const m = /^\$(\d+)\r\n/.exec(r);
-    return m !== null && Buffer.byteLength(r) >= m[0].length + Number(m[1]) + 2;
+    const m = /^\$(\d+)\r\n/.exec(afterAuth(password, r));
+    return m !== null && Buffer.byteLength(afterAuth(password, r)) >= m[0].length + Number(m[1]) + 2;
   };
-  const reply = await tcpExchange(port, "INFO replication\r\n", complete, 1000);
-  return complete(reply) ? reply : "";
+  const reply = await tcpExchange(port, authed(password, "INFO replication\r\n"), complete, 1000);
+  return complete(reply) ? afterAuth(password, reply) : "";
 }
 
 type Sentinel = { port: number; proc: SpawnedProcess; logFile: string };
@@ -76,9 +84,10 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
   const started: { stop(): Promise<void> }[] = [];
   let stopped = false;
 
-  const pong = (port: number) => tcpExchange(port, "PING\r\n", (r) => r.includes("\r\n"), 1000).then((r) => r.startsWith("+PONG"));
-  const awaitPong = async (port: number, proc: SpawnedProcess, logFile: string, what: string) =>
-    waitUntil(() => pong(port), {
+  const pong = (port: number, password?: string) =>
+    tcpExchange(port, authed(password, "PING\r\n"), (r) => afterAuth(password, r).includes("\r\n"), 1000).then((r) => afterAuth(password, r).startsWith("+PONG"));
+  const awaitPong = async (port: number, proc: SpawnedProcess, logFile: string, what: string, password?: string) =>
+    waitUntil(() => pong(port, password), {
       timeoutMs: READY_TIMEOUT_MS,
       what: () => `${what} on port ${port}; log:\n${tailFile(logFile)}`,
       abortIf: () => (proc.isRunning() ? undefined : `exited with ${proc.child.exitCode ?? proc.child.signalCode}`),
@@ -101,6 +110,7 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
         "appendonly yes",
         // A replica (re)joining gets its copy at once rather than after the default 5 s pause.
         "repl-diskless-sync-delay 0",
+        ...(opts.password ? [`requirepass ${opts.password}`, `masterauth ${opts.password}`] : []),
         ...(replicaOfPort === undefined ? [] : [`replicaof 127.0.0.1 ${replicaOfPort}`]),
         "",
       ].join("\n"),
@@ -109,7 +119,7 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
     const launch = async (of?: number) => {
       const p = spawnTracked(bin, [conf, ...(of === undefined ? [] : ["--replicaof", "127.0.0.1", String(of)])], { cwd: nodeDir, logFile });
       proc = p;
-      await awaitPong(port, p, logFile, "redis-server");
+      await awaitPong(port, p, logFile, "redis-server", opts.password);
     };
     await launch();
     const signal = (sig: NodeJS.Signals) => {
@@ -154,12 +164,14 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
         `sentinel monitor ${name} 127.0.0.1 ${primaryPort} 2`,
         `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1000}`,
         `sentinel failover-timeout ${name} 5000`,
+        ...(opts.password ? [`sentinel auth-pass ${name} ${opts.password}`] : []),
+        ...(opts.sentinelPassword ? [`requirepass ${opts.sentinelPassword}`, `sentinel sentinel-pass ${opts.sentinelPassword}`] : []),
         "",
       ].join("\n"),
     );
     const proc = spawnTracked(bin, [conf, "--sentinel"], { cwd: sDir, logFile });
     started.push({ stop: () => proc.stop(3000) });
-    await awaitPong(port, proc, logFile, "redis-server --sentinel");
+    await awaitPong(port, proc, logFile, "redis-server --sentinel", opts.sentinelPassword);
     return { port, proc, logFile };
   }
 
@@ -183,7 +195,7 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
     const ask = async (s: Sentinel, args: string[]): Promise<unknown> => {
       let c = clients[sentinels.indexOf(s)];
       if (!c) {
-        c = createClient({ RESP: 2, socket: { host: "127.0.0.1", port: s.port, reconnectStrategy: 100, connectTimeout: 1000 } });
+        c = createClient({ RESP: 2, ...(opts.sentinelPassword ? { password: opts.sentinelPassword } : {}), socket: { host: "127.0.0.1", port: s.port, reconnectStrategy: 100, connectTimeout: 1000 } });
         c.on("error", () => undefined);
         clients[sentinels.indexOf(s)] = c;
       }
@@ -215,7 +227,7 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
       if (!n) throw new Error(`the Sentinels name an unknown primary on port ${port}`);
       return n;
     };
-    const role = async (node: DataNode): Promise<string> => /role:(\w+)/.exec(await replicationInfo(node.port))?.[1] ?? "";
+    const role = async (node: DataNode): Promise<string> => /role:(\w+)/.exec(await replicationInfo(node.port, opts.password))?.[1] ?? "";
 
     // Ready once every Sentinel sees the two others and the replica, and the replica streams from the primary.
     await waitUntil(
@@ -224,7 +236,7 @@ export async function startSentinelTopology(opts: SentinelTopologyOptions = {}):
           const m = fields(await ask(s, ["SENTINEL", "MASTER", name]).catch(() => []));
           if (m["num-other-sentinels"] !== "2" || m["num-slaves"] !== "1" || m.flags !== "master") return false;
         }
-        return /slave0:.*state=online/.test(await replicationInfo(first.port));
+        return /slave0:.*state=online/.test(await replicationInfo(first.port, opts.password));
       },
       { timeoutMs: READY_TIMEOUT_MS, what: () => `the Sentinels to agree on the primary and its replica; logs:\n${sentinels.map((s) => tailFile(s.logFile, 5)).join("\n")}` },
     );

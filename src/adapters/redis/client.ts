@@ -254,6 +254,16 @@ async function openSentinel(target: SentinelTarget, on: RedisEvents, tuning: Red
     epoch++;
     if (e.node) on.primary?.(e.node);
   });
+  // Why it cannot connect to the primary (a wrong REDIS_PASSWORD, say) it tells only its tracer.
+  sentinel.setTracer(
+    new (class extends Array<string> {
+      override push(...lines: string[]): number {
+        // Called for every command too: keep the common case to one comparison.
+        for (const line of lines) if (line.startsWith("#connect: exception ")) onError(new Error(`no primary yet: ${line.slice(20)}`));
+        return 0;
+      }
+    })(),
+  );
   sentinel.on("reconnecting", () => epoch++);
   sentinel.on("ready", () => {
     epoch++;

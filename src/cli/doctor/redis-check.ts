@@ -48,13 +48,15 @@ export async function checkRedis(settings: RedisSettings & { REDIS_MIN_REPLICAS:
     "url" in target
       ? "start Redis, or set REDIS_URL to where it runs (redis://[user:password@]host:port[/db])"
       : "check REDIS_SENTINELS (the Sentinels' host:port), REDIS_SENTINEL_NAME (the name of their `sentinel monitor` line), the passwords (REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD), and that the primary they name is reachable from here";
-  let lastError = "";
-  const conn = await openRedis(target, { error: (err) => (lastError = err.message) }, { commandTimeoutMs: timeoutMs, reconnectMaxMs: 1000 }, timeoutMs);
+  // Each distinct error once, in order: the Sentinel client reports a cause, then its consequences.
+  const errors = new Set<string>();
+  const conn = await openRedis(target, { error: (err) => void errors.add(err.message) }, { commandTimeoutMs: timeoutMs, reconnectMaxMs: 1000 }, timeoutMs);
   const redis = conn.redis;
   const close = () => conn.close().catch(() => undefined);
   if (!redis.isReady) {
     await close();
-    return { close, check: fail("redis", `Redis does not answer at ${shown}${lastError ? ` (${lastError})` : ""}`, fixReach) };
+    const why = [...errors].slice(0, 3).join("; ");
+    return { close, check: fail("redis", `Redis does not answer at ${shown}${why ? ` (${why})` : ""}`, fixReach) };
   }
   const primary = conn.primary();
   const where = sentinel ? `Sentinel mode: ${shown} name the primary ${primary ? `${primary.host}:${primary.port}` : "(none ready)"}` : `reachable at ${shown}`;
