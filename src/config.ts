@@ -131,6 +131,8 @@ export const CONFIG_VARIABLES = {
       .optional(),
     doc: "The primary's name the Sentinels monitor (sentinel monitor <name> …); required with REDIS_SENTINELS",
   },
+  REDIS_PASSWORD: { schema: z.string().min(1).optional(), doc: "Sentinel mode: the password of the primary and replicas (requirepass); with REDIS_URL, put it in the URL instead" },
+  REDIS_SENTINEL_PASSWORD: { schema: z.string().min(1).optional(), doc: "Sentinel mode: the Sentinels' own password (their requirepass), when they have one" },
   REDIS_MIN_REPLICAS: {
     schema: int(0, 16).default(0),
     doc: "A write the gateway acknowledges must have reached this many Redis replicas (WAIT) first; otherwise it is treated as Redis being away (inbound SMS go to the journal, other senders are asked to retry). 0: no replica is waited for",
@@ -375,6 +377,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         ? "invalid configuration: REDIS_SENTINEL_NAME: is required with REDIS_SENTINELS (the name in the Sentinels' `sentinel monitor <name> …` line)"
         : "invalid configuration: REDIS_SENTINELS: is required with REDIS_SENTINEL_NAME (the Sentinels' host:port addresses, comma-separated)",
     );
+  }
+  const badPort = c.REDIS_SENTINELS?.find((hp) => !(Number(hp.slice(hp.lastIndexOf(":") + 1)) >= 1 && Number(hp.slice(hp.lastIndexOf(":") + 1)) <= 65535));
+  if (badPort) throw new ConfigError(`invalid configuration: REDIS_SENTINELS: '${badPort}' has no valid port (1 to 65535)`);
+  for (const name of ["REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"] as const) {
+    if (c[name] !== undefined && c.REDIS_SENTINELS === undefined) {
+      throw new ConfigError(`invalid configuration: ${name}: is used only with REDIS_SENTINELS (with REDIS_URL, put the password in the URL: redis://:password@host:port)`);
+    }
   }
   if (c.XMPP_RECONNECT_MAX_MS < c.XMPP_RECONNECT_MIN_MS) {
     throw new ConfigError("invalid configuration: XMPP_RECONNECT_MAX_MS: must not be smaller than XMPP_RECONNECT_MIN_MS");

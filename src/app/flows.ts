@@ -72,6 +72,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
     optOuts: stores.optOuts,
     maxSegments: config.MAX_SEGMENTS,
     onNet,
+    ...(stores.replicas ? { durability: stores.replicas } : {}),
   });
 
   const webhookIn = createWebhookIn({
@@ -85,6 +86,7 @@ export function createFlows(config: Config, d: { stores: Stores; kit: ProviderKi
       rateLimited: () => metrics.limitRefused("webhook_in_rate"),
       accepted: (fresh) => metrics.message("in", "webhook", fresh ? "accepted" : "duplicate"),
     },
+    ...(stores.replicas ? { durability: stores.replicas } : {}),
   });
 
   // What unlinking or unregistering deletes, on every path (admin API, XEP-0077, commands). Stored

@@ -18,7 +18,7 @@ import { joinCluster } from "./cluster.js";
 import { createFlows } from "./flows.js";
 import { createProviderKit } from "./provider.js";
 import { createReconciler } from "./reconcile.js";
-import { explainStoreDown, storeDown } from "./store-down.js";
+import { explainStoreDown, REPLICAS_HTTP_TEXT, storeDown } from "./store-down.js";
 import { openStores } from "./stores.js";
 import { VERSION } from "../version.js";
 
@@ -60,13 +60,14 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     delivery: delivery,
     optOuts: stores.optOuts,
     introductions: stores.introductions,
+    ...(stores.replicas ? { durability: stores.replicas } : {}),
     log: log.child({ sub: "inbound" }),
   });
   const journalLog = log.child({ sub: "journal" });
   const journal = createJournal({ dir: config.JOURNAL_DIR, parse: parseSpooledSms, onSkipped: (file, line, reason) => journalLog.warn({ file, line, reason }, "journal line skipped") });
   await journal.init();
   const spool = createSpool({ inbound, journal, isStoreDown: isRedisUnavailable, deadlineMs: config.REDIS_COMMAND_TIMEOUT_MS, replayIntervalMs: config.JOURNAL_REPLAY_INTERVAL_MS, log: journalLog });
-  redis.on("ready", () => void spool.replay());
+  stores.connection.onReady(() => void spool.replay());
   if (!redis.isReady) log.error({}, "Redis is unreachable at start-up: inbound SMS go to the journal until it answers");
 
   // The SMS provider and everything provider-specific: sending, webhooks, media credentials, users' own accounts.
@@ -131,7 +132,7 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
     limits: flows.limits,
     metrics,
     adminAuthFailures: stores.counter("admin-auth-failures", config.ADMIN_AUTH_FAILURES_PER_MINUTE, 60),
-    explainError: (err) => storeDown(err, "The gateway's database (Redis) is unavailable, so nothing was stored or sent. Try again in a minute."),
+    explainError: (err) => storeDown(err, "The gateway's database (Redis) is unavailable, so nothing was stored or sent. Try again in a minute.", REPLICAS_HTTP_TEXT),
     checkWebhookUrl: flows.checkWebhookUrl,
     webhookIn: flows.webhookIn,
     inbound: instrumentInbound(spool, metrics), // the webhooks accept through the spool: Redis, or the journal while Redis is away
@@ -147,6 +148,12 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       linkHolder: () => stores.leases.holderOf(LINK_LEASE),
       journal: () => spool.journalStatus(),
       redisOk: () => pingWithin(redis, 1000),
+      ...(stores.replicas ? { replicasOk: stores.replicas.ok } : {}),
+      redisDetails: () => {
+        const primary = stores.connection.primary();
+        const replicas = stores.replicas?.status();
+        return { mode: stores.connection.mode, ...(primary ? { primary: `${primary.host}:${primary.port}` } : {}), ...(replicas ? { replicas } : {}) };
+      },
     },
   });
 
@@ -199,7 +206,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await kit.close();
       clearInterval(mediaSweeper);
       await flows.close();
-      redis.destroy();
+      stores.replicas?.stop();
+      await stores.connection.close();
     },
   };
 }

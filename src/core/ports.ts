@@ -447,6 +447,24 @@ export interface Delivery {
   retryDeadLetter(id: string, refuse?: (dl: DeadLetter) => Promise<string | undefined>): Promise<{ outcome: "queued" | "not-found" } | { outcome: "refused"; reason: string }>;
 }
 
+/** Where a flow's writes began (Durability.mark); opaque to the core. */
+export interface DurableMark {
+  readonly at: number;
+}
+
+/**
+ * Replication of what the gateway acknowledges (REDIS_MIN_REPLICAS): a flow marks the start of the writes
+ * it is going to acknowledge, and confirms them right before it acknowledges (a 2xx, no stanza error).
+ * Either call throws an error the store counts as "unavailable" (Delivery's isUnavailable, the spool's
+ * isStoreDown): the flow then answers as when the store is away. Absent: nothing is waited for.
+ */
+export interface Durability {
+  /** Throws, before anything is written, when the writes could not be confirmed now (the replicas are known to be behind). */
+  mark(): DurableMark;
+  /** Resolves once everything written since `mark` has reached the replicas; throws when it has not in time. */
+  confirm(mark: DurableMark): Promise<void>;
+}
+
 /** A handler of the delivery engine throws this to give up on an item now: it becomes a dead letter with this reason. */
 export class GiveUp extends Error {
   override name = "GiveUp";

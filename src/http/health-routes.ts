@@ -10,8 +10,20 @@
 // locked-out token still gets the short body with the real status code: probes never see a 401 or 429.
 import type { FastifyInstance, FastifyRequest } from "fastify";
 
+/** How the gateway reaches Redis, for the admin details. */
+export interface RedisDetails {
+  mode: "single" | "sentinel";
+  /** host:port of the Redis that takes the writes (the primary the Sentinels named); absent while none answers. */
+  primary?: string;
+  /** REDIS_MIN_REPLICAS > 0: the replicas the primary has (INFO replication) and whether writes can be confirmed. */
+  replicas?: { required: number; connected?: number; inSync?: number; behindSince?: number; reason?: string };
+}
+
 export interface HealthSource {
   redisOk(): Promise<boolean>;
+  /** False while writes cannot be confirmed on REDIS_MIN_REPLICAS replicas (inbound SMS then go to the journal). */
+  replicasOk?(): boolean;
+  redisDetails?(): RedisDetails;
   /** The inbound journal; absent = no journal (readiness then depends on Redis alone). */
   journal?(): Promise<{ writable: boolean; pending: number; error?: string }>;
   xmpp(): { online: boolean; status: string; conflict: boolean; reconnects: number; lastError?: string };
@@ -41,9 +53,11 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource, access?
     const [redis, journal] = await Promise.all([health.redisOk(), health.journal?.()]);
     const admin = access && request.headers.authorization !== undefined ? await access.isAdmin(request, redis).catch(() => false) : false;
     const writable = journal?.writable === true;
-    // degraded: inbound SMS go to the journal until Redis is back; nothing is lost.
-    const status = redis ? "ready" : writable ? "degraded" : "unavailable";
-    const code = redis || writable ? 200 : 503;
+    // Writes the replicas cannot confirm are refused as if Redis were away.
+    const durable = redis && (health.replicasOk?.() ?? true);
+    // degraded: inbound SMS go to the journal until Redis (or its replicas) are back; nothing is lost.
+    const status = durable ? "ready" : writable ? "degraded" : "unavailable";
+    const code = durable || writable ? 200 : 503;
     if (!admin) return reply.code(code).send({ status });
     // The breaker lives in Redis: while Redis is away it cannot be read (and must not slow the probe).
     const breaker = redis ? await health.breaker?.().catch(() => undefined) : undefined;
@@ -52,7 +66,8 @@ export function healthRoutes(app: FastifyInstance, health: HealthSource, access?
     const holder = redis && cluster && !cluster.link.heldHere ? await health.linkHolder?.().catch(() => undefined) : undefined;
     const body = {
       status,
-      redis: redis ? "ok" : "unreachable",
+      redis: redis ? (durable ? "ok" : "replicas behind") : "unreachable",
+      ...(health.redisDetails ? { redisSetup: health.redisDetails() } : {}),
       ...(journal ? { journal: { writable, pending: journal.pending, ...(journal.error ? { error: journal.error } : {}) } } : {}),
       xmpp: {
         connected: xmpp.online,

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis/client.js";
 import { keys } from "../../src/adapters/redis/keys.js";
 import { inboundSmsParams, startFakeTwilio, statusCallbackParams, type FakeTwilio } from "../fakes/fake-twilio.js";
 import { startGateway, type TestGateway } from "../support/gateway.js";
@@ -36,7 +36,7 @@ const NS_DATA = "jabber:x:data";
 const MEDIA_LINK = /\/media\/[A-Za-z0-9_-]{43}\//;
 
 let redis: RedisServer;
-let db: Redis;
+let db: RedisClient;
 let server: XmppServer;
 let twilio: FakeTwilio;
 let gw: TestGateway;

@@ -5,7 +5,7 @@
 // the same through a real XMPP server.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis/client.js";
 import { keys } from "../../src/adapters/redis/keys.js";
 import { createRedisDelivery } from "../../src/adapters/redis/delivery.js";
 import type { DeliveryEngine } from "../../src/core/delivery/engine.js";
@@ -16,7 +16,7 @@ import { startRedis, type RedisServer } from "../support/redis.js";
 
 const RETRY_MS = 700;
 let server: RedisServer;
-let redis: Redis;
+let redis: RedisClient;
 let delivery: DeliveryEngine;
 
 const chat = (id: string, to: string): XmppDelivery => ({ kind: "chat", id, from: "+15552223333@sms.example.com", to, body: id, mediaUrls: [], acceptedAt: Date.now() });

@@ -3,7 +3,7 @@
 // not only when XAUTOCLAIM (PIPELINE_CLAIM_IDLE_MS, 60 s here) would hand it over.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis/client.js";
 import { GROUP, keys } from "../../src/adapters/redis/keys.js";
 import { createRedisDelivery } from "../../src/adapters/redis/delivery.js";
 import type { DeliveryEngine } from "../../src/core/delivery/engine.js";
@@ -13,8 +13,8 @@ import { startRedis, type RedisServer } from "../support/redis.js";
 import { waitUntil } from "../support/wait.js";
 
 let server: RedisServer;
-let redis: Redis;
-let admin: Redis;
+let redis: RedisClient;
+let admin: RedisClient;
 let delivery: DeliveryEngine;
 const delivered: string[] = [];
 

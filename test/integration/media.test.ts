@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { createDiskMediaStore } from "../../src/adapters/media/disk-store.js";
 import { createMediaFetcher } from "../../src/adapters/media/fetcher.js";
 import { createTwilioMediaAccess } from "../../src/adapters/twilio/media-access.js";
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis/client.js";
 import { createRedisMediaTokens } from "../../src/adapters/redis/media-tokens.js";
 import { createMediaPreparer } from "../../src/core/flows/media.js";
 import type { XmppDelivery } from "../../src/core/model/message.js";
@@ -220,7 +220,7 @@ describe("MMS → XMPP, re-hosted", () => {
 });
 
 describe("re-hosting is idempotent (real Redis, one token per message and index)", () => {
-  let client: Redis;
+  let client: RedisClient;
   before(async () => {
     client = await connectRedis(stack.redis.url, () => undefined, { commandTimeoutMs: 2000 });
   });

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 
-import { connectRedis, type Redis } from "../../src/adapters/redis/client.js";
+import { connectRedis, type RedisClient } from "../../src/adapters/redis/client.js";
 import { freePort } from "./ports.js";
 import { forgetDir, removeDirAtExit, requireBinary, spawnTracked, tcpExchange, type SpawnedProcess } from "./processes.js";
 import { waitUntil } from "./wait.js";
@@ -110,9 +110,9 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
  * A throw-away Redis and a client connected to it for the calling test file: started before its tests,
  * stopped after them. Returns the client (valid once the file's tests run).
  */
-export function redisClientForFile(): () => Redis {
+export function redisClientForFile(): () => RedisClient {
   let server: RedisServer | undefined;
-  let client: Redis | undefined;
+  let client: RedisClient | undefined;
   before(async () => {
     server = await startRedis();
     client = await connectRedis(server.url, () => undefined);

@@ -97,12 +97,17 @@ export const keys = {
    * renewed by its holder. `xmpp-link`: the component link; `outbound:<n>`: an outbound partition.
    */
   lease: (name: string) => `${P}:lease:${name}`,
-  /** STRING the last fencing token handed out for a lease (INCR). No TTL: tokens must only grow. */
+  /** STRING the last fencing token handed out for a lease (INCR, and at least the Redis time in ms). No TTL: tokens must only grow. */
   leaseToken: (name: string) => `${P}:lease-token:${name}`,
   /** ZSET live instances, scored by when each stops counting as live (ms, Redis clock). Expired members removed on each heartbeat. */
   instances: `${P}:instances`,
   /** STRING the process (a random nonce) running as an INSTANCE_ID. TTL: LEASE_TTL_MS, renewed by it. */
   instance: (id: string) => `${P}:instance:${id}`,
+  /**
+   * STRING counter written just before each WAIT (REDIS_MIN_REPLICAS > 0, replicas.ts), so the WAIT has a
+   * write of its own connection to wait for. No TTL: one small key.
+   */
+  replicaProbe: `${P}:replica-probe`,
 } as const;
 
 /** Consumer group of every stream of the delivery engine. */

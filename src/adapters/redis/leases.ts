@@ -6,9 +6,17 @@ import { keys } from "./keys.js";
 import { runScript } from "./scripts.js";
 
 // KEYS: lease, token counter. ARGV: holder, ttl. The new fencing token, or nil when it is held.
+// The token is also at least the server's time in ms: a counter lost in a Sentinel failover (replication
+// is asynchronous) does not start again from a token an earlier holder already had.
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return nil end
+local t = redis.call('TIME')
+local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token = redis.call('INCR', KEYS[2])
+if token < floor then
+  token = floor
+  redis.call('SET', KEYS[2], token)
+end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. token, 'PX', ARGV[2])
 return token
 `;

@@ -8,6 +8,7 @@ import { fail, ok, skip, type Check } from "./types.js";
 export interface Readyz {
   status: string;
   redis?: string;
+  redisSetup?: { mode: string; primary?: string; replicas?: { required: number; connected?: number; inSync?: number; reason?: string } };
   journal?: { writable: boolean; pending: number; error?: string };
   xmpp?: { connected: boolean; status: string; reconnects: number; note?: string; lastError?: string };
   provider?: string;
@@ -91,6 +92,9 @@ export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean):
   const r = g.readyz;
   const parts = r.xmpp ? [`status ${r.status}`, `redis ${r.redis ?? "?"}`, `provider ${r.provider ?? "?"}`] : [`status ${r.status}`, detailsWithheld(g)];
   if (r.cluster) parts.push(clusterSummary(r.cluster));
+  const setup = r.redisSetup;
+  if (setup) parts.push(`redis ${setup.mode === "sentinel" ? "via Sentinels, " : ""}primary ${setup.primary ?? "none ready"}`);
+  if (setup?.replicas) parts.push(`${setup.replicas.inSync ?? "?"} of ${setup.replicas.connected ?? "?"} replicas in sync (REDIS_MIN_REPLICAS=${setup.replicas.required})`);
   if (r.journal) parts.push(`journal ${r.journal.writable ? "writable" : "NOT writable"}, ${r.journal.pending} pending`);
   if (r.breaker?.tripped) parts.push(`breaker TRIPPED (${r.breaker.note ?? "sending stopped"})`);
   if (r.status === "unavailable") {
@@ -105,6 +109,13 @@ export function gatewayCheck(url: string, g: GatewayProbe, haveConfig: boolean):
       "gateway",
       `the gateway at ${url} runs but its breaker stopped all sending: ${parts.join(", ")}`,
       'wait for the hour to end, or reset it: curl -X DELETE -H "Authorization: Bearer $ADMIN_TOKEN" ' + url + "/api/v1/breaker (and check BREAKER_SEGMENTS_PER_HOUR)",
+    );
+  }
+  if (r.status === "degraded" && r.redis === "replicas behind") {
+    return fail(
+      "gateway",
+      `the gateway at ${url} cannot confirm writes on its Redis replicas, so it refuses to acknowledge them (inbound SMS wait in the journal): ${parts.join(", ")}${setup?.replicas?.reason ? ` (${setup.replicas.reason})` : ""}`,
+      "bring the replicas back in sync with the primary (or lower REDIS_MIN_REPLICAS); the journal is replayed once they are",
     );
   }
   if (r.status === "degraded") {

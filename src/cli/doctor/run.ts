@@ -56,12 +56,14 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
   const running = gw.state === "running";
 
   let redis: Redis | undefined;
+  let closeRedis: (() => Promise<void>) | undefined;
   let twilioDoctor: ReturnType<typeof createTwilioDoctor> | undefined;
   try {
     // Redis
     if (config) {
-      const r = await checkRedis(config.REDIS_URL, Math.min(timeoutMs, 3000));
+      const r = await checkRedis(config, Math.min(timeoutMs, 3000));
       redis = r.redis;
+      closeRedis = r.close;
       checks.push(r.check);
     } else checks.push(needsConfig("redis"));
 
@@ -128,7 +130,7 @@ export async function runDoctor(ctx: Context, opts: DoctorOptions): Promise<Chec
       }
     }
   } finally {
-    redis?.destroy();
+    await closeRedis?.();
     await twilioDoctor?.close();
   }
   return checks;

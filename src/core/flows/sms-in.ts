@@ -3,7 +3,7 @@ import { senderLocalpart, toE164 } from "../model/addresses.js";
 import { createContactEvents } from "./contact-events.js";
 import { GatewayError } from "../../errors.js";
 import { inboundMessageId, inboundSmsKey, isMessageStatus, legacyInboundSmsKey, type MessageRecord, type MessageStatus } from "../model/message.js";
-import type { IntroductionStore, LinkStore, MessageStore, OptOutStore, Delivery, ProviderStatusReport } from "../ports.js";
+import type { Durability, IntroductionStore, LinkStore, MessageStore, OptOutStore, Delivery, ProviderStatusReport } from "../ports.js";
 import { mapProviderError } from "../policy/provider-errors.js";
 
 export interface InboundSms {
@@ -37,15 +37,27 @@ export interface InboundDeps {
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
   /** The opt-out ledger (STOP/START keywords); absent in setups that keep none. */
   optOuts?: OptOutStore;
-  /** Remembers which contacts were introduced to which user; absent: no introductions. */
+  /** Rememb************ */
   introductions?: IntroductionStore;
+  /** REDIS_MIN_REPLICAS: an SMS counts as accepted (200 to the provider) only once its writes reached the replicas. */
+  durability?: Durability;
 }
 
 export function createInbound(deps: InboundDeps) {
   const contacts = createContactEvents(deps);
 
-  /** Stores the SMS durably for delivery. Resolves only once it is in Redis (or known as a repeat). */
+  /**
+   * Stores the SMS durably for delivery. Resolves only once it is in Redis (or known as a repeat), and
+   * with REDIS_MIN_REPLICAS on its replicas: otherwise it throws, and the spool keeps it in the journal.
+   */
   async function accept(sms: InboundSms): Promise<InboundOutcome> {
+    const mark = deps.durability?.mark();
+    const outcome = await store(sms);
+    if (mark) await deps.durability?.confirm(mark);
+    return outcome;
+  }
+
+  async function store(sms: InboundSms): Promise<InboundOutcome> {
     const id = inboundMessageId(sms.providerId);
     const to = toE164(sms.to) ?? sms.to;
     const jid = await deps.links.jidOf(to);

@@ -10,7 +10,7 @@ import type { AccessPolicy } from "../policy/access.js";
 import { WEBHOOK_NAME } from "../model/addresses.js";
 import type { UsageCounter } from "../policy/limits.js";
 import { messageInKey, newMessageId, type XmppDelivery } from "../model/message.js";
-import type { Delivery, WebhookStore } from "../ports.js";
+import type { Delivery, Durability, WebhookStore } from "../ports.js";
 import { isAllowed } from "./webhook-out.js";
 
 /** A message posted to the message-in API, as the route parsed it. */
@@ -49,6 +49,8 @@ export interface WebhookInDeps {
   /** Messages per minute per webhook token (WEBHOOK_IN_PER_MINUTE); absent or limit 0: no limit. */
   rate?: UsageCounter;
   events?: WebhookInEvents;
+  /** REDIS_MIN_REPLICAS: a message is answered 202 only once its writes reached the replicas. */
+  durability?: Durability;
   now?: () => number;
   newId?: () => string;
 }
@@ -103,7 +105,10 @@ export function createWebhookIn(deps: WebhookInDeps) {
     // Only a marker holding one of our ids counts: one written under this key by another source
     // before keys had namespaces (e.g. a forged MessageSid) is replaced, not honoured.
     const dedupe = msg.idempotencyKey ? { key: messageInKey(msg.name, msg.idempotencyKey), ownIdsOnly: true } : undefined;
+    const mark = deps.durability?.mark();
     const fresh = await deps.delivery.enqueueToXmpp(item, dedupe);
+    // A repeat is confirmed too: the first attempt may have been refused before its write was confirmed.
+    if (mark) await deps.durability?.confirm(mark);
     deps.events?.accepted?.(fresh);
     if (fresh || !dedupe) return { outcome: "queued", id: item.id };
     return { outcome: "repeat", id: (await deps.delivery.idForDedupeKey(dedupe.key)) ?? item.id };

@@ -11,7 +11,7 @@ import { optedOutRefusal } from "../policy/opt-out.js";
 import { countSegments, segmentsProblem } from "../model/segments.js";
 import { newMessageId, newOutgoingRecord, userStanzaKey, type OutboundJob, type XmppDelivery } from "../model/message.js";
 import { createSender, type SenderDeps, type SendPolicy } from "./sms-send.js";
-import type { DeliveryMeta, LinkStore, MessageStore, OptOutStore, Delivery, SmsProvider, WebhookSender, WebhookStore } from "../ports.js";
+import type { DeliveryMeta, Durability, LinkStore, MessageStore, OptOutStore, Delivery, SmsProvider, WebhookSender, WebhookStore } from "../ports.js";
 import { recordAndQueue } from "./queue-outgoing.js";
 import { createWebhookOut } from "./webhook-out.js";
 
@@ -80,6 +80,8 @@ export interface OutboundDeps {
   access?: AccessPolicy;
   /** Rate, quota, destination and breaker limits (core/policy/limits.ts); absent: no limits. */
   limits?: SendLimits;
+  /** REDIS_MIN_REPLICAS: a message is accepted (no stanza error) only once its writes reached the replicas. */
+  durability?: Durability;
 }
 
 export function createOutbound(deps: OutboundDeps) {
@@ -124,12 +126,20 @@ export function createOutbound(deps: OutboundDeps) {
     const accountP = destinationEarly && deps.accountOf ? quiet(deps.accountOf(msg.fromBare)) : undefined;
     const optedOutP = destinationEarly && fromNumberP && optOuts ? quiet(fromNumberP.then((n) => (n ? optOuts.isOptedOut(n, destinationEarly) : false))) : undefined;
 
+    // From here on the message is stored: what is stored is confirmed on the replicas before it counts
+    // as accepted (a repeat too: the first one may have been refused before its write was confirmed).
+    const mark = deps.durability?.mark();
+    const accepted = async (res: AcceptResult): Promise<AcceptResult> => {
+      if (mark) await deps.durability?.confirm(mark);
+      return res;
+    };
+
     // A resent stanza (same sender, same id) that was accepted before is answered by the first one.
     const repeatKey = msg.stanzaId ? userStanzaKey(msg.fromBare, msg.stanzaId) : undefined;
     const first = repeatKey && (await deps.delivery.idForDedupeKey(repeatKey));
     if (first) {
       deps.log.info({ msgId: first }, "repeat of a message already accepted: not sent again");
-      return { outcome: "repeat", id: first };
+      return accepted({ outcome: "repeat", id: first });
     }
     await deps.limits?.admitMessage(msg.fromBare);
 
@@ -145,7 +155,7 @@ export function createOutbound(deps: OutboundDeps) {
         receiptRequested: msg.receiptRequested,
         ...(repeatKey ? { repeatKey } : {}),
       });
-      return { outcome: "queued", id };
+      return accepted({ outcome: "queued", id });
     }
     const destination = destinationOf(address);
     if (!destination) {
@@ -172,7 +182,7 @@ export function createOutbound(deps: OutboundDeps) {
       // The receipt comes once the text is queued durably toward its recipient (there is no carrier).
       if (msg.receiptRequested && msg.stanzaId) await deps.delivery.enqueueToXmpp({ kind: "receipt", id, from: msg.to, to: msg.from, receiptFor: msg.stanzaId });
       deps.log.info({ msgId: id }, "on-net text delivered over XMPP, no SMS");
-      return { outcome: "queued", id };
+      return accepted({ outcome: "queued", id });
     }
 
     deps.limits?.checkDestination(destination);
@@ -206,10 +216,10 @@ export function createOutbound(deps: OutboundDeps) {
     // The key is stored with the job in one step: a crash before it leaves nothing that blocks a resend.
     if (!(await recordAndQueue(deps, record, { id, from: fromNumber, to: destination, body: text, mediaUrls, ...(account ? { account } : {}) }, repeatKey))) {
       deps.log.info({ msgId: id }, "repeat of a message already queued (sent twice at once): not queued again");
-      return { outcome: "repeat", id };
+      return accepted({ outcome: "repeat", id });
     }
     deps.log.info({ msgId: id }, "outbound message queued");
-    return { outcome: "queued", id };
+    return accepted({ outcome: "queued", id });
   }
 
   /** Queues one error reply to the original stanza (never two for one message). */
