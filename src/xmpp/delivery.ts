@@ -34,7 +34,10 @@ export type XmppDeliveries = XmppOut & {
 export function createDeliveries(opts: DeliveryOptions): XmppDeliveries {
   const { xmpp } = opts.connection;
   const log = opts.log;
-  const lateAfterMs = opts.lateAfterMs ?? 10_000;
+  // Two seconds: a text replayed from one instance's journal after a Redis outage can come after texts
+  // another instance took in directly once Redis was back (docs/operators/deploying.md); with its
+  // arrival time a client can still place it where it belongs.
+  const lateAfterMs = opts.lateAfterMs ?? 2_000;
   const barrierTimeoutMs = opts.barrierTimeoutMs ?? 10_000;
   // What we wrote and no barrier has proven yet, and the bounces that answered those writes: a bounce
   // counts once, for the write it answered.

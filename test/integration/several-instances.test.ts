@@ -9,9 +9,10 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { partitionsOf } from "../../src/core/cluster/work-share.js";
 import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
-import { PROCESS_ADMIN_TOKEN, startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { startTraffic, type TrafficReport } from "../support/traffic.js";
+import { assertClean, clusterDetails as details, linkHolder, type Details } from "../support/instances.js";
+import { startTraffic } from "../support/traffic.js";
 import { waitUntil } from "../support/wait.js";
 import { connectClient, type TestClient } from "../support/xmpp-client.js";
 import { startXmppServer, type XmppServer } from "../support/xmpp-server.js";
@@ -70,29 +71,8 @@ after(async () => {
   await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
 });
 
-interface Details {
-  xmpp: { connected: boolean };
-  cluster: { instance: string; xmppLink: { heldHere: boolean; token?: number }; outboundPartitions: number[]; liveInstances: string[] };
-}
-
-async function details(g: GatewayProcess): Promise<Details | undefined> {
-  if (!g.running()) return undefined;
-  try {
-    const res = await fetch(`${g.url}/readyz`, { headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}` }, signal: AbortSignal.timeout(2000) });
-    return (await res.json()) as Details;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The instance holding the link and connected, if exactly one does. */
-async function holder(): Promise<GatewayProcess | undefined> {
-  const all = await Promise.all(gateways.map(details));
-  const holding = gateways.filter((_, i) => all[i]?.cluster.xmppLink.heldHere);
-  assert.ok(holding.length <= 1, `${holding.length} instances hold the XMPP link lease at once`);
-  const h = holding[0];
-  return h && all[gateways.indexOf(h)]?.xmpp.connected ? h : undefined;
-}
+const holder = () => linkHolder(gateways);
 
 function traffic() {
   return startTraffic({
@@ -105,18 +85,6 @@ function traffic() {
     contacts: CONTACTS,
     perSecond: 4,
   });
-}
-
-function assertClean(t: { diagnostic(m: string): void }, what: string, r: TrafficReport, opts: { sameIdRepeatsAllowed: boolean }): void {
-  t.diagnostic(`${what}: ${JSON.stringify(r)}`);
-  assert.ok(r.inbound.sent > 20 && r.outbound.sent > 20, "traffic flowed");
-  assert.equal(r.inbound.lost, 0, "inbound lost");
-  assert.equal(r.outbound.lost, 0, "outbound lost");
-  assert.equal(r.inbound.doubled, 0, "an inbound text delivered twice under different ids");
-  assert.equal(r.outbound.doubled, 0, "a text sent twice to a phone");
-  assert.equal(r.inbound.orderViolations, 0, "inbound order");
-  assert.equal(r.outbound.orderViolations, 0, "outbound order");
-  if (!opts.sameIdRepeatsAllowed) assert.equal(r.inbound.sameIdRepeats, 0, "a clean hand-over repeats nothing");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

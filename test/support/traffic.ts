@@ -23,6 +23,11 @@ export interface TrafficOptions {
   contacts: string[];
   /** Texts per second per conversation, each way. */
   perSecond: number;
+  /**
+   * MessageSids that went through an instance's journal (Redis could not take them): replayed later,
+   * such a text may come after later ones another instance took in directly. Counted apart.
+   */
+  journaled?: () => Set<string>;
   /** A text the fake never got this long after the client sent it is sent again (same stanza id). */
   resendAfterMs?: number;
 }
@@ -43,6 +48,8 @@ export interface TrafficReport {
   inbound: DirectionReport & {
     /** The same stanza (same id) written again after a takeover: a client shows it once. */
     sameIdRepeats: number;
+    /** Arrivals before an earlier text that came from an instance's journal (not in orderViolations). */
+    journalReorders: number;
     /** Longest time with no inbound text arriving at the client while traffic ran. */
     longestGapMs: number;
     /** Posts that an instance did not take (refused, reset, 5xx) and went to another one. */
@@ -53,6 +60,10 @@ export interface TrafficReport {
     resent: number;
     /** Longest time with no text arriving at the fake Twilio while traffic ran. */
     longestGapMs: number;
+    /** Texts the gateway answered with an error (not taken, or not promised): their order is not counted. */
+    answeredWithError: number;
+    /** A few of the order violations, for the diagnosis. */
+    orderExamples?: string[];
   };
 }
 
@@ -62,6 +73,7 @@ interface OutText {
   seq: number;
   sentAt: number;
   resent: boolean;
+  answeredWithError?: boolean;
 }
 
 export function startTraffic(o: TrafficOptions) {
@@ -78,6 +90,7 @@ export function startTraffic(o: TrafficOptions) {
   const out = new Map<string, OutText>();
   /** Inbound texts a webhook was answered 2xx for. */
   const accepted = new Set<string>();
+  const sidOf = new Map<string, string>();
   // Arrival times, stamped by polling the client's list (it keeps no times).
   const arrivals: { at: number; el: StanzaElement }[] = [];
   let seenCount = o.client.received.length;
@@ -114,6 +127,7 @@ export function startTraffic(o: TrafficOptions) {
     for (let seq = 1; running; seq++) {
       const body = `${inPrefix}${c} ${seq}`;
       const MessageSid = `SM${randomBytes(16).toString("hex")}`;
+      sidOf.set(body, MessageSid);
       await post({ ...inboundSmsParams({ from: o.contacts[c]!, to: o.userPhone, body, accountSid: o.signer.accountSid }), MessageSid });
       inboundAccepted++;
       accepted.add(body);
@@ -141,7 +155,11 @@ export function startTraffic(o: TrafficOptions) {
       if (el.name !== "message" || el.attrs.type !== "error" || handledErrors.has(el)) continue;
       handledErrors.add(el);
       const t = [...out.values()].find((x) => x.id === el.attrs.id);
-      if (t && !created.has(`${outPrefix}${t.contact} ${t.seq}`)) t.sentAt = 0; // resend at once
+      if (!t) continue;
+      // The gateway said it could not (or could not promise to) take it: its place in the order is no
+      // longer promised, whether it was sent anyway ("may still be sent") or is sent again now.
+      t.answeredWithError = true;
+      if (!created.has(`${outPrefix}${t.contact} ${t.seq}`)) t.sentAt = 0; // resend at once
     }
     for (const [body, t] of out) {
       if (created.has(body) || now - t.sentAt < resendAfter) continue;
@@ -161,6 +179,8 @@ export function startTraffic(o: TrafficOptions) {
     const lastSeq = new Map<string, number>();
     let orderViolations = 0;
     let sameIdRepeats = 0;
+    let journalReorders = 0;
+    const journaled = o.journaled?.() ?? new Set<string>();
     const seenIds = new Set<string>();
     for (const { el } of chats) {
       const body = bodyOf(el);
@@ -175,7 +195,10 @@ export function startTraffic(o: TrafficOptions) {
       byBody.set(body, ids);
       const [c, seq] = body.slice(inPrefix.length).split(" ");
       const prev = lastSeq.get(c!) ?? 0;
-      if (Number(seq) < prev) orderViolations++;
+      if (Number(seq) < prev) {
+        if (journaled.has(sidOf.get(body) ?? "")) journalReorders++;
+        else orderViolations++;
+      }
       lastSeq.set(c!, Math.max(prev, Number(seq)));
     }
     const end = stoppedAt ?? Date.now();
@@ -193,6 +216,7 @@ export function startTraffic(o: TrafficOptions) {
       lost: [...accepted].filter((b) => !byBody.has(b)).length,
       doubled: [...byBody.values()].filter((ids) => ids.size > 1).length,
       orderViolations,
+      journalReorders,
       sameIdRepeats,
       longestGapMs,
       retriedPosts,
@@ -204,14 +228,18 @@ export function startTraffic(o: TrafficOptions) {
     const count = new Map<string, number>();
     const lastSeq = new Map<string, number>();
     let orderViolations = 0;
+    const examples: string[] = [];
     for (const m of created) {
       count.set(m.body, (count.get(m.body) ?? 0) + 1);
       const [c, seq] = m.body.slice(outPrefix.length).split(" ");
       const t = out.get(m.body);
       // A text the client sent again came after later ones by the client's own doing: not counted.
-      if (t && !t.resent) {
+      if (t && !t.resent && !t.answeredWithError) {
         const prev = lastSeq.get(c!) ?? 0;
-        if (Number(seq) < prev) orderViolations++;
+        if (Number(seq) < prev) {
+          orderViolations++;
+          if (examples.length < 5) examples.push(`${m.body} after ${c} ${prev}`);
+        }
         lastSeq.set(c!, Math.max(prev, Number(seq)));
       }
     }
@@ -231,6 +259,8 @@ export function startTraffic(o: TrafficOptions) {
       doubled: [...count.values()].filter((n) => n > 1).length,
       orderViolations,
       resent: [...out.values()].filter((t) => t.resent).length,
+      answeredWithError: [...out.values()].filter((t) => t.answeredWithError).length,
+      ...(examples.length > 0 ? { orderExamples: examples } : {}),
       longestGapMs,
     };
   }

@@ -259,7 +259,25 @@ export function createOutbound(deps: OutboundDeps) {
     return job.channel === "webhook" ? webhookOut.process(job, meta) : sms.process(job, meta);
   }
 
-  return { accept, process, reportError };
+  // One conversation's messages are taken in one after the other, in the order they came. Taken in at
+  // once, their writes could reach Redis in another order: a command caught by a Sentinel failover is
+  // run again on the new primary, after commands sent later (docs/facts/redis.md).
+  const inConversation = new Map<string, Promise<unknown>>();
+  function acceptInOrder(msg: ChatFromUser): Promise<AcceptResult> {
+    const key = `${msg.fromBare} ${msg.to}`;
+    const run = (inConversation.get(key) ?? Promise.resolve()).then(() => accept(msg));
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    inConversation.set(key, settled);
+    void settled.then(() => {
+      if (inConversation.get(key) === settled) inConversation.delete(key);
+    });
+    return run;
+  }
+
+  return { accept: acceptInOrder, process, reportError };
 }
 
 export type Outbound = ReturnType<typeof createOutbound>;

@@ -1,0 +1,42 @@
+// Several gateway processes of one deployment, as the fault tests see them: each one's /readyz
+// details (its leases), which one holds the XMPP link, and the verdict on a traffic report.
+import assert from "node:assert/strict";
+import { PROCESS_ADMIN_TOKEN, type GatewayProcess } from "./gateway-process.js";
+import type { TrafficReport } from "./traffic.js";
+
+export interface Details {
+  xmpp: { connected: boolean };
+  cluster: { instance: string; xmppLink: { heldHere: boolean; token?: number }; outboundPartitions: number[]; liveInstances: string[] };
+}
+
+export async function clusterDetails(g: GatewayProcess): Promise<Details | undefined> {
+  if (!g.running()) return undefined;
+  try {
+    const res = await fetch(`${g.url}/readyz`, { headers: { authorization: `Bearer ${PROCESS_ADMIN_TOKEN}` }, signal: AbortSignal.timeout(2000) });
+    return (await res.json()) as Details;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The instance holding the link and connected, if exactly one does; fails if two hold the lease. */
+export async function linkHolder(gateways: GatewayProcess[]): Promise<GatewayProcess | undefined> {
+  const all = await Promise.all(gateways.map(clusterDetails));
+  const holding = gateways.filter((_, i) => all[i]?.cluster.xmppLink.heldHere);
+  assert.ok(holding.length <= 1, `${holding.length} instances hold the XMPP link lease at once`);
+  const h = holding[0];
+  return h && all[gateways.indexOf(h)]?.xmpp.connected ? h : undefined;
+}
+
+/** Nothing lost, doubled or reordered either way; `sameIdRepeatsAllowed`: after a crash of the link holder. */
+export function assertClean(t: { diagnostic(m: string): void }, what: string, r: TrafficReport, opts: { sameIdRepeatsAllowed: boolean }): void {
+  t.diagnostic(`${what}: ${JSON.stringify(r)}`);
+  assert.ok(r.inbound.sent > 20 && r.outbound.sent > 20, "traffic flowed");
+  assert.equal(r.inbound.lost, 0, "inbound lost");
+  assert.equal(r.outbound.lost, 0, "outbound lost");
+  assert.equal(r.inbound.doubled, 0, "an inbound text delivered twice under different ids");
+  assert.equal(r.outbound.doubled, 0, "a text sent twice to a phone");
+  assert.equal(r.inbound.orderViolations, 0, "inbound order");
+  assert.equal(r.outbound.orderViolations, 0, "outbound order");
+  if (!opts.sameIdRepeatsAllowed) assert.equal(r.inbound.sameIdRepeats, 0, "a clean hand-over repeats nothing");
+}
