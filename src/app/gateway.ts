@@ -201,6 +201,8 @@ export async function createGateway(config: Config, log: Logger, hooks: { onFata
       await spool.stop();
       // The leases are given back once their work is finished: a standby takes the link at once.
       await cluster.stop();
+      // Messages from XMPP users the server handed over before the link closed are taken in first.
+      await component.drain();
       await delivery.stop();
       await connection.stop();
       await kit.close();

@@ -38,7 +38,7 @@ export interface ComponentOptions {
   barrierTimeoutMs?: number;
 }
 
-export function createComponent(opts: ComponentOptions): XmppOut {
+export function createComponent(opts: ComponentOptions): XmppOut & { drain(): Promise<void> } {
   const { xmpp } = opts.connection;
   const log = opts.log;
   const send = (el: Element) => xmpp.send(el).catch((err: Error) => log.warn({ err: err.message, stanza: el.name }, "could not send stanza"));
@@ -99,5 +99,11 @@ export function createComponent(opts: ComponentOptions): XmppOut {
     installAdhoc(served, { commands: opts.commands.list });
   }
 
-  return { isOnline: deliveries.isOnline, deliver: deliveries.deliver, barrier: deliveries.barrier };
+  return {
+    isOnline: deliveries.isOnline,
+    deliver: deliveries.deliver,
+    barrier: deliveries.barrier,
+    /** Waits for the messages the server already handed over to be taken in (or refused): a stop must not drop them. */
+    drain: () => intake.idle(),
+  };
 }

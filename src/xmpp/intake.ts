@@ -13,6 +13,8 @@ export interface IntakeGate {
   track<T>(work: Promise<T>): Promise<T>;
   /** Handlers in progress, and whether reading is paused (metrics, tests). */
   state(): { inProgress: number; paused: boolean; pauses: number };
+  /** Resolves once no handler is in progress (a stop lets what the server already handed over finish). */
+  idle(): Promise<void>;
 }
 
 export function createIntakeGate(socketOf: () => PausableSocket | null | undefined, opts: { high: number; low: number }): IntakeGate {
@@ -20,8 +22,13 @@ export function createIntakeGate(socketOf: () => PausableSocket | null | undefin
   let paused: PausableSocket | undefined;
   let pauses = 0;
 
+  let idleWaiters: (() => void)[] = [];
   const settle = () => {
     inProgress--;
+    if (inProgress === 0) {
+      for (const w of idleWaiters) w();
+      idleWaiters = [];
+    }
     if (paused && inProgress <= opts.low) {
       // the socket may have been replaced meanwhile (reconnect): resuming the old one is harmless
       paused.resume();
@@ -44,5 +51,6 @@ export function createIntakeGate(socketOf: () => PausableSocket | null | undefin
       return work;
     },
     state: () => ({ inProgress, paused: paused !== undefined, pauses }),
+    idle: () => (inProgress === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve))),
   };
 }

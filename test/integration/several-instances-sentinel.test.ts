@@ -5,12 +5,10 @@
 // reordered (docs/developers/design.md "Several instances"; docs/operators/operations.md "Redis Sentinel
 // and replicas").
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
-import { assertClean, linkHolder } from "../support/instances.js";
+import type { GatewayProcess } from "../support/gateway-process.js";
+import { assertClean, linkHolder, startInstances, stopInstances } from "../support/instances.js";
 import { startSentinelTopology, type SentinelTopology } from "../support/redis-sentinel.js";
 import { startTraffic } from "../support/traffic.js";
 import { waitUntil } from "../support/wait.js";
@@ -53,20 +51,14 @@ before(async () => {
     USER_SEGMENTS_PER_DAY: "0",
     BREAKER_SEGMENTS_PER_HOUR: "0",
   };
-  for (let i = 0; i < 3; i++) gateways.push(await startGatewayProcess({ ...env, INSTANCE_ID: `sgw-${i}` }));
-  await Promise.all(gateways.map((g) => g.start()));
-  await waitUntil(async () => (await linkHolder(gateways)) !== undefined, { timeoutMs: 20_000, what: "one instance holding the XMPP link" });
+  gateways.push(...(await startInstances(env, ["sgw-0", "sgw-1", "sgw-2"])));
   assert.equal((await gateways[1]!.admin("PUT", "/api/v1/users/alice@localhost", { phone: ALICE_PHONE })).status, 201);
   alice = await connectClient({ server, username: "alice", password: "alice-pw" });
 });
 
 after(async () => {
   await alice?.stop();
-  await Promise.allSettled(gateways.map((g) => g.kill()));
-  if (process.env.KEEP_LOGS) {
-    mkdirSync(process.env.KEEP_LOGS, { recursive: true });
-    gateways.forEach((g, i) => writeFileSync(join(process.env.KEEP_LOGS!, `sgw-${i}.log`), g.log()));
-  }
+  await stopInstances(gateways);
   await Promise.allSettled([twilio?.stop(), server?.stop(), topo?.stop()]);
 });
 

@@ -4,14 +4,12 @@
 // what was sent, delivered, lost, doubled and reordered, and the longest gap; nothing may be lost or
 // sent twice to a phone, and no conversation may be reordered (docs/developers/design.md "Several instances").
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { partitionsOf } from "../../src/core/cluster/work-share.js";
 import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
-import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import type { GatewayProcess } from "../support/gateway-process.js";
 import { startRedis, type RedisServer } from "../support/redis.js";
-import { assertClean, clusterDetails as details, linkHolder, type Details } from "../support/instances.js";
+import { assertClean, clusterDetails as details, linkHolder, startInstances, stopInstances, type Details } from "../support/instances.js";
 import { startTraffic } from "../support/traffic.js";
 import { waitUntil } from "../support/wait.js";
 import { connectClient, type TestClient } from "../support/xmpp-client.js";
@@ -53,21 +51,14 @@ before(async () => {
     USER_SEGMENTS_PER_DAY: "0",
     BREAKER_SEGMENTS_PER_HOUR: "0",
   };
-  for (let i = 0; i < 3; i++) gateways.push(await startGatewayProcess({ ...env, INSTANCE_ID: `gw-${i}` }));
-  await Promise.all(gateways.map((g) => g.start()));
-  await waitUntil(async () => (await holder()) !== undefined, { timeoutMs: 15_000, what: "one instance holding the XMPP link" });
+  gateways.push(...(await startInstances(env, ["gw-0", "gw-1", "gw-2"])));
   assert.equal((await gateways[0]!.admin("PUT", "/api/v1/users/alice@localhost", { phone: ALICE_PHONE })).status, 201);
   alice = await connectClient({ server, username: "alice", password: "alice-pw" });
 });
 
 after(async () => {
   await alice?.stop();
-  await Promise.allSettled(gateways.map((g) => g.kill()));
-  // KEEP_LOGS=dir: the gateways' logs are kept there (their temp dirs go).
-  if (process.env.KEEP_LOGS) {
-    mkdirSync(process.env.KEEP_LOGS, { recursive: true });
-    gateways.forEach((g, i) => writeFileSync(join(process.env.KEEP_LOGS!, `gw-${i}.log`), g.log()));
-  }
+  await stopInstances(gateways);
   await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
 });
 

@@ -1,8 +1,11 @@
 // Several gateway processes of one deployment, as the fault tests see them: each one's /readyz
 // details (its leases), which one holds the XMPP link, and the verdict on a traffic report.
 import assert from "node:assert/strict";
-import { PROCESS_ADMIN_TOKEN, type GatewayProcess } from "./gateway-process.js";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { PROCESS_ADMIN_TOKEN, startGatewayProcess, type GatewayProcess } from "./gateway-process.js";
 import type { TrafficReport } from "./traffic.js";
+import { waitUntil } from "./wait.js";
 
 export interface Details {
   xmpp: { connected: boolean };
@@ -39,4 +42,25 @@ export function assertClean(t: { diagnostic(m: string): void }, what: string, r:
   assert.equal(r.inbound.orderViolations, 0, "inbound order");
   assert.equal(r.outbound.orderViolations, 0, "outbound order");
   if (!opts.sameIdRepeatsAllowed) assert.equal(r.inbound.sameIdRepeats, 0, "a clean hand-over repeats nothing");
+}
+
+/**
+ * Starts one gateway process per name (its INSTANCE_ID) with `env`, all at once, and waits until one
+ * holds the XMPP link and is connected.
+ */
+export async function startInstances(env: Record<string, string>, names: string[]): Promise<GatewayProcess[]> {
+  const gateways: GatewayProcess[] = [];
+  for (const name of names) gateways.push(await startGatewayProcess({ ...env, INSTANCE_ID: name }));
+  await Promise.all(gateways.map((g) => g.start()));
+  await waitUntil(async () => (await linkHolder(gateways)) !== undefined, { timeoutMs: 20_000, what: "one instance holding the XMPP link" });
+  return gateways;
+}
+
+/** SIGKILLs them all; with KEEP_LOGS=dir, their logs are kept there first (their temp dirs go). */
+export async function stopInstances(gateways: GatewayProcess[]): Promise<void> {
+  await Promise.allSettled(gateways.map((g) => g.kill()));
+  const dir = process.env.KEEP_LOGS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  gateways.forEach((g, i) => writeFileSync(join(dir, `instance-${i}.log`), g.log()));
 }

@@ -11,6 +11,7 @@
 // it (to-xmpp.ts). Until then it stays pending: a restart of the same consumer resumes it, and another
 // consumer claims what a dead one left.
 import { createHash } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { remembered } from "../util/remembered.js";
 import type { OutboundJob, XmppDelivery } from "../model/message.js";
 import type { DeadLetter, DedupeKey, Delivery } from "../ports.js";
@@ -105,7 +106,14 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
   /** The partitions worked here, by "queue partition": each loop can be stopped on its own. */
   const loops = new Map<string, { stop(): Promise<void>; done: Promise<void>; stopping: boolean }>();
   let handlers: Handlers | undefined;
-  let wakeup = new AbortController();
+  // Every partition's loop waits on it while the next hop is away (two per partition): more than
+  // EventTarget's default of 10 listeners is expected, not a leak.
+  const wakeSignal = () => {
+    const c = new AbortController();
+    setMaxListeners(0, c.signal);
+    return c;
+  };
+  let wakeup = wakeSignal();
   let deadLetterSweeper: NodeJS.Timeout | undefined;
   /** Outbound jobs in hand here, by "partition id": deadLetterWhere ends their waits at once. */
   const inHand = new Map<string, AbortController>();
@@ -248,7 +256,7 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     backlogFor,
     wake() {
       wakeup.abort();
-      wakeup = new AbortController();
+      wakeup = wakeSignal();
     },
     partitions: opts.partitions,
     consume(given, consumeOpts = {}) {
