@@ -173,3 +173,25 @@ test("a restarted process under its old name (the last one crashed): it waits fo
   assert.deepEqual(again.fatal, []);
   await again.member.stop();
 });
+
+test("a store that is away is said once (then every half minute), and its return once, not at every tick", async () => {
+  const store = createMemoryLeases();
+  const lines: string[] = [];
+  const log = { info: (_o: object, m: string) => void lines.push(`info ${m}`), warn: (_o: object, m: string) => void lines.push(`warn ${m}`), error: () => undefined };
+  const member = createClusterMember({
+    store,
+    instance: "a",
+    nonce: "n",
+    ttlMs: 400,
+    partitions: { count: 1, work: () => ({ acquired: () => undefined, lost: () => undefined, release: async () => undefined }) },
+    log,
+    onFatal: () => undefined,
+  });
+  store.down = true;
+  member.start();
+  await new Promise((r) => setTimeout(r, 1200)); // about a dozen ticks
+  store.down = false;
+  await waitUntil(() => lines.includes("info the lease store answers again"), { timeoutMs: 2000, what: "the return said" });
+  assert.equal(lines.filter((l) => l === "warn the lease store does not answer; retrying every tick").length, 1, lines.join("\n"));
+  await member.stop();
+});

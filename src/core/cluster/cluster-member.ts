@@ -176,12 +176,28 @@ export function createClusterMember(opts: ClusterMemberOptions) {
     for (const p of mine) if (!held.has(partitionLease(p))) await take(partitionLease(p), opts.partitions.work(p));
   }
 
+  // A tick fails every half second while Redis is away: said once, then every half minute, and once more
+  // when the store answers again.
+  let failingSince: number | undefined;
+  let lastSaid = 0;
+  function failed(err: unknown): void {
+    const t = now();
+    if (failingSince === undefined || t - lastSaid >= 30_000) {
+      opts.log.warn({ err: (err as Error).message, failingForMs: failingSince === undefined ? 0 : t - failingSince }, "the lease store does not answer; retrying every tick");
+      lastSaid = t;
+    }
+    failingSince ??= t;
+  }
+  function recovered(): void {
+    if (failingSince === undefined) return;
+    opts.log.info({ failedForMs: now() - failingSince }, "the lease store answers again");
+    failingSince = undefined;
+  }
+
   function schedule(): void {
     if (stopped) return;
     ticker = setTimeout(() => {
-      ticking = tick()
-        .catch((err: unknown) => opts.log.warn({ err: (err as Error).message }, "lease renewal failed; retrying"))
-        .finally(schedule);
+      ticking = tick().then(recovered, failed).finally(schedule);
     }, tickMs);
     ticker.unref();
   }
@@ -190,9 +206,7 @@ export function createClusterMember(opts: ClusterMemberOptions) {
     start(): void {
       stopped = false;
       stopping = false;
-      ticking = tick()
-        .catch((err: unknown) => opts.log.warn({ err: (err as Error).message }, "joining the other instances failed; retrying"))
-        .finally(schedule);
+      ticking = tick().then(recovered, failed).finally(schedule);
     },
     /** Stops every leased work cleanly and gives the leases back (the link's within about a second to a standby). */
     async stop(): Promise<void> {
