@@ -4,6 +4,9 @@
 // what was sent, delivered, lost, doubled and reordered, and the longest gap; nothing may be lost or
 // sent twice to a phone, and no conversation may be reordered (docs/developers/design.md "Several instances").
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, test } from "node:test";
 import { partitionsOf } from "../../src/core/cluster/work-share.js";
 import { startFakeTwilio, type FakeTwilio } from "../fakes/fake-twilio.js";
@@ -29,8 +32,20 @@ let server: XmppServer;
 let twilio: FakeTwilio;
 let alice: TestClient;
 const gateways: GatewayProcess[] = [];
+/** The webhook target's receiver: the bodies it was POSTed, in order (repeats included). */
+let hookServer: Server;
+const hookBodies: string[] = [];
 
 before(async () => {
+  hookServer = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (d: Buffer) => (raw += d.toString()));
+    req.on("end", () => {
+      hookBodies.push((JSON.parse(raw) as { body: string }).body);
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise<void>((r) => hookServer.listen(0, "127.0.0.1", r));
   [redis, server, twilio] = await Promise.all([
     startRedis(),
     startXmppServer({ componentDomain: DOMAIN, componentSecret: SECRET, users: [{ username: "alice", password: "alice-pw" }] }),
@@ -50,16 +65,21 @@ before(async () => {
     LEASE_TTL_MS: String(LEASE_TTL_MS),
     USER_SEGMENTS_PER_DAY: "0",
     BREAKER_SEGMENTS_PER_HOUR: "0",
+    SECRETS_KEY: randomBytes(32).toString("base64"),
+    WEBHOOK_ALLOW_PRIVATE: "true", // the receiver is on loopback
   };
   gateways.push(...(await startInstances(env, ["gw-0", "gw-1", "gw-2"])));
   assert.equal((await gateways[0]!.admin("PUT", "/api/v1/users/alice@localhost", { phone: ALICE_PHONE })).status, 201);
+  const hookUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/hook`;
+  assert.equal((await gateways[2]!.admin("PUT", "/api/v1/webhooks/deploybot", { url: hookUrl, allow: ["alice@localhost"] })).status, 201);
   alice = await connectClient({ server, username: "alice", password: "alice-pw" });
 });
 
 after(async () => {
   await alice?.stop();
   await stopInstances(gateways);
-  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop()]);
+  hookServer?.closeAllConnections();
+  await Promise.allSettled([twilio?.stop(), server?.stop(), redis?.stop(), new Promise((r) => hookServer?.close(r))]);
 });
 
 /** The instance holding the link and connected, if exactly one does. */
@@ -75,6 +95,7 @@ function traffic() {
     userPhone: ALICE_PHONE,
     contacts: CONTACTS,
     perSecond: 4,
+    webhook: { jid: `deploybot@${DOMAIN}`, received: () => hookBodies },
   });
 }
 

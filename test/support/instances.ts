@@ -42,6 +42,12 @@ export function assertClean(t: { diagnostic(m: string): void }, what: string, r:
   assert.equal(r.inbound.orderViolations, 0, "inbound order");
   assert.equal(r.outbound.orderViolations, 0, "outbound order");
   if (!opts.sameIdRepeatsAllowed) assert.equal(r.inbound.sameIdRepeats, 0, "a clean hand-over repeats nothing");
+  if (r.webhook) {
+    assert.ok(r.webhook.sent > 10, "webhook traffic flowed");
+    assert.equal(r.webhook.lost, 0, "webhook lost");
+    assert.equal(r.webhook.doubled, 0, "a message POSTed twice to the webhook");
+    assert.equal(r.webhook.orderViolations, 0, "webhook order");
+  }
 }
 
 /**

@@ -30,6 +30,11 @@ export interface TrafficOptions {
   journaled?: () => Set<string>;
   /** A text the fake never got this long after the client sent it is sent again (same stanza id). */
   resendAfterMs?: number;
+  /**
+   * Also texts to a webhook target (its JID) at the same rate, one conversation: `received()` lists the
+   * bodies its receiver got, in order, repeats included.
+   */
+  webhook?: { jid: string; received(): string[] };
 }
 
 export interface DirectionReport {
@@ -45,6 +50,8 @@ export interface DirectionReport {
 }
 
 export interface TrafficReport {
+  /** Toward the webhook target, when there is one. */
+  webhook?: DirectionReport;
   inbound: DirectionReport & {
     /** The same stanza (same id) written again after a takeover: a client shows it once. */
     sameIdRepeats: number;
@@ -173,6 +180,65 @@ export function startTraffic(o: TrafficOptions) {
     loops.push(inboundLoop(c), outboundLoop(c));
   }
 
+  // Toward the webhook target: the same careful client (an error reply, or nothing received after a
+  // while: sent again with the same id).
+  const hookPrefix = `hook ${run} `;
+  const hooks = new Map<string, { id: string; sentAt: number; resent: boolean; answeredWithError?: boolean }>();
+  async function webhookLoop(jid: string): Promise<void> {
+    for (let seq = 1; running; seq++) {
+      const body = `${hookPrefix}${seq}`;
+      const h = { id: `h-${run}-${seq}`, sentAt: Date.now(), resent: false };
+      hooks.set(body, h);
+      await o.client.send(chat(jid, body, { id: h.id }));
+      await sleep(interval);
+    }
+  }
+  const hookResender = o.webhook
+    ? setInterval(() => {
+        const got = new Set(o.webhook!.received());
+        const now = Date.now();
+        for (const el of o.client.received) {
+          if (el.name !== "message" || el.attrs.type !== "error" || handledErrors.has(el)) continue;
+          const h = [...hooks.values()].find((x) => x.id === el.attrs.id);
+          if (!h) continue;
+          handledErrors.add(el);
+          h.answeredWithError = true;
+          h.sentAt = 0;
+        }
+        for (const [body, h] of hooks) {
+          if (got.has(body) || now - h.sentAt < resendAfter) continue;
+          h.resent = true;
+          h.sentAt = now;
+          void o.client.send(chat(o.webhook!.jid, body, { id: h.id })).catch(() => undefined);
+        }
+      }, 250)
+    : undefined;
+  if (o.webhook) loops.push(webhookLoop(o.webhook.jid));
+
+  function webhookReport(): DirectionReport | undefined {
+    if (!o.webhook) return undefined;
+    const received = o.webhook.received().filter((b) => b.startsWith(hookPrefix));
+    const count = new Map<string, number>();
+    let last = 0;
+    let orderViolations = 0;
+    for (const body of received) {
+      const n = (count.get(body) ?? 0) + 1;
+      count.set(body, n);
+      const h = hooks.get(body);
+      if (n > 1 || !h || h.resent || h.answeredWithError) continue;
+      const seq = Number(body.slice(hookPrefix.length));
+      if (seq < last) orderViolations++;
+      last = Math.max(last, seq);
+    }
+    return {
+      sent: hooks.size,
+      delivered: count.size,
+      lost: [...hooks.keys()].filter((b) => !count.has(b)).length,
+      doubled: [...count.values()].filter((n) => n > 1).length,
+      orderViolations,
+    };
+  }
+
   function inboundReport(): TrafficReport["inbound"] {
     const chats = arrivals.filter(({ el }) => el.name === "message" && el.attrs.type === "chat" && bodyOf(el).startsWith(inPrefix));
     const byBody = new Map<string, Set<string>>();
@@ -276,8 +342,8 @@ export function startTraffic(o: TrafficOptions) {
     async settle(timeoutMs = 30_000): Promise<TrafficReport> {
       await waitUntil(
         () => {
-          const r = { i: inboundReport(), o: outboundReport() };
-          return r.i.lost === 0 && r.o.lost === 0;
+          const r = { i: inboundReport(), o: outboundReport(), w: webhookReport() };
+          return r.i.lost === 0 && r.o.lost === 0 && (r.w?.lost ?? 0) === 0;
         },
         { timeoutMs, what: "every accepted text delivered" },
       ).catch(() => undefined);
@@ -285,10 +351,15 @@ export function startTraffic(o: TrafficOptions) {
       await sleep(1500);
       clearInterval(stamp);
       clearInterval(resender);
+      clearInterval(hookResender);
       for (; seenCount < o.client.received.length; seenCount++) arrivals.push({ at: Date.now(), el: o.client.received[seenCount]! });
-      return { inbound: inboundReport(), outbound: outboundReport() };
+      const webhook = webhookReport();
+      return { inbound: inboundReport(), outbound: outboundReport(), ...(webhook ? { webhook } : {}) };
     },
-    report: (): TrafficReport => ({ inbound: inboundReport(), outbound: outboundReport() }),
+    report: (): TrafficReport => {
+      const webhook = webhookReport();
+      return { inbound: inboundReport(), outbound: outboundReport(), ...(webhook ? { webhook } : {}) };
+    },
   };
 }
 
