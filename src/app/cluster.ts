@@ -56,7 +56,6 @@ export function joinCluster(deps: ClusterDeps): ClusterMember {
       void connection.stop(0);
       void step("stop", async () => {
         await Promise.all(all.map((p) => delivery.stopWorking("to-xmpp", p)));
-        if (holding === undefined) await connection.stop(0);
       });
     },
     release: () => {

@@ -13,7 +13,7 @@ import type { HeldLease, LeaseStore } from "./lease-store.js";
 import { partitionsOf } from "./work-share.js";
 
 export const LINK_LEASE = "xmpp-link";
-export const partitionLease = (p: number): string => `outbound:${p}`;
+const partitionLease = (p: number): string => `outbound:${p}`;
 
 /** What a lease covers, started and stopped by the member. */
 export interface LeasedWork {
@@ -62,6 +62,8 @@ interface Holding extends HeldLease {
   validUntil: number;
   since: number;
   work: LeasedWork;
+  /** The outbound partition it covers; undefined for the link. */
+  partition?: number;
   releasing?: Promise<void>;
 }
 
@@ -106,14 +108,17 @@ export function createClusterMember(opts: ClusterMemberOptions) {
     deadline.unref();
   }
 
-  async function take(name: string, work: LeasedWork): Promise<void> {
+  /** Until when work under a lease renewed (or taken) by a request sent at `sentAt` may go on. */
+  const validAfter = (sentAt: number) => sentAt + opts.ttlMs - margin;
+
+  async function take(name: string, work: LeasedWork, partition?: number): Promise<void> {
     const sentAt = now();
     const token = await opts.store.acquire(name, opts.instance, opts.ttlMs);
     if (token === undefined || stopping) {
       if (token !== undefined) await opts.store.release({ name, token }, opts.instance);
       return;
     }
-    held.set(name, { name, token, validUntil: sentAt + opts.ttlMs - margin, since: now(), work });
+    held.set(name, { name, token, validUntil: validAfter(sentAt), since: now(), work, ...(partition === undefined ? {} : { partition }) });
     armDeadline();
     opts.log.info({ lease: name, fence: token }, "lease taken");
     work.acquired(token);
@@ -144,11 +149,12 @@ export function createClusterMember(opts: ClusterMemberOptions) {
       if (beat.taken) {
         // Our name's time ran out while we were away, and another process took it: nothing is ours.
         for (const name of [...held.keys()]) lose(name, `another process runs as INSTANCE_ID=${opts.instance}`);
+        const first = takenSince === undefined;
         takenSince ??= now();
         if (now() - takenSince > 3 * opts.ttlMs) {
           opts.onFatal(`another running gateway uses INSTANCE_ID=${opts.instance} (against the same Redis): give each instance its own INSTANCE_ID`);
           stopping = true;
-        } else if (takenSince === now()) {
+        } else if (first) {
           opts.log.warn({ instance: opts.instance }, "INSTANCE_ID is live in Redis under another process (a crash's leftover expires within LEASE_TTL_MS); waiting");
         }
         return;
@@ -161,7 +167,7 @@ export function createClusterMember(opts: ClusterMemberOptions) {
       const kept = await opts.store.renew(leases, opts.instance, opts.ttlMs);
       leases.forEach((h, i) => {
         if (held.get(h.name) !== h) return;
-        if (kept[i]) h.validUntil = sentAt + opts.ttlMs - margin;
+        if (kept[i]) h.validUntil = validAfter(sentAt);
         else lose(h.name, "taken by another instance (it expired)");
       });
       armDeadline();
@@ -170,10 +176,9 @@ export function createClusterMember(opts: ClusterMemberOptions) {
     if (opts.link && !held.has(LINK_LEASE)) await take(LINK_LEASE, opts.link);
     const mine = new Set(partitionsOf(opts.instance, opts.partitions.count, live));
     for (const h of held.values()) {
-      const p = partitionOfLease(h.name);
-      if (p !== undefined && !mine.has(p)) void giveBack(h); // another instance should work it now
+      if (h.partition !== undefined && !mine.has(h.partition)) void giveBack(h); // another instance should work it now
     }
-    for (const p of mine) if (!held.has(partitionLease(p))) await take(partitionLease(p), opts.partitions.work(p));
+    for (const p of mine) if (!held.has(partitionLease(p))) await take(partitionLease(p), opts.partitions.work(p), p);
   }
 
   // A tick fails every half second while Redis is away: said once, then every half minute, and once more
@@ -226,8 +231,8 @@ export function createClusterMember(opts: ClusterMemberOptions) {
         instance: opts.instance,
         live: [...live],
         link: link ? { heldHere: true, token: link.token, heldSince: link.since } : { heldHere: false },
-        partitions: [...held.keys()]
-          .map(partitionOfLease)
+        partitions: [...held.values()]
+          .map((h) => h.partition)
           .filter((p): p is number => p !== undefined)
           .sort((a, b) => a - b),
         nameTaken: takenSince !== undefined,
@@ -238,7 +243,3 @@ export function createClusterMember(opts: ClusterMemberOptions) {
 }
 
 export type ClusterMember = ReturnType<typeof createClusterMember>;
-
-function partitionOfLease(name: string): number | undefined {
-  return name.startsWith("outbound:") ? Number(name.slice("outbound:".length)) : undefined;
-}

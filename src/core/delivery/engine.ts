@@ -69,11 +69,6 @@ export interface QueueStats {
   deadLetters: number;
 }
 
-/** Which partitions `consume` starts: all of both queues (one instance), or none until told (several, core/cluster/). */
-export interface ConsumeOptions {
-  manual?: boolean;
-}
-
 export type DeliveryEngine = Delivery & {
   /** Ends the current backoff waits: the next hop is back. */
   wake(): void;
@@ -86,8 +81,6 @@ export type DeliveryEngine = Delivery & {
   startWorking(queue: QueueName, partition: number, opts?: { takeOver?: boolean }): Promise<void>;
   /** Stops working one partition: work in hand finishes (or returns to the queue) before this resolves. */
   stopWorking(queue: QueueName, partition: number): Promise<void>;
-  /** The partitions of `queue` worked here. */
-  working(queue: QueueName): number[];
   /** Deletes dead letters older than deadLetterRetentionS (it also runs periodically); returns how many. */
   trimDeadLetters(now?: number): Promise<number>;
   /** What waits in each queue (all partitions) and for how long, and how many dead letters are kept (metrics). */
@@ -277,12 +270,6 @@ export function createDeliveryEngine(queues: DeliveryQueues, log: DeliveryLog, o
     startWorking,
     async stopWorking(queue, partition) {
       await loops.get(`${queue} ${partition}`)?.stop();
-    },
-    working(queue) {
-      return [...loops.keys()]
-        .filter((k) => k.startsWith(`${queue} `))
-        .map((k) => Number(k.slice(queue.length + 1)))
-        .sort((a, b) => a - b);
     },
     async stop() {
       clearInterval(deadLetterSweeper);
